@@ -1,0 +1,1 @@
+"""Procedural phantoms with known ground truth, one module per kind."""
