@@ -1,0 +1,130 @@
+"""The `jaxsyn` command: one verb per task, `--help` on each.
+
+Errors the user can fix (`JaxsynError`) print as one line and exit 1; `--debug` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from jaxsyn.errors import ConfigError, JaxsynError
+
+PHANTOM_KINDS = ("ct",)
+
+
+def _window(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}; expected LOW,HIGH in HU, e.g. -1024,600"
+        ) from None
+    return lo, hi
+
+
+def _phantom(args) -> None:
+    from jaxsyn.data.phantoms import ct
+
+    table = ct.write_cohort(args.out, n=args.n, size=args.size, seed=args.seed)
+    print(f"wrote {len(table)} {args.kind} phantoms ({args.size}³) and table.csv to {args.out}")
+
+
+def _ingest(args) -> None:
+    from jaxsyn.data.store import VolumeStore, ingest
+
+    out = ingest(
+        args.images,
+        args.out,
+        table=args.table,
+        id_column=args.id_column,
+        size=args.size,
+        spacing=args.spacing,
+        window=args.window,
+        skip_bad=args.skip_bad,
+    )
+    store = VolumeStore(out)
+    skipped = store.manifest["skipped"]
+    print(
+        f"store {out}: {len(store)} volumes at {store.size}³"
+        + (f", {len(skipped)} skipped" if skipped else "")
+    )
+    for s in skipped:
+        print(f"  skipped {s['source']}: {s['error']}")
+
+
+def _preview(args) -> None:
+    from jaxsyn.data.preview import orthogonal_slices, save_grid
+    from jaxsyn.data.store import VolumeStore
+    from jaxsyn.data.volumes import load_volume
+
+    path = Path(args.data)
+    if (path / "manifest.json").is_file():
+        store = VolumeStore(path)
+        n = min(args.n, len(store))
+        rows = [orthogonal_slices(store.read(i), store.window) for i in range(n)]
+        labels = store.ids[:n]
+    else:
+        rows, labels = [orthogonal_slices(load_volume(path).hu)], [path.name]
+    save_grid(args.out, rows, labels, scale=max(1, 256 // rows[0].shape[0]))
+    print(f"wrote {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jaxsyn", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("phantom", help="write a procedural phantom cohort with known truth")
+    p.add_argument("kind", choices=PHANTOM_KINDS)
+    p.add_argument("--n", type=int, required=True, help="number of patients")
+    p.add_argument("--size", type=int, default=128, help="cube side in voxels (16-256)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_phantom)
+
+    p = verbs.add_parser("ingest", help="turn a folder of volumes (+ table) into a volume store")
+    p.add_argument(
+        "--images", type=Path, required=True, help="folder of .nii/.nii.gz or DICOM folders"
+    )
+    p.add_argument("--out", type=Path, required=True, help="store folder to create")
+    p.add_argument("--table", type=Path, help="clinical table (.csv/.parquet), one row per patient")
+    p.add_argument("--id-column", help="the table's patient id column (default: detected)")
+    p.add_argument("--size", type=int, default=256, help="cube side S (power of two)")
+    p.add_argument(
+        "--spacing", type=float, help="fix the voxel size in mm (default: fit the whole volume)"
+    )
+    p.add_argument("--window", type=_window, default=(-1024.0, 600.0), help="HU window LOW,HIGH")
+    p.add_argument(
+        "--skip-bad", action="store_true", help="skip unreadable volumes, list them in the manifest"
+    )
+    p.set_defaults(run=_ingest)
+
+    p = verbs.add_parser("preview", help="PNG of central orthogonal slices of a volume or a store")
+    p.add_argument("--data", required=True, help="a store folder or one volume file")
+    p.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    p.add_argument("--n", type=int, default=4, help="how many store volumes to show")
+    p.set_defaults(run=_preview)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = build_parser().parse_args(argv)
+    try:
+        if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:
+            raise ConfigError(f"--n is {args.n}; expected >= 1")
+        args.run(args)
+    except JaxsynError as e:
+        if debug:
+            raise
+        print(f"jaxsyn {args.verb}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

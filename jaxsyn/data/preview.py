@@ -1,0 +1,51 @@
+"""Pictures people look at: orthogonal slices of volumes as PNG grids."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from jaxsyn.files import atomic_path
+
+
+def orthogonal_slices(hu: np.ndarray, window: tuple[float, float] = (-1024.0, 600.0)) -> np.ndarray:
+    """uint8 [S, 3S] of the central axial, coronal and sagittal slices of `hu` [D, H, W].
+
+    Shown in radiological convention: anterior up in axial, superior up in coronal and sagittal,
+    the patient's right on the viewer's left.
+    """
+    d, h, w = (n // 2 for n in hu.shape)
+    axial = hu[d, ::-1, ::-1]  # rows anterior->posterior, columns patient right->left
+    coronal = hu[::-1, h, ::-1]  # rows superior->inferior
+    sagittal = hu[::-1, :, w]  # rows superior->inferior, columns posterior->anterior
+    lo, hi = window
+    tiles = [_fit(np.asarray(t, np.float32), max(hu.shape)) for t in (axial, coronal, sagittal)]
+    grey = (np.clip((np.concatenate(tiles, axis=1) - lo) / (hi - lo), 0, 1) * 255).round()
+    return grey.astype(np.uint8)
+
+
+def _fit(tile: np.ndarray, size: int) -> np.ndarray:
+    out = np.full((size, size), tile.min(), np.float32)
+    out[: tile.shape[0], : tile.shape[1]] = tile
+    return out
+
+
+def save_grid(
+    path: str | os.PathLike, rows: list[np.ndarray], labels: list[str], scale: int = 1
+) -> Path:
+    """Stack uint8 images (equal widths) vertically, each with a label, into one PNG."""
+    band = 12
+    width = max(r.shape[1] for r in rows) * scale
+    canvas = Image.new("L", (width, sum(r.shape[0] * scale + band for r in rows)), 0)
+    draw, y = ImageDraw.Draw(canvas), 0
+    for image, label in zip(rows, labels, strict=True):
+        draw.text((2, y), label, fill=255)
+        tile = Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale))
+        canvas.paste(tile, (0, y + band))
+        y += image.shape[0] * scale + band
+    with atomic_path(path, suffix=".png") as tmp:
+        canvas.save(tmp, format="PNG")
+    return Path(path)
