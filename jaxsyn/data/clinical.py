@@ -39,7 +39,11 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 
 def detect_id_column(df: pd.DataFrame, path: Path) -> str:
     """The one column named like an id whose values are unique per row."""
-    candidates = [c for c in df.columns if ID_NAME.search(str(c)) and df[c].is_unique]
+    named = [c for c in df.columns if ID_NAME.search(str(c))]
+    unique = [c for c in named if df[c].is_unique]
+    # One unique id-like column wins; a lone id-like column with duplicates is still the id column,
+    # so validate_table can name its duplicates.
+    candidates = unique if len(unique) == 1 or len(named) != 1 else named
     if len(candidates) != 1:
         found = ", ".join(map(str, candidates)) or "none"
         raise DataError(
@@ -87,7 +91,7 @@ def _check_not_mixed(values: pd.Series, column: str, ids: pd.Series, path: Path)
     present = values.dropna()
     numeric = pd.to_numeric(present, errors="coerce")
     bad = numeric.isna()
-    if len(present) >= 5 and 0 < bad.sum() <= 0.1 * len(present):
+    if len(present) >= 5 and 0 < bad.sum() <= max(1, 0.1 * len(present)):
         row = bad[bad].index[0]
         raise DataError(
             f"{path}: column {column!r} holds {present[row]!r} for patient {ids[row]};"

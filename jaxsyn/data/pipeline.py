@@ -82,8 +82,9 @@ def make_dataset(
     win = config.window or store.window
     ds = grain.MapDataset.range(len(store)).seed(config.seed).shuffle()
     ds = ds.repeat(config.num_epochs)
-    ds = ds[shard_index::shard_count]
+    # Slab indices are drawn from the element's global position, so sharding does not change them.
     ds = ds.random_map(_ReadExample(store, conditions, depth, win))
+    ds = ds[shard_index::shard_count]  # lazy: each process reads only its own elements
     ds = ds.batch(config.batch_size, drop_remainder=True)
     read = grain.ReadOptions(
         num_threads=config.read_threads, prefetch_buffer_size=2 * config.batch_size

@@ -191,36 +191,36 @@ def _write_volumes(root, paths, size, spacing, skip_bad, progress):
         k: ts.open(level_spec(root, k, len(paths), size), create=True).result() for k in LEVELS
     }
     records, skipped, pending = [], [], []
-    for path in tqdm(paths, desc="ingest", unit="vol", disable=not progress):
-        try:
-            vol = load_volume(path)
-        except DataError as e:
-            if not skip_bad:
-                raise
-            skipped.append({"source": path.name, "error": str(e)})
-            continue
-        cube = fit_cube(vol, size, spacing)
-        hu = np.clip(np.rint(cube.hu), -32768, 32767).astype(np.int16)
-        k = len(records)
-        for f in pending:  # keep one volume's writes in flight while the next one loads
+    try:
+        for path in tqdm(paths, desc="ingest", unit="vol", disable=not progress):
+            try:
+                vol = load_volume(path)
+            except DataError as e:
+                if not skip_bad:
+                    raise
+                skipped.append({"source": path.name, "error": str(e)})
+                continue
+            cube = fit_cube(vol, size, spacing)
+            hu = np.clip(np.rint(cube.hu), -32768, 32767).astype(np.int16)
+            k = len(records)
+            for f in pending:  # keep one volume's writes in flight while the next one loads
+                f.result()
+            pending = [arrays[lv][k].write(hu[:: 2**lv, :: 2**lv, :: 2**lv]) for lv in LEVELS]
+            stem = volume_stem(path)
+            records.append(
+                {
+                    "id": stem,
+                    "patient_id": stem.split("__")[0],
+                    "source": path.name,
+                    "source_shape": list(vol.shape),
+                    "source_spacing": list(vol.spacing),
+                    "spacing": list(cube.spacing),
+                    "affine": cube.affine.tolist(),
+                }
+            )
+    finally:  # never leave a write running into a folder that is about to be removed
+        for f in pending:
             f.result()
-        pending = [
-            arrays[level][k].write(hu[:: 2**level, :: 2**level, :: 2**level]) for level in LEVELS
-        ]
-        stem = volume_stem(path)
-        records.append(
-            {
-                "id": stem,
-                "patient_id": stem.split("__")[0],
-                "source": path.name,
-                "source_shape": list(vol.shape),
-                "source_spacing": list(vol.spacing),
-                "spacing": list(cube.spacing),
-                "affine": cube.affine.tolist(),
-            }
-        )
-    for f in pending:
-        f.result()
     if not records:
         raise DataError(
             f"{paths[0].parent}: every volume was bad ({len(skipped)} skipped); expected at least one"

@@ -78,7 +78,7 @@ def load_nifti(path: str | os.PathLike) -> Volume:
         img = img.slicer[..., 0]
     elif len(shape) != 3:
         raise DataError(f"{path}: image has shape {shape}; expected a 3D volume")
-    zooms = np.asarray(img.header.get_zooms()[:3], dtype=np.float64)
+    zooms = _raw_pixdim(path, img)
     if not np.all(np.isfinite(zooms)) or np.any(zooms <= 0):
         raise DataError(
             f"{path}: field pixdim (voxel spacing) is {zooms.tolist()}; expected > 0 mm"
@@ -96,6 +96,13 @@ def load_nifti(path: str | os.PathLike) -> Volume:
     return Volume(
         hu=np.ascontiguousarray(data.transpose(2, 1, 0)), affine=img.affine, source=str(path)
     )
+
+
+def _raw_pixdim(path: Path, img) -> np.ndarray:
+    """pixdim[1:4] as written: nibabel's load silently turns 0 into 1 and negatives positive."""
+    with nib.openers.ImageOpener(path) as f:
+        header = type(img.header).from_fileobj(f, check=False)
+    return np.asarray(header["pixdim"][1:4], dtype=np.float64)
 
 
 def save_nifti(path: str | os.PathLike, volume: Volume, dtype=np.int16) -> Path:
