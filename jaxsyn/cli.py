@@ -72,6 +72,41 @@ def _preview(args) -> None:
     print(f"wrote {args.out}")
 
 
+def _stream(args) -> None:
+    import time
+
+    from jaxsyn.data.pipeline import PipelineConfig, make_dataset
+    from jaxsyn.data.preview import batch_example_image, save_grid
+    from jaxsyn.data.store import VolumeStore
+    from jaxsyn.data.volumes import unwindow
+
+    store = VolumeStore(args.data)
+    config = PipelineConfig(
+        batch_size=args.batch_size, seed=args.seed, conditions=tuple(args.conditions)
+    )
+    iterator = iter(make_dataset(store, config))
+    start = time.perf_counter()
+    batches = [next(iterator) for _ in range(args.batches)]
+    seconds = time.perf_counter() - start
+    n = args.batches * args.batch_size
+    print(
+        f"streamed {n} examples in {seconds:.2f} s ({n / seconds:.1f} examples/s), slab {batches[0]['slab'].shape[1:]}, low {batches[0]['low'].shape[1:]}"
+    )
+    if args.out:
+        b = batches[0]
+        rows, labels = [], []
+        for k in range(len(b["record"])):
+            low = unwindow(b["low"][k, ..., 0], *store.window)
+            slab = unwindow(b["slab"][k, ..., 0], *store.window)
+            rows.append(batch_example_image(low, slab, store.window))
+            cond = " ".join(
+                f"{c}={v:g}" for c, v in zip(args.conditions, b["conditions"][k], strict=True)
+            )
+            labels.append(f"{store.ids[b['record'][k]]} slab@{b['slab_index'][k]} {cond}")
+        save_grid(args.out, rows, labels)
+        print(f"wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxsyn", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -107,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="PNG file to write")
     p.add_argument("--n", type=int, default=4, help="how many store volumes to show")
     p.set_defaults(run=_preview)
+    p = verbs.add_parser("stream", help="stream training examples from a store through Grain")
+    p.add_argument("--data", type=Path, required=True, help="a store made by `jaxsyn ingest`")
+    p.add_argument("--batches", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--condition",
+        dest="conditions",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="table column to attach (repeatable)",
+    )
+    p.add_argument("--out", type=Path, help="PNG of the first batch: low-res volumes and slabs")
+    p.set_defaults(run=_stream)
     return parser
 
 

@@ -14,3 +14,5 @@ _cache = Path(os.environ.get("JAXSYN_TEST_CACHE", Path(__file__).parent.parent /
 jax.config.update("jax_compilation_cache_dir", str(_cache))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+from tests.helpers import cohort  # noqa: E402, F401  (fixture for every test folder)

@@ -27,6 +27,19 @@ def orthogonal_slices(hu: np.ndarray, window: tuple[float, float] = (-1024.0, 60
     return grey.astype(np.uint8)
 
 
+def batch_example_image(low: np.ndarray, slab: np.ndarray, window=(-1024.0, 600.0)) -> np.ndarray:
+    """uint8 [S, 4S]: a training example as the discriminators see it.
+
+    `low` [S/4]³ (upsampled ×4 by repetition, as nearest-neighbour) in orthogonal slices, then the
+    central axial slice of the full-resolution `slab` [S/8, S, S].
+    """
+    up = np.kron(low, np.ones((4, 4, 4), low.dtype))
+    axial = np.asarray(slab[slab.shape[0] // 2, ::-1, ::-1], np.float32)
+    lo, hi = window
+    grey = (np.clip((axial - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
+    return np.concatenate([orthogonal_slices(up, window), grey], axis=1)
+
+
 def _fit(tile: np.ndarray, size: int) -> np.ndarray:
     out = np.full((size, size), tile.min(), np.float32)
     out[: tile.shape[0], : tile.shape[1]] = tile

@@ -6,7 +6,7 @@ from jaxsyn.data.store import VolumeStore, ingest
 from jaxsyn.data.volumes import window
 from jaxsyn.errors import ConfigError
 
-from .conftest import coded_volume
+from tests.helpers import coded_volume
 
 
 @pytest.fixture

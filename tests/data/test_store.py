@@ -9,7 +9,7 @@ from jaxsyn.data.store import VolumeStore, ingest
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.files import sha256
 
-from .conftest import coded_volume
+from tests.helpers import coded_volume
 
 
 def test_ingest_stores_exact_hu_levels_table_and_manifest(cohort, tmp_path):

@@ -1,4 +1,6 @@
-"""Small NIfTI volumes and tables with known content, written for real through nibabel."""
+"""Small NIfTI volumes and tables with known content, written for real through nibabel.
+
+Import the fixture in a conftest (`from tests.helpers import cohort`) or a test module."""
 
 import numpy as np
 import pandas as pd
