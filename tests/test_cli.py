@@ -58,7 +58,7 @@ def test_errors_are_one_line_without_traceback(cohort, tmp_path, capsys):
     code = main(["ingest", "--images", str(images), "--size", "32", "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 1
-    lines = [line for line in err.splitlines() if "\r" not in line]  # drop the progress bar
+    lines = [line for line in err.split("\n") if line and "\r" not in line]  # no progress bar
     assert len(lines) == 1 and lines[0].startswith("jaxsyn ingest: error: ")
     assert "P2.nii.gz" in lines[0] and "Traceback" not in err
     assert not (tmp_path / "s").exists()
