@@ -20,8 +20,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed-base
 
+# The most complete real path so far: phantom cohort -> store -> Grain slabs -> pictures.
 demo: $(VENV)/.installed-base
-	$(BIN)/python -m jaxsyn.demo --out $(DEMO_OUT)
+	rm -rf $(DEMO_OUT)
+	$(BIN)/jaxsyn phantom ct --n 8 --size 64 --seed 0 --out $(DEMO_OUT)/cohort
+	$(BIN)/jaxsyn ingest --images $(DEMO_OUT)/cohort --table $(DEMO_OUT)/cohort/table.csv --size 64 --out $(DEMO_OUT)/store
+	$(BIN)/jaxsyn stream --data $(DEMO_OUT)/store --batches 4 --batch-size 4 --condition bmi_class --out $(DEMO_OUT)/batch.png
+	$(BIN)/jaxsyn preview --data $(DEMO_OUT)/store --n 4 --out $(DEMO_OUT)/preview.png
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
