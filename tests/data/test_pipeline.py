@@ -5,7 +5,6 @@ from jaxsyn.data.pipeline import PipelineConfig, make_dataset
 from jaxsyn.data.store import VolumeStore, ingest
 from jaxsyn.data.volumes import window
 from jaxsyn.errors import ConfigError
-
 from tests.helpers import coded_volume
 
 

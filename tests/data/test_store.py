@@ -8,7 +8,6 @@ import tensorstore as ts
 from jaxsyn.data.store import VolumeStore, ingest
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.files import sha256
-
 from tests.helpers import coded_volume
 
 
