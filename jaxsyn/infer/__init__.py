@@ -1,0 +1,1 @@
+"""Inference: full-resolution volume generation (chunked, streamed) and synthetic cohorts."""

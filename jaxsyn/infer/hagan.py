@@ -1,0 +1,171 @@
+"""Full-resolution HA-GAN generation in depth chunks, streamed to TensorStore.
+
+One pass of G^H over a 256³ volume holds a [256, 256, 256, 32] activation (2 GiB in float32).
+Here G^H runs over the hypercube `chunk` slices at a time (4·chunk output slices), each with a
+one-slice halo on both sides, so the peak is a few hundred MiB:
+
+  pass 1  GroupNorm statistics of G^H's first convolution over the whole volume: per chunk
+          (mean, var) of its own rows, combined exactly (equal-sized chunks: the law of total
+          variance), because GroupNorm normalises over the whole volume in the one-pass model;
+  pass 2  each chunk again, normalised with the global statistics, rows outside the volume zeroed
+          (the whole-volume convolution's zero padding), cropped to its own 4·chunk slices.
+
+The result equals one-pass generation within float32 rounding (tests/models/test_hagan.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorstore as ts
+
+from jaxsyn.errors import ConfigError
+from jaxsyn.models.hagan import Generator, HAGANConfig
+from jaxsyn.nn.layers import group_stats
+
+
+def _check_chunk(config: HAGANConfig, chunk: int) -> None:
+    n = config.size // 4
+    if chunk < 1 or n % chunk:
+        raise ConfigError(f"chunk is {chunk} hypercube slices; expected a divisor of {n} (S/4)")
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def hypercube(params, zc, config: HAGANConfig):
+    """G^A, with one zero slice of padding on each side of the depth axis: [B, S/4 + 2, S/4, S/4, C]."""
+    h = Generator(config).apply({"params": params}, zc, method=Generator.hypercube)
+    return jnp.pad(h, ((0, 0), (1, 1), (0, 0), (0, 0), (0, 0)))
+
+
+def _window(padded, start, chunk):
+    return jax.lax.dynamic_slice_in_dim(
+        padded, start, chunk + 2, axis=1
+    )  # rows start-1 .. start+chunk
+
+
+@functools.partial(jax.jit, static_argnames=("config", "chunk"))
+def chunk_stats(params, padded, start, config: HAGANConfig, chunk: int):
+    """(mean, var) [B, groups] of G^H's first conv over this chunk's own 2·chunk rows."""
+    a = Generator(config).apply(
+        {"params": params}, _window(padded, start, chunk), method=Generator.high_pre
+    )
+    return group_stats(a[:, 2 : 2 + 2 * chunk], config.groups)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "chunk"))
+def chunk_volume(params, padded, start, mean, var, config: HAGANConfig, chunk: int):
+    """Output slices [4·start, 4·(start + chunk)) of the full volume: [B, 4·chunk, S, S] in [-1, 1]."""
+    g = Generator(config)
+    a = g.apply({"params": params}, _window(padded, start, chunk), method=Generator.high_pre)
+    row = 2 * (start - 1) + jnp.arange(a.shape[1])  # conv rows in whole-volume coordinates
+    inside = (row >= 0) & (row < config.size // 2)
+    out = g.apply({"params": params}, a, mean, var, inside, method=Generator.high_post)
+    return out[:, 4 : 4 + 4 * chunk, ..., 0]
+
+
+def global_stats(params, padded, config: HAGANConfig, chunk: int):
+    stats = [
+        chunk_stats(params, padded, s, config, chunk) for s in range(0, config.size // 4, chunk)
+    ]
+    means = jnp.stack([m for m, _ in stats])
+    variances = jnp.stack([v for _, v in stats])
+    mean = means.mean(0)
+    return mean, variances.mean(0) + jnp.square(means - mean).mean(0)
+
+
+def generate_chunks(params, zc, config: HAGANConfig, chunk: int = 4):
+    """Yield (first slice, [B, 4·chunk, S, S] float32 numpy) for the volumes of `zc` [B, L+N+M].
+
+    The next chunk is dispatched before the current one is copied to the host, so the device
+    computes while the caller writes.
+    """
+    _check_chunk(config, chunk)
+    padded = hypercube(params, zc, config)
+    mean, var = global_stats(params, padded, config, chunk)
+    starts = range(0, config.size // 4, chunk)
+    pending = None
+    for s in starts:
+        out = chunk_volume(params, padded, s, mean, var, config, chunk)
+        if pending is not None:
+            yield pending[0], np.asarray(pending[1])
+        pending = (4 * s, out)
+    yield pending[0], np.asarray(pending[1])
+
+
+def generate_to_zarr(
+    params, zc, config: HAGANConfig, path: str | os.PathLike, *, chunk: int = 4, transform=None
+):
+    """Stream generated volumes into a zarr array [B, S, S, S] at `path`, chunk by chunk.
+
+    `transform` maps a [-1, 1] float chunk to what is stored (e.g. HU as int16); the array dtype
+    follows its output. Each chunk's write overlaps the computation of the next.
+    """
+    transform = transform or (lambda x: x.astype(np.float32))
+    store, writes = None, []
+    for first, block in generate_chunks(params, zc, config, chunk):
+        block = transform(block)
+        if store is None:
+            s = config.size
+            store = ts.open(
+                {
+                    "driver": "zarr",
+                    "kvstore": {"driver": "file", "path": str(Path(path))},
+                    "metadata": {
+                        "shape": [block.shape[0], s, s, s],
+                        "chunks": [1, block.shape[1], s, s],
+                        "dtype": block.dtype.str,
+                    },
+                },
+                create=True,
+                delete_existing=True,
+            ).result()
+        writes.append(store[:, first : first + block.shape[1]].write(block))
+    for w in writes:
+        w.result()
+    return store
+
+
+def one_pass(params, zc, config: HAGANConfig):
+    """The whole volume in one G^H pass: [B, S, S, S] (the reference's inference)."""
+    g = Generator(config)
+    h = g.apply({"params": params}, zc, method=Generator.hypercube)
+    return g.apply({"params": params}, h, method=Generator.high_res)[..., 0]
+
+
+def compiled_memory(params, zc, config: HAGANConfig, chunk: int = 4) -> dict[str, int]:
+    """Compiled peak memory (bytes: arguments + outputs + temporaries) of one-pass and chunked
+    generation, from XLA's `memory_analysis()`. The chunked figure is the larger of its pieces
+    (trunk, statistics, one chunk) plus the padded hypercube they share."""
+
+    def peak(fn, *args, **static):
+        m = (
+            jax.jit(fn, static_argnames=tuple(static))
+            .lower(*args, **static)
+            .compile()
+            .memory_analysis()
+        )
+        return int(
+            m.argument_size_in_bytes
+            + m.output_size_in_bytes
+            + m.temp_size_in_bytes
+            - m.alias_size_in_bytes
+        )
+
+    _check_chunk(config, chunk)
+    padded = jax.eval_shape(functools.partial(hypercube, config=config), params, zc)
+    b, g = zc.shape[0], config.groups
+    stat = jax.ShapeDtypeStruct((b, g), jnp.float32)
+    start = jnp.int32(0)
+    pieces = [
+        peak(hypercube.__wrapped__, params, zc, config=config),
+        peak(chunk_stats.__wrapped__, params, padded, start, config=config, chunk=chunk),
+        peak(
+            chunk_volume.__wrapped__, params, padded, start, stat, stat, config=config, chunk=chunk
+        ),
+    ]
+    return {"onepass": peak(one_pass, params, zc, config=config), "chunked": max(pieces)}

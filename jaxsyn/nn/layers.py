@@ -1,0 +1,117 @@
+"""3D building blocks: convolutions, nearest upsampling, GroupNorm with external statistics, SN.
+
+Arrays are channels-last, `[B, D, H, W, C]`. Parameters are float32; `dtype` is the compute
+dtype (bfloat16 on accelerators); normalisation statistics are always computed in float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Padding = str | Sequence[tuple[int, int]]
+
+
+def triple(k: int | Sequence[int]) -> tuple[int, int, int]:
+    return (k, k, k) if isinstance(k, int) else tuple(k)
+
+
+def pads(p: int | Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """PyTorch-style symmetric padding per spatial axis -> lax padding pairs."""
+    return tuple((q, q) for q in triple(p))
+
+
+def conv3d(features: int, kernel=3, stride=1, padding=1, dtype=jnp.float32, name=None) -> nn.Conv:
+    """`nn.Conv` with PyTorch's (kernel, stride, padding) conventions and a bias."""
+    return nn.Conv(
+        features,
+        triple(kernel),
+        strides=triple(stride),
+        padding=pads(padding),
+        dtype=dtype,
+        name=name,
+    )
+
+
+def upsample2(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour ×2 on D, H, W (PyTorch `F.interpolate(scale_factor=2)`)."""
+    for axis in (1, 2, 3):
+        x = jnp.repeat(x, 2, axis=axis)
+    return x
+
+
+class GroupNorm(nn.Module):
+    """GroupNorm whose statistics can come from outside (for chunked whole-volume inference).
+
+    `stats(x)` returns per-example, per-group (mean, var) over D, H, W and the group's channels;
+    `normalize(x, mean, var)` applies them with the learned scale and bias. `__call__` does both,
+    matching `torch.nn.GroupNorm` (biased variance, eps inside the square root).
+    """
+
+    features: int
+    groups: int = 8
+    epsilon: float = 1e-5  # torch.nn.GroupNorm default
+
+    def setup(self):
+        if self.features % self.groups:
+            raise ValueError(
+                f"GroupNorm: {self.features} channels do not split into {self.groups} groups"
+            )
+        self.scale = self.param("scale", nn.initializers.ones, (self.features,))
+        self.bias = self.param("bias", nn.initializers.zeros, (self.features,))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        mean, var = self.stats(x)
+        return self.normalize(x, mean, var)
+
+    def stats(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return group_stats(x, self.groups)
+
+    def normalize(self, x: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
+        g = self._grouped(x)
+        inv = jax.lax.rsqrt(var + self.epsilon)[:, None, None, None, :, None]
+        y = ((g - mean[:, None, None, None, :, None]) * inv).reshape(x.shape)
+        return (y * self.scale + self.bias).astype(x.dtype)
+
+    def _grouped(self, x: jax.Array) -> jax.Array:
+        return _grouped(x, self.groups)
+
+
+def _grouped(x: jax.Array, groups: int) -> jax.Array:
+    return x.astype(jnp.float32).reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+
+
+def group_stats(x: jax.Array, groups: int) -> tuple[jax.Array, jax.Array]:
+    """Per-example, per-group (mean, biased var) of `x` [B, D, H, W, C] in float32: [B, groups]."""
+    g = _grouped(x, groups)
+    mean = g.mean(axis=(1, 2, 3, 5))
+    var = jnp.square(g - mean[:, None, None, None, :, None]).mean(axis=(1, 2, 3, 5))
+    return mean, var
+
+
+class ConvGNReLU(nn.Module):
+    """conv3d -> GroupNorm -> ReLU, the block every HA-GAN generator and encoder is made of."""
+
+    features: int
+    kernel: int | Sequence[int] = 3
+    stride: int | Sequence[int] = 1
+    padding: int | Sequence[int] = 1
+    groups: int = 8
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = conv3d(self.features, self.kernel, self.stride, self.padding, self.dtype)(x)
+        return nn.relu(GroupNorm(self.features, self.groups)(x))
+
+
+def sn(layer: nn.Module, name: str | None = None) -> nn.SpectralNorm:
+    """Spectral normalisation, one power iteration per call; `u` lives in the 'spectral' collection.
+
+    The weight is flattened to [fan_in, out] (σ is the same as PyTorch's [out, fan_in] view);
+    biases are not normalised, as in BigGAN-style SN.
+    """
+    return nn.SpectralNorm(layer, n_steps=1, epsilon=1e-12, collection_name="spectral", name=name)
