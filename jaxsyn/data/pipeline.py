@@ -71,8 +71,8 @@ def make_dataset(
 ) -> grain.IterDataset:
     """Batched examples for one process (`shard_index` of `shard_count`, e.g. jax.process_index()).
 
-    Shards interleave the shuffled global order, so the union of all processes' batches at a step
-    is one global batch of the single-process run with `batch_size * shard_count`.
+    The processes' batches at a step, stacked in process order, are the single-process batch of
+    `batch_size * shard_count` row for row (what `jax.make_array_from_process_local_data` builds).
     """
     store = store if isinstance(store, VolumeStore) else VolumeStore(store)
     if not 0 <= shard_index < shard_count:
@@ -84,8 +84,10 @@ def make_dataset(
     ds = ds.repeat(config.num_epochs)
     # Slab indices are drawn from the element's global position, so sharding does not change them.
     ds = ds.random_map(_ReadExample(store, conditions, depth, win))
-    ds = ds[shard_index::shard_count]  # lazy: each process reads only its own elements
-    ds = ds.batch(config.batch_size, drop_remainder=True)
+    # Contiguous blocks: process i takes batches i, i + n, ..., so the processes' batches stacked
+    # in process order are exactly the single-process global batch, row for row. Lazy: each
+    # process reads only its own elements.
+    ds = ds.batch(config.batch_size, drop_remainder=True)[shard_index::shard_count]
     read = grain.ReadOptions(
         num_threads=config.read_threads, prefetch_buffer_size=2 * config.batch_size
     )

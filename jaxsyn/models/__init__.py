@@ -1,0 +1,1 @@
+"""Model families: each module holds a config, Flax Linen modules, `init` and `generate`."""

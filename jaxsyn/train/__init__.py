@@ -1,0 +1,1 @@
+"""Training: state pytrees, the generic loop, data parallelism and one step module per family."""

@@ -1,0 +1,158 @@
+"""Data parallelism: one mesh axis, a sharded step, and the multi-host start.
+
+The batch is split over the mesh axis `data`; parameters and optimiser states are replicated.
+A step runs under `jax.shard_map`: each device sees its share of the batch, and the model code
+names the axis where it needs the whole batch (`pmean` of gradients, losses and batch statistics).
+The same code runs on one CPU, 8 simulated devices, a GPU node or a pod: only the mesh changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsyn.errors import ConfigError
+
+DATA = "data"  # the mesh axis the batch is split over; models name it for cross-device means
+
+# Environment a multi-host launch sets on every host (JAX itself reads JAX_COORDINATOR_ADDRESS).
+COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"  # host:port of process 0, e.g. 10.0.0.1:1234
+NUM_PROCESSES_ENV = "JAX_NUM_PROCESSES"
+PROCESS_ID_ENV = "JAX_PROCESS_ID"
+AUTO_ENV = "JAXSYN_DISTRIBUTED"  # "auto": let JAX detect a TPU pod, Slurm or Open MPI job
+
+
+def initialize_distributed() -> bool:
+    """Join a multi-process run when the environment names one; True if this is one.
+
+    Must run before any JAX computation. With `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and
+    `JAX_PROCESS_ID` set, every process joins the coordinator; with `JAXSYN_DISTRIBUTED=auto`,
+    JAX reads the cluster's own variables. Otherwise this is a single-process run and nothing
+    happens, so the same command runs on one host or many.
+    """
+    if jax.distributed.is_initialized():
+        return True
+    if os.environ.get(AUTO_ENV) == "auto":
+        jax.distributed.initialize()
+        return True
+    address = os.environ.get(COORDINATOR_ENV)
+    if not address:
+        return False
+    jax.distributed.initialize(
+        coordinator_address=address,
+        num_processes=_env_int(NUM_PROCESSES_ENV, minimum=1),
+        process_id=_env_int(PROCESS_ID_ENV, minimum=0),
+    )
+    return True
+
+
+def _env_int(name: str, *, minimum: int) -> int:
+    value = os.environ.get(name)
+    try:
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < minimum:
+        raise ConfigError(
+            f"environment variable {name} is {value!r}; expected an integer >= {minimum} "
+            f"(it must be set with {COORDINATOR_ENV})"
+        )
+    return number
+
+
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
+    """A 1-D mesh with axis `data` over `devices` (default: every device of every process).
+
+    Explicit axis type: shardings are part of array types, so a mismatch is a trace-time error
+    rather than a silent reshard.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    return jax.make_mesh(
+        (len(devices),), (DATA,), axis_types=(jax.sharding.AxisType.Explicit,), devices=devices
+    )
+
+
+def replicated(mesh: jax.sharding.Mesh) -> jax.NamedSharding:
+    return jax.NamedSharding(mesh, jax.P())
+
+
+def batch_sharding(mesh: jax.sharding.Mesh) -> jax.NamedSharding:
+    """Leading (batch) dimension split over `data`, the rest whole."""
+    return jax.NamedSharding(mesh, jax.P(DATA))
+
+
+def shard_batch(local_batch: Any, mesh: jax.sharding.Mesh) -> Any:
+    """This process's rows (a pytree of numpy [B_local, ...]) -> global arrays [B_global, ...].
+
+    Process i's rows become rows [i * B_local, (i + 1) * B_local) of the global batch (its
+    devices' positions in the mesh), so the pipeline must hand process i that block.
+    """
+    sharding = batch_sharding(mesh)
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
+    )
+
+
+def data_parallel(
+    train_step: Callable[[Any, Any, jax.Array], tuple[Any, dict]],
+    mesh: jax.sharding.Mesh,
+    *,
+    key_of: Callable[[Any], jax.Array] = lambda state: state.key,
+) -> Callable[[Any, Any], tuple[Any, dict]]:
+    """`train_step(state, batch, key)` -> jitted `step(state, batch) -> (state, metrics)`.
+
+    Inside, `batch` is this device's share; `train_step` must average its gradients and metrics
+    over `DATA` (`mean_value_and_grad`); the replicated out_specs, checked by shard_map, refuse
+    anything that still differs between devices. The key is
+    the state's own (`key_of`), so a run's randomness survives checkpoints. The state is donated:
+    its buffers are reused for the new state.
+    """
+
+    def body(state, batch):
+        return train_step(state, batch, key_of(state))
+
+    sharded = jax.shard_map(
+        body, mesh=mesh, in_specs=(jax.P(), jax.P(DATA)), out_specs=(jax.P(), jax.P())
+    )
+    return jax.jit(sharded, donate_argnums=(0,))
+
+
+def mean_value_and_grad(loss_fn: Callable[..., jax.Array]) -> Callable[..., tuple]:
+    """`loss_fn(params, *args)` on this device's share -> (global mean loss, its gradient).
+
+    Inside `shard_map` only. The loss is `pmean`ed over `DATA` before differentiating: the
+    parameters enter replicated, and the transpose of that broadcast is a `psum`, so the gradient
+    JAX returns is already the all-reduced mean gradient, identical on every device. (Taking
+    `pmean` of per-device gradients instead would be wrong here: under shard_map's replication
+    checks those gradients are already summed, so the result would be `n_devices` times too big.)
+    """
+    return jax.value_and_grad(lambda params, *args: jax.lax.pmean(loss_fn(params, *args), DATA))
+
+
+def example_keys(key: jax.Array, n: int) -> jax.Array:
+    """Keys for this device's `n` examples, one per example, from its index in the global batch.
+
+    Inside `shard_map` only. Noise drawn from these keys does not depend on how the batch is split,
+    so 8 devices draw exactly the noise 1 device draws.
+    """
+    first = jax.lax.axis_index(DATA) * n
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(first + jnp.arange(n))
+
+
+def compiled_memory(fn: Callable, *args: Any) -> dict[str, int]:
+    """Bytes XLA plans for `fn(*args)`: arguments, outputs, temporaries, aliased (donated), peak."""
+    stats = jax.jit(fn).lower(*args).compile().memory_analysis()
+    fields = (
+        "argument_size_in_bytes",
+        "output_size_in_bytes",
+        "temp_size_in_bytes",
+        "alias_size_in_bytes",
+        "generated_code_size_in_bytes",
+        "peak_memory_in_bytes",
+    )
+    return {name: int(getattr(stats, name, 0) or 0) for name in fields}
