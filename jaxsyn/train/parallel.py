@@ -122,7 +122,9 @@ def data_parallel(
     return jax.jit(sharded, donate_argnums=(0,))
 
 
-def mean_value_and_grad(loss_fn: Callable[..., jax.Array]) -> Callable[..., tuple]:
+def mean_value_and_grad(
+    loss_fn: Callable[..., Any], *, has_aux: bool = False
+) -> Callable[..., tuple]:
     """`loss_fn(params, *args)` on this device's share -> (global mean loss, its gradient).
 
     Inside `shard_map` only. The loss is `pmean`ed over `DATA` before differentiating: the
@@ -130,8 +132,17 @@ def mean_value_and_grad(loss_fn: Callable[..., jax.Array]) -> Callable[..., tupl
     JAX returns is already the all-reduced mean gradient, identical on every device. (Taking
     `pmean` of per-device gradients instead would be wrong here: under shard_map's replication
     checks those gradients are already summed, so the result would be `n_devices` times too big.)
+    With `has_aux`, `loss_fn` returns (loss, aux) and aux comes back as it is: `pmean` what in
+    it depends on the device's share before it leaves the step.
     """
-    return jax.value_and_grad(lambda params, *args: jax.lax.pmean(loss_fn(params, *args), DATA))
+    if not has_aux:
+        return jax.value_and_grad(lambda params, *args: jax.lax.pmean(loss_fn(params, *args), DATA))
+
+    def mean_loss(params, *args):
+        loss, aux = loss_fn(params, *args)
+        return jax.lax.pmean(loss, DATA), aux
+
+    return jax.value_and_grad(mean_loss, has_aux=True)
 
 
 def example_keys(key: jax.Array, n: int) -> jax.Array:

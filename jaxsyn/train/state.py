@@ -23,10 +23,15 @@ class TrainState:
     opt_state: dict[str, Any]  # component -> optax state
     step: jax.Array  # int32 []: steps completed
     key: jax.Array  # the run's key; a step draws from fold_in(key, step)
+    # Non-trainable variables the step updates (e.g. spectral-norm vectors), by collection.
+    stats: dict[str, Any] = flax.struct.field(default_factory=dict)
 
 
 def create(
-    params: Mapping[str, Any], optimizers: Mapping[str, optax.GradientTransformation], key
+    params: Mapping[str, Any],
+    optimizers: Mapping[str, optax.GradientTransformation],
+    key,
+    stats: Mapping[str, Any] | None = None,
 ) -> TrainState:
     """The state before step 1. Every component in `params` needs an optimiser."""
     return TrainState(
@@ -34,6 +39,7 @@ def create(
         opt_state={name: optimizers[name].init(p) for name, p in params.items()},
         step=jnp.zeros((), jnp.int32),
         key=key,
+        stats=dict(stats or {}),
     )
 
 
