@@ -157,6 +157,37 @@ class Checkpointer:
             raise CheckpointError(f"{where}/state does not fit the model: " + "; ".join(problems))
 
 
+def restore_subtree(directory: str | os.PathLike, abstract: Any, *, step: int | None = None) -> Any:
+    """Only the arrays named in `abstract` from a run's checkpoint, on the default device.
+
+    `abstract` is nested like the saved state, e.g. `{"params": {"g": shapes}}`: a generator is
+    read without its discriminator, encoders or optimiser state. `step` defaults to the latest.
+    """
+    directory = Path(directory).absolute()
+    manager = ocp.CheckpointManager(
+        directory, item_handlers={"state": ocp.PyTreeCheckpointHandler()}
+    )
+    try:
+        step = manager.latest_step() if step is None else step
+        if step is None or step not in manager.all_steps():
+            raise CheckpointError(
+                f"{directory}: no checkpoint at step {step}; steps found: {sorted(manager.all_steps()) or 'none'}"
+            )
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        restore_args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=device), abstract)
+        args = ocp.args.PyTreeRestore(
+            item=abstract, restore_args=restore_args, partial_restore=True
+        )
+        try:
+            return manager.restore(step, args=ocp.args.Composite(state=args))["state"]
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(
+                f"{directory / str(step)}/state: cannot read the requested arrays: {e}"
+            ) from e
+    finally:
+        manager.close()
+
+
 def as_json(config: Any) -> dict:
     """A dataclass (nested allowed) or dict as plain JSON types: what the checkpoint stores."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):

@@ -107,6 +107,130 @@ def _stream(args) -> None:
         print(f"wrote {args.out}")
 
 
+def _override(config, assignment: str):
+    """Apply `FIELD=VALUE` to a (nested) frozen dataclass config; the model's fields first."""
+    import dataclasses
+
+    name, _, text = assignment.partition("=")
+    targets = [config.model, config] if hasattr(config, "model") else [config]
+    for target in targets:
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        if name in fields:
+            value = _coerce(getattr(target, name), text, name)
+            new = dataclasses.replace(target, **{name: value})
+            return dataclasses.replace(config, model=new) if target is not config else new
+    known = sorted({f.name for t in targets for f in dataclasses.fields(t)} - {"model"})
+    raise ConfigError(f"--config.{name}: no such field; expected one of {known}")
+
+
+def _coerce(current, text: str, name: str):
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        if isinstance(current, tuple):
+            kind = type(current[0]) if current else str
+            return tuple(kind(v) for v in text.split(",") if v)
+        if current is None:
+            return None if text.lower() in ("", "none") else text
+        return type(current)(text)
+    except ValueError:
+        raise ConfigError(f"--config.{name}={text}: expected a value like {current!r}") from None
+
+
+def _store_for(data: str, out: Path, size: int, seed: int):
+    """--data STORE | phantom:ct:N (written under OUT/data/ and ingested, once)."""
+    from jaxsyn.data.store import VolumeStore, ingest
+
+    if not data.startswith("phantom:"):
+        return VolumeStore(data)
+    from jaxsyn.data.phantoms import ct
+
+    parts = data.split(":")
+    if len(parts) != 3 or parts[1] not in PHANTOM_KINDS or not parts[2].isdigit():
+        raise ConfigError(
+            f"--data {data}; expected a store folder or phantom:KIND:N with KIND in {list(PHANTOM_KINDS)}"
+        )
+    n = int(parts[2])
+    cohort = out / "data" / f"phantom-{parts[1]}-{n}-{size}-seed{seed}"
+    if not (cohort / "table.csv").is_file():
+        ct.write_cohort(cohort, n=n, size=size, seed=seed)
+    return VolumeStore(
+        ingest(cohort, out / "data" / "store", table=cohort / "table.csv", size=size)
+    )
+
+
+def _train(args, overrides: list[str]) -> None:
+    if args.family == "toygan":
+        from jaxsyn.train import toygan
+
+        config = toygan.ToyTrainConfig.tiny() if args.tiny else toygan.ToyTrainConfig()
+        for o in overrides:
+            config = _override(config, o)
+        toygan.run(
+            args.out,
+            steps=args.steps,
+            seed=args.seed,
+            resume=args.resume,
+            config=config,
+            checkpoint_every=args.checkpoint_every,
+        )
+    else:
+        import dataclasses
+
+        from jaxsyn.train import hagan
+
+        config = (hagan.HAGANTrainConfig.tiny if args.tiny else hagan.HAGANTrainConfig)(
+            seed=args.seed
+        )
+        for o in overrides:
+            config = _override(config, o)
+        if args.condition_columns:
+            names = args.condition_columns.split(",")
+            model = dataclasses.replace(
+                config.model, num_classes=args.num_classes, num_continuous=len(names) - 1
+            )
+            config = dataclasses.replace(
+                config, model=model, class_column=names[0], continuous_columns=tuple(names[1:])
+            )
+        if args.data is None:
+            raise ConfigError("--data is required for hagan: a store folder or phantom:ct:N")
+        store = _store_for(args.data, args.out, config.model.size, args.seed)
+        hagan.run(
+            args.out,
+            store,
+            steps=args.steps,
+            config=config,
+            resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
+            preview_every=args.preview_every,
+        )
+    print(f"trained {args.family} to step {args.steps} in {args.out}")
+
+
+def _generate(args) -> None:
+    from jaxsyn.infer import hagan
+
+    conditions = {}
+    for c in args.condition:
+        name, _, value = c.partition("=")
+        try:
+            conditions[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"--condition {c}: expected NAME=NUMBER") from None
+    out = hagan.write_volumes(
+        args.run,
+        args.out,
+        n=args.n,
+        seed=args.seed,
+        conditions=conditions,
+        formats=tuple(args.format.split(",")),
+        chunk=args.chunk,
+    )
+    print(f"wrote {args.n} volumes and manifest.json to {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxsyn", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -118,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128, help="cube side in voxels (16-256)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=_phantom)
+    p.set_defaults(handler=_phantom)
 
     p = verbs.add_parser("ingest", help="turn a folder of volumes (+ table) into a volume store")
     p.add_argument(
@@ -135,13 +259,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-bad", action="store_true", help="skip unreadable volumes, list them in the manifest"
     )
-    p.set_defaults(run=_ingest)
+    p.set_defaults(handler=_ingest)
 
     p = verbs.add_parser("preview", help="PNG of central orthogonal slices of a volume or a store")
     p.add_argument("--data", required=True, help="a store folder or one volume file")
     p.add_argument("--out", type=Path, required=True, help="PNG file to write")
     p.add_argument("--n", type=int, default=4, help="how many store volumes to show")
-    p.set_defaults(run=_preview)
+    p.set_defaults(handler=_preview)
+    p = verbs.add_parser(
+        "train", help="train a model family; --config.FIELD=VALUE overrides its config"
+    )
+    p.add_argument("family", choices=("hagan", "toygan"))
+    p.add_argument("--data", help="hagan: a store folder or phantom:ct:N")
+    p.add_argument(
+        "--out", type=Path, required=True, help="run folder (checkpoints, metrics, previews)"
+    )
+    p.add_argument("--steps", type=int, required=True, help="train until this step")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in --out"
+    )
+    p.add_argument(
+        "--tiny", action="store_true", help="start from the family's tiny config (smoke runs)"
+    )
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument(
+        "--preview-every", type=int, default=500, help="hagan: PNG previews every N steps"
+    )
+    p.add_argument("--condition-columns", help="hagan: CLASS[,CONTINUOUS...] table columns")
+    p.add_argument("--num-classes", type=int, default=4, help="hagan: classes of the class column")
+    p.set_defaults(handler=_train)
+
+    p = verbs.add_parser("generate", help="generate volumes from a trained run")
+    p.add_argument("--run", type=Path, required=True, help="a run folder made by `jaxsyn train`")
+    p.add_argument("--n", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--condition", action="append", default=[], metavar="NAME=VALUE", help="repeatable"
+    )
+    p.add_argument("--format", default="nifti", help="nifti, zarr or nifti,zarr")
+    p.add_argument("--chunk", type=int, default=4, help="hypercube slices per G^H chunk (memory)")
+    p.set_defaults(handler=_generate)
+
     p = verbs.add_parser("stream", help="stream training examples from a store through Grain")
     p.add_argument("--data", type=Path, required=True, help="a store made by `jaxsyn ingest`")
     p.add_argument("--batches", type=int, default=8)
@@ -156,18 +316,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="table column to attach (repeatable)",
     )
     p.add_argument("--out", type=Path, help="PNG of the first batch: low-res volumes and slabs")
-    p.set_defaults(run=_stream)
+    p.set_defaults(handler=_stream)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    args = build_parser().parse_args(argv)
+    overrides = [a[len("--config.") :] for a in argv if a.startswith("--config.")]
+    args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
     try:
         if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:
             raise ConfigError(f"--n is {args.n}; expected >= 1")
-        args.run(args)
+        if overrides and args.verb != "train":
+            raise ConfigError(f"--config.* overrides are for `jaxsyn train`, not {args.verb}")
+        args.handler(args, overrides) if args.verb == "train" else args.handler(args)
     except JaxsynError as e:
         if debug:
             raise

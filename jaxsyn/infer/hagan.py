@@ -16,6 +16,7 @@ The result equals one-pass generation within float32 rounding (tests/models/test
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -23,9 +24,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tensorstore as ts
+from tqdm.auto import tqdm
 
+from jaxsyn.checkpoint import restore_subtree
+from jaxsyn.data.volumes import Volume, diagonal_affine, save_nifti, unwindow
 from jaxsyn.errors import ConfigError
-from jaxsyn.models.hagan import Generator, HAGANConfig
+from jaxsyn.files import MANIFEST, atomic_dir, tree_files, write_json
+from jaxsyn.models.hagan import Generator, HAGANConfig, conditions_vector, init
 from jaxsyn.nn.layers import group_stats
 
 
@@ -169,3 +174,116 @@ def compiled_memory(params, zc, config: HAGANConfig, chunk: int = 4) -> dict[str
         ),
     ]
     return {"onepass": peak(one_pass, params, zc, config=config), "chunked": max(pieces)}
+
+
+# --- a trained run -> NIfTI / zarr volumes in HU --------------------------------------------------
+
+
+def load_generator(run_dir: str | os.PathLike) -> tuple[HAGANConfig, dict, dict]:
+    """(model config, generator params, run info) from a run folder; reads only G's arrays."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train hagan`"
+        )
+    info = json.loads(path.read_text())
+    if info.get("family") != "hagan":
+        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected 'hagan'")
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in info["model"].items()}
+    config = HAGANConfig(**fields)
+    shapes = jax.eval_shape(functools.partial(init, config=config), jax.random.key(0))
+    params = restore_subtree(run_dir / "checkpoints", {"params": {"g": shapes["g"]["params"]}})
+    return config, params["params"]["g"], info
+
+
+def parse_conditions(config: HAGANConfig, info: dict, given: dict[str, float]) -> np.ndarray:
+    """[N + M] condition vector from NAME=VALUE pairs naming the run's condition columns."""
+    columns = ([info["class_column"]] if info.get("class_column") else []) + list(
+        info.get("continuous_columns", [])
+    )
+    unknown, missing = sorted(set(given) - set(columns)), [c for c in columns if c not in given]
+    if unknown or missing:
+        raise ConfigError(
+            f"--condition: this model's conditions are {columns or 'none'}; got unknown {unknown}, missing {missing}"
+        )
+    values = [given[c] for c in columns]
+    classes = None
+    if config.num_classes:
+        label = values.pop(0)
+        if label != int(label) or not 0 <= label < config.num_classes:
+            raise ConfigError(
+                f"--condition {columns[0]}={label:g}; expected an integer class 0..{config.num_classes - 1}"
+            )
+        classes = [int(label)]
+    continuous = [values] if config.num_continuous else None
+    return np.asarray(conditions_vector(config, classes, continuous))[0]
+
+
+def write_volumes(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    n: int,
+    seed: int = 0,
+    conditions: dict[str, float] | None = None,
+    formats: tuple[str, ...] = ("nifti",),
+    chunk: int = 4,
+    progress: bool = True,
+) -> Path:
+    """Generate `n` volumes in HU into `out`: `<id>.nii.gz` and/or `<id>.zarr`, and manifest.json.
+
+    Volume i's noise is drawn from fold_in(key(seed), i), so any subset can be regenerated.
+    """
+    if bad := sorted(set(formats) - {"nifti", "zarr"}):
+        raise ConfigError(
+            f"--format {','.join(formats)}: unknown {bad}; expected nifti and/or zarr"
+        )
+    config, params, info = load_generator(run_dir)
+    cond = parse_conditions(config, info, conditions or {})
+    lo, hi = info["window"]
+    spacing = info["spacing_mm"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    to_hu = lambda x: np.clip(np.rint(unwindow(x, lo, hi)), -32768, 32767).astype(np.int16)  # noqa: E731
+    affine = diagonal_affine((spacing,) * 3, (config.size,) * 3)
+    records = []
+    for i in tqdm(range(n), desc="generate", unit="vol", disable=not progress):
+        z = jax.random.normal(jax.random.fold_in(jax.random.key(seed), i), (1, config.latent_dim))
+        zc = jnp.concatenate([z, jnp.asarray(cond)[None]], axis=1)
+        vid = f"syn_{i:05d}"
+        if "zarr" in formats:
+            with atomic_dir(out / f"{vid}.zarr") as tmp:
+                generate_to_zarr(params, zc, config, tmp, chunk=chunk, transform=to_hu)
+            volume = (
+                ts.open(
+                    {
+                        "driver": "zarr",
+                        "kvstore": {"driver": "file", "path": str(out / f"{vid}.zarr")},
+                    }
+                )
+                .result()[0]
+                .read()
+                .result()
+            )
+        else:
+            volume = np.empty((config.size,) * 3, np.int16)
+            for first, block in generate_chunks(params, zc, config, chunk):
+                volume[first : first + block.shape[1]] = to_hu(block[0])
+        if "nifti" in formats:
+            save_nifti(out / f"{vid}.nii.gz", Volume(hu=volume, affine=affine, source=vid))
+        records.append({"id": vid, "noise_index": i})
+    manifest = {
+        "family": "hagan",
+        "run": str(Path(run_dir).absolute()),
+        "seed": seed,
+        "n": n,
+        "conditions": conditions or {},
+        "window": [lo, hi],
+        "spacing_mm": spacing,
+        "volumes": records,
+        "config": info,
+        "files": tree_files(out),
+    }
+    write_json(out / MANIFEST, manifest)
+    return out

@@ -326,6 +326,18 @@ def preview_hook(
     return loop.Hook(every=every, fn=fn)
 
 
+def run_info(config: HAGANTrainConfig, store: VolumeStore) -> dict:
+    """config.json of a run: the config plus what generation needs to write HU volumes."""
+    spacings = [r["spacing"][0] for r in store.manifest["volumes"]]
+    return {
+        **as_json(config),
+        "family": "hagan",
+        "data": str(store.path),
+        "window": list(store.window),
+        "spacing_mm": float(np.median(spacings)),  # ingest makes each volume's voxels isotropic
+    }
+
+
 def run(
     out_dir: str | os.PathLike,
     store: str | os.PathLike | VolumeStore,
@@ -370,7 +382,7 @@ def run(
         if jax.process_index() == 0:
             files.write_json(
                 out_dir / "config.json",
-                {**as_json(config), "data": str(store.path), "window": list(store.window)},
+                run_info(config, store),
             )
         return loop.train(
             make_step(config, mesh),
