@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
-from jaxsyn.nn.layers import ConvGNReLU, GroupNorm, conv3d, sn, upsample2
+from jaxsyn.nn.layers import ConvGNReLU, GroupNorm, UpConv3d, conv3d, sn
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -54,6 +54,9 @@ class HAGANConfig:
     eh_channels: tuple[int, ...] = (32, 32, 64)  # E^H (Encoder, channel=64)
     eg_channels: tuple[int, ...] = (32, 64, 128, 256)  # E^G ladder at S=256 (Sub_Encoder)
     groups: int = 8  # GroupNorm(8) everywhere
+    # Upsample+conv as 8 phase convolutions (jaxsyn.nn.layers.UpConv3d): 3.4× fewer FLOPs in G,
+    # same function up to float rounding. False: the reference's upsample-then-conv.
+    fused_upsample: bool = True
     dtype: str = "float32"  # compute dtype; "bfloat16" on accelerators
     # optimisation (train.py): Adam betas (0, 0.999), lr G 1e-4, D 4e-4, E^H and E^G 1e-4
     batch_size: int = 4
@@ -149,12 +152,18 @@ class Generator(nn.Module):
     def setup(self):
         c, dt = self.config, self.config.compute_dtype
         self.fc = nn.Dense(64 * c.trunk_channels[0], dtype=dt)  # -> [4, 4, 4, C0]
-        self.trunk = [ConvGNReLU(w, groups=c.groups, dtype=dt) for w in c.trunk_channels]
+        # the reference upsamples before blocks 2.. until the hypercube is S/4 on a side
+        self.trunk = [
+            ConvGNReLU(
+                w, groups=c.groups, dtype=dt, upsample=1 <= i <= c.ladder, fused=c.fused_upsample
+            )
+            for i, w in enumerate(c.trunk_channels)
+        ]
         self.low = [ConvGNReLU(w, groups=c.groups, dtype=dt) for w in c.low_channels]
         self.low_out = conv3d(1, dtype=dt)
-        self.high_conv = conv3d(c.high_channels, dtype=dt)
+        self.high_conv = UpConv3d(c.high_channels, c.fused_upsample, dt)
         self.high_norm = GroupNorm(c.high_channels, c.groups)
-        self.high_out = conv3d(1, dtype=dt)
+        self.high_out = UpConv3d(1, c.fused_upsample, dt)
 
     def __call__(self, zc: jax.Array, slab_start: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Training forward: (low [B, S/4³, 1], slab [B, S/8, S, S, 1]) for image slices from
@@ -166,9 +175,7 @@ class Generator(nn.Module):
         """G^A: [B, L + conditions] -> [B, S/4, S/4, S/4, C]."""
         c = self.config
         x = self.fc(zc.astype(c.compute_dtype)).reshape(zc.shape[0], 4, 4, 4, c.trunk_channels[0])
-        for i, block in enumerate(self.trunk):
-            if 1 <= i <= c.ladder:  # the reference upsamples before blocks 2.. until S/4
-                x = upsample2(x)
+        for block in self.trunk:
             x = block(x)
         return x
 
@@ -188,7 +195,7 @@ class Generator(nn.Module):
 
     def high_pre(self, h: jax.Array) -> jax.Array:
         """G^H up to its GroupNorm: [B, d, n, n, C] -> [B, 2d, 2n, 2n, high_channels]."""
-        return self.high_conv(upsample2(h))
+        return self.high_conv(h)
 
     def high_post(
         self, a: jax.Array, mean: jax.Array, var: jax.Array, rows: jax.Array | None = None
@@ -201,7 +208,7 @@ class Generator(nn.Module):
         x = nn.relu(self.high_norm.normalize(a, mean, var))
         if rows is not None:
             x = x * rows[None, :, None, None, None].astype(x.dtype)
-        return jnp.tanh(self.high_out(upsample2(x))).astype(jnp.float32)
+        return jnp.tanh(self.high_out(x)).astype(jnp.float32)
 
 
 class Discriminator(nn.Module):

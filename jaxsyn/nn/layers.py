@@ -93,7 +93,8 @@ def group_stats(x: jax.Array, groups: int) -> tuple[jax.Array, jax.Array]:
 
 
 class ConvGNReLU(nn.Module):
-    """conv3d -> GroupNorm -> ReLU, the block every HA-GAN generator and encoder is made of."""
+    """[nearest ×2 upsampling ->] conv3d -> GroupNorm -> ReLU: every HA-GAN generator and encoder
+    block. With `upsample`, the convolution is k3 p1 and runs as `UpConv3d` (`fused` phases)."""
 
     features: int
     kernel: int | Sequence[int] = 3
@@ -101,10 +102,15 @@ class ConvGNReLU(nn.Module):
     padding: int | Sequence[int] = 1
     groups: int = 8
     dtype: jnp.dtype = jnp.float32
+    upsample: bool = False
+    fused: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = conv3d(self.features, self.kernel, self.stride, self.padding, self.dtype)(x)
+        if self.upsample:
+            x = UpConv3d(self.features, self.fused, self.dtype)(x)
+        else:
+            x = conv3d(self.features, self.kernel, self.stride, self.padding, self.dtype)(x)
         return nn.relu(GroupNorm(self.features, self.groups)(x))
 
 
@@ -115,3 +121,57 @@ def sn(layer: nn.Module, name: str | None = None) -> nn.SpectralNorm:
     biases are not normalised, as in BigGAN-style SN.
     """
     return nn.SpectralNorm(layer, n_steps=1, epsilon=1e-12, collection_name="spectral", name=name)
+
+
+# Per axis, a 3-tap kernel applied to a nearest-×2-upsampled signal equals 2-tap kernels on the
+# original: output 2i sees x[i-1], x[i], x[i] (taps w0, w1 + w2 on x[i-1], x[i]) and output 2i+1
+# sees x[i], x[i], x[i+1] (taps w0 + w1, w2 on x[i], x[i+1]).
+_PHASE_TAPS = jnp.array(
+    [[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], jnp.float32
+)  # [phase, 2, 3]
+
+
+class UpConv3d(nn.Module):
+    """Nearest ×2 upsampling then a k3 p1 convolution: `conv3d(upsample2(x))`, with its params.
+
+    `fused=True` never builds the upsampled tensor: each of the 8 output phases (odd/even on
+    D, H, W) is a 2³ convolution of `x` with merged taps, 8 instead of 27 multiply-adds per
+    output and input channel (3.4× fewer FLOPs, 8× less activation memory). Equal to the
+    unfused path up to float rounding.
+    """
+
+    features: int
+    fused: bool = True
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (3, 3, 3, x.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape).astype(self.dtype)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+        x = x.astype(self.dtype)
+        dn = ("NDHWC", "DHWIO", "NDHWC")
+        if not self.fused:
+            y = jax.lax.conv_general_dilated(
+                upsample2(x), kernel, (1, 1, 1), [(1, 1)] * 3, dimension_numbers=dn
+            )
+            return y + bias
+        taps = _PHASE_TAPS.astype(self.dtype)
+        padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0)))
+        d, h, w = x.shape[1:4]
+        phases = []
+        for a in (0, 1):
+            for b in (0, 1):
+                for c in (0, 1):
+                    k = jnp.einsum("xd,ye,zf,defio->xyzio", taps[a], taps[b], taps[c], kernel)
+                    window = padded[:, a : a + d + 1, b : b + h + 1, c : c + w + 1]
+                    phases.append(
+                        jax.lax.conv_general_dilated(
+                            window, k, (1, 1, 1), "VALID", dimension_numbers=dn
+                        )
+                    )
+        y = jnp.stack(phases).reshape(2, 2, 2, *phases[0].shape)  # [a, b, c, B, D, H, W, C]
+        y = y.transpose(3, 4, 0, 5, 1, 6, 2, 7).reshape(
+            x.shape[0], 2 * d, 2 * h, 2 * w, self.features
+        )
+        return y + bias
