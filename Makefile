@@ -29,8 +29,8 @@ demo: $(VENV)/.installed-base
 	$(BIN)/jaxsyn ingest --images $(DEMO_OUT)/cohort --table $(DEMO_OUT)/cohort/table.csv --size 64 --out $(DEMO_OUT)/store
 	$(BIN)/jaxsyn stream --data $(DEMO_OUT)/store --batches 4 --batch-size 4 --condition bmi_class --out $(DEMO_OUT)/batch.png
 	$(BIN)/jaxsyn preview --data $(DEMO_OUT)/store --n 4 --out $(DEMO_OUT)/preview.png
-	$(BIN)/jaxsyn train hagan --tiny --data phantom:ct:16 --condition-columns bmi_class --steps 150 \
-		--checkpoint-every 50 --preview-every 50 --out $(DEMO_OUT)/hagan
+	$(BIN)/jaxsyn train hagan --tiny --data phantom:ct:16 --condition-columns bmi_class --steps 600 \
+		--checkpoint-every 200 --preview-every 200 --out $(DEMO_OUT)/hagan
 	$(BIN)/jaxsyn generate --run $(DEMO_OUT)/hagan --n 2 --condition bmi_class=0 --out $(DEMO_OUT)/generated/bmi0
 	$(BIN)/jaxsyn generate --run $(DEMO_OUT)/hagan --n 2 --condition bmi_class=3 --seed 0 --out $(DEMO_OUT)/generated/bmi3
 	$(BIN)/jaxsyn preview --data $(DEMO_OUT)/generated/bmi0/syn_00000.nii.gz --out $(DEMO_OUT)/generated/bmi0.png
