@@ -87,3 +87,14 @@ def test_bad_pipeline_arguments(store):
         PipelineConfig(batch_size=0)
     with pytest.raises(ConfigError, match="shard_index 2"):
         make_dataset(store, PipelineConfig(), shard_index=2, shard_count=2)
+
+
+def test_aligned_slabs_and_whole_volumes(store):
+    config = PipelineConfig(batch_size=2, seed=1, slab_step=4, whole_volume=True)
+    for batch in take(iter(make_dataset(store, config)), 6):
+        assert np.all(batch["slab_index"] % 4 == 0) and np.all(batch["slab_index"] <= 28)
+        for b in range(2):
+            full = window(coded_volume(int(batch["record"][b]), 32))
+            np.testing.assert_allclose(batch["volume"][b, ..., 0], full, rtol=1e-6)
+            start = int(batch["slab_index"][b])
+            np.testing.assert_array_equal(batch["slab"][b], batch["volume"][b, start : start + 4])
