@@ -139,6 +139,7 @@ class HAGANConfig:
             dl_channels=(8, 8, 8, 8),
             eh_channels=(8, 8, 8),
             eg_channels=(8, 8, 8, 8),
+            groups=4,  # two channels a group: with one, GroupNorm cancels the conv bias entirely
             batch_size=2,
         )
         return cls(**{**defaults, **overrides})
@@ -241,15 +242,15 @@ class Discriminator(nn.Module):
         x = x.reshape(x.shape[0], -1)  # [B, dh_channels[-1]]: the map is 1×1×1
         position = jnp.broadcast_to(slab_start, (x.shape[0],)).astype(x.dtype) / c.max_slab_start
         x = jnp.concatenate([x, position[:, None]], axis=1)
-        x = lrelu(sn(nn.Dense(c.dh_hidden, dtype=dt), name="dh_fc1")(x, update_stats=update_stats))
-        out_h = [sn(nn.Dense(1, dtype=dt), name="dh_fc2")(x, update_stats=update_stats)]
+        x = lrelu(sn(nn.Dense(c.dh_hidden, dtype=dt, name="dh_fc1"))(x, update_stats=update_stats))
+        out_h = [sn(nn.Dense(1, dtype=dt, name="dh_fc2"))(x, update_stats=update_stats)]
         if c.num_classes:
             out_h.append(
-                sn(nn.Dense(c.num_classes, dtype=dt), name="dh_class")(x, update_stats=update_stats)
+                sn(nn.Dense(c.num_classes, dtype=dt, name="dh_class"))(x, update_stats=update_stats)
             )
         if c.num_continuous:
             out_h.append(
-                sn(nn.Dense(c.num_continuous, dtype=dt), name="dh_reg")(
+                sn(nn.Dense(c.num_continuous, dtype=dt, name="dh_reg"))(
                     x, update_stats=update_stats
                 )
             )

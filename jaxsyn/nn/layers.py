@@ -114,13 +114,13 @@ class ConvGNReLU(nn.Module):
         return nn.relu(GroupNorm(self.features, self.groups)(x))
 
 
-def sn(layer: nn.Module, name: str | None = None) -> nn.SpectralNorm:
+def sn(layer: nn.Module) -> nn.SpectralNorm:
     """Spectral normalisation, one power iteration per call; `u` lives in the 'spectral' collection.
 
     The weight is flattened to [fan_in, out] (σ is the same as PyTorch's [out, fan_in] view);
     biases are not normalised, as in BigGAN-style SN.
     """
-    return nn.SpectralNorm(layer, n_steps=1, epsilon=1e-12, collection_name="spectral", name=name)
+    return nn.SpectralNorm(layer, n_steps=1, epsilon=1e-12, collection_name="spectral")
 
 
 # Per axis, a 3-tap kernel applied to a nearest-×2-upsampled signal equals 2-tap kernels on the

@@ -326,6 +326,19 @@ def preview_hook(
     return loop.Hook(every=every, fn=fn)
 
 
+def fit_batch(config: HAGANTrainConfig, n_volumes: int, n_devices: int) -> HAGANTrainConfig:
+    """A batch no larger than a tiny cohort (the reference drops the last partial batch, so it
+    needs batch <= cohort), kept a multiple of the device count; says so when it changes."""
+    batch = config.model.batch_size
+    fitted = min(batch, max(n_devices, n_volumes // n_devices * n_devices))
+    if fitted != batch:
+        print(f"batch size {batch} > {n_volumes} volumes: using {fitted} ({n_devices} devices)")
+        config = dataclasses.replace(
+            config, model=dataclasses.replace(config.model, batch_size=fitted)
+        )
+    return config
+
+
 def run_info(config: HAGANTrainConfig, store: VolumeStore) -> dict:
     """config.json of a run: the config plus what generation needs to write HU volumes."""
     spacings = [r["spacing"][0] for r in store.manifest["volumes"]]
@@ -358,15 +371,9 @@ def run(
     config = config or HAGANTrainConfig()
     store = store if isinstance(store, VolumeStore) else VolumeStore(store)
     check_store(store, config)
-    if config.model.batch_size > len(store):
-        print(
-            f"batch size {config.model.batch_size} > {len(store)} volumes in {store.path}: using {len(store)}"
-        )
-        config = dataclasses.replace(
-            config, model=dataclasses.replace(config.model, batch_size=len(store))
-        )
-    out_dir = Path(out_dir)
     mesh = parallel.make_mesh(devices)
+    config = fit_batch(config, len(store), mesh.size)
+    out_dir = Path(out_dir)
     settings = loop.LoopConfig(
         steps=steps, checkpoint_every=checkpoint_every, log_every=log_every, progress=progress
     )

@@ -1,0 +1,181 @@
+"""HA-GAN training (jaxsyn.train.hagan) on a 4-patient 32³ phantom store.
+
+Tolerance of the 8-device vs 1-device step: rtol = atol = 1e-5 (float32, simple module). The
+sharded step sums each gradient and loss per device and then across devices, another order than
+the single-device sum, so the two agree to rounding, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxsyn.data.phantoms.ct import write_cohort
+from jaxsyn.data.store import VolumeStore, ingest
+from jaxsyn.errors import DataError
+from jaxsyn.models.hagan import HAGANConfig
+from jaxsyn.train import hagan, loop, parallel
+from tests.train.helpers import assert_trees_close, assert_trees_equal, host
+
+TOL = dict(rtol=1e-5, atol=1e-5)
+SEED = 1  # the phantom cohort's: its 4 patients' bmi_class are 1, 2, 1, 3
+# The whole runs: conditional on bmi_class, batch 2 on 2 devices.
+RUN = hagan.HAGANTrainConfig.tiny(model=HAGANConfig.tiny(num_classes=4), class_column="bmi_class")
+# The 1- vs 8-device step: unconditional, one example a device, and 4 GroupNorm groups. With
+# tiny()'s 8 groups over width-8 layers, the convs' biases before a GroupNorm get only rounding
+# noise as gradient, which Adam scales to about ±lr: up to 5e-5 apart between the two meshes
+# (tests/models/test_hagan.py::test_tiny_preset_has_no_dead_parameters).
+WIDE = hagan.HAGANTrainConfig.tiny(model=HAGANConfig.tiny(batch_size=8, groups=4))
+NETWORKS = ("g", "d", "eh", "eg")
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> dict[int, VolumeStore]:
+    """The same 4 phantoms (written at 32³) ingested at 32³ and at 64³, with their table."""
+    root = tmp_path_factory.mktemp("hagan_data")
+    write_cohort(root / "cohort", 4, 32, seed=SEED, progress=False)
+    table = root / "cohort" / "table.csv"
+    return {
+        s: VolumeStore(
+            ingest(root / "cohort", root / f"store{s}", table=table, size=s, progress=False)
+        )
+        for s in (32, 64)
+    }
+
+
+def _devices(n: int) -> list:
+    devices = jax.devices()
+    assert len(devices) == 8, "tests/conftest.py sets 8 CPU devices"
+    return devices[:n]
+
+
+# --- one step on 1 and 8 devices -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_step(stores) -> dict[int, tuple[dict, dict, dict]]:
+    """{devices: (state before, state after, metrics)} of one step of WIDE on the same batch."""
+    batch = next(iter(hagan.dataset(stores[32], WIDE)))  # 8 rows: each volume twice
+    assert batch["slab"].shape == (8, 4, 32, 32, 1) and batch["volume"].shape == (8, 32, 32, 32, 1)
+    meshes = {n: parallel.make_mesh(_devices(n)) for n in (8, 1)}
+    with jax.set_mesh(meshes[8]):
+        initial = hagan.make_state(WIDE, meshes[8])
+    result = {}
+    for n, mesh in meshes.items():
+        with jax.set_mesh(mesh):
+            # the same state, replicated over this mesh (one init compiled, not one per mesh)
+            state = jax.device_put(initial, parallel.replicated(mesh))
+            before = host(state)  # the step donates the state
+            placed = parallel.shard_batch(batch, mesh)
+            assert len(placed["slab"].addressable_shards) == n
+            after, metrics = hagan.make_step(WIDE, mesh)(state, placed)
+            result[n] = (before, host(after), host(metrics))
+    return result
+
+
+def _moved(before: dict, after: dict, prefix: str) -> bool:
+    keys = [k for k in before if k.startswith(prefix)]
+    assert keys, prefix
+    return any(not np.array_equal(before[k], after[k]) for k in keys)
+
+
+def test_sharded_step_matches_single_device(one_step):
+    (before1, after1, metrics1), (before8, after8, metrics8) = one_step[1], one_step[8]
+    assert_trees_equal(before8, before1)
+    assert_trees_close(after8, after1, **TOL)
+    assert_trees_close(metrics8, metrics1, **TOL)
+    names = ("d_loss", "g_loss", "eh_l1", "eg_l1", "d_adv", "d_aux", "g_adv")
+    assert set(metrics1) == {f"['{name}']" for name in names}
+    for name in NETWORKS:  # so every network was compared after it moved
+        for before, after in ((before1, after1), (before8, after8)):
+            assert _moved(before, after, f".params['{name}']"), name
+            assert _moved(before, after, f".opt_state['{name}']"), name
+    assert int(after1[".step"]) == int(after8[".step"]) == 1
+
+
+def test_spectral_vectors_advance(one_step):
+    """D's power iteration moves every u (and σ) during a step: they are threaded, not dropped."""
+    before, after, _ = one_step[8]
+    keys = [k for k in before if k.startswith(".stats['spectral']")]
+    assert any(k.endswith("/u']") for k in keys)
+    for k in keys:
+        assert not np.array_equal(before[k], after[k]), k
+
+
+# --- whole runs ----------------------------------------------------------------------------------
+
+
+def _run(out, store, steps: int, config=RUN, **kwargs):
+    kwargs = {"checkpoint_every": 2, "progress": False, "devices": _devices(2), **kwargs}
+    return hagan.run(out, store, steps=steps, config=config, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def straight(stores, tmp_path_factory):
+    """4 uninterrupted steps of RUN, previews every 2: (folder, host state)."""
+    out = tmp_path_factory.mktemp("straight")
+    return out, host(_run(out, stores[32], 4, preview_every=2))
+
+
+def test_resume_equals_straight_run_bitwise(stores, straight, tmp_path):
+    """2 steps, checkpoint, a new call that restores and makes 2 more == 4 straight steps."""
+    _run(tmp_path, stores[32], 2)  # a preview after its last step only
+    resumed = _run(tmp_path, stores[32], 4, resume=True, preview_every=1)
+    # previews tell which steps the second call made: 3 and 4, not 1..4 again
+    previews = sorted(p.name for p in (tmp_path / "previews").iterdir())
+    assert previews == [f"step_000000{k}.png" for k in (2, 3, 4)]
+    out, state = straight
+    assert_trees_equal(host(resumed), state)  # params, opt_state, stats, step and key
+    assert int(state[".step"]) == 4
+    metrics = loop.read_metrics(tmp_path / "metrics.jsonl")
+    assert metrics == loop.read_metrics(out / "metrics.jsonl")
+    assert [row["step"] for row in metrics] == [1, 2, 3, 4]
+
+
+def test_losses_are_finite_and_move(straight):
+    out, _ = straight
+    metrics = loop.read_metrics(out / "metrics.jsonl")
+    assert [row["step"] for row in metrics] == [1, 2, 3, 4]
+    for name in ("d_loss", "g_loss", "eh_l1", "eg_l1", "d_adv", "d_aux", "g_adv"):
+        values = np.array([row[name] for row in metrics], dtype=float)  # null -> nan
+        assert np.isfinite(values).all(), name
+        assert len(set(values)) > 1, name  # training changes them
+    previews = sorted(p.name for p in (out / "previews").iterdir())
+    assert previews == ["step_0000002.png", "step_0000004.png"]
+    for name in previews:
+        assert (out / "previews" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_conditional_run_trains_on_the_classes(straight):
+    out, state = straight
+    # G's first layer takes z beside the one-hot class
+    assert state[".params['g']['fc']['kernel']"].shape[0] == RUN.model.latent_dim + 4
+    metrics = loop.read_metrics(out / "metrics.jsonl")
+    assert all(row["d_aux"] > 0 for row in metrics)  # D's class head, on the real labels
+    info = json.loads((out / "config.json").read_text())
+    assert info["class_column"] == "bmi_class" and info["model"]["num_classes"] == 4
+
+
+def test_store_of_another_size_is_refused(stores, tmp_path):
+    with pytest.raises(DataError, match="holds 64³ volumes; expected 32³ \\(model.size"):
+        _run(tmp_path, stores[64], 1, config=WIDE)
+
+
+def test_class_out_of_range_is_refused(stores, tmp_path):
+    config = hagan.HAGANTrainConfig.tiny(
+        model=HAGANConfig.tiny(num_classes=2), class_column="bmi_class"
+    )
+    with pytest.raises(
+        DataError, match=r"'bmi_class' is 2 for P00001; expected an integer class 0\.\.1"
+    ):
+        _run(tmp_path, stores[32], 1, config=config)
+
+
+def test_batch_larger_than_store_on_all_devices(stores, tmp_path):
+    """A batch of 8 splits over the 8 devices, and the pipeline repeats a 4-volume store to fill
+    it (as `one_step` does): the tiny-cohort clamp must not shrink it below the device count."""
+    state = _run(tmp_path, stores[32], 1, config=WIDE, devices=_devices(8))
+    assert int(state.step) == 1
