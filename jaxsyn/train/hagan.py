@@ -27,8 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsyn import files
-from jaxsyn.checkpoint import Checkpointer, as_json
+from jaxsyn.checkpoint import as_json
 from jaxsyn.data.pipeline import PipelineConfig, make_dataset
 from jaxsyn.data.preview import batch_example_image, save_grid
 from jaxsyn.data.store import VolumeStore
@@ -231,13 +230,7 @@ def init_state(config: HAGANTrainConfig) -> state_lib.TrainState:
 
 
 def make_state(config: HAGANTrainConfig, mesh) -> state_lib.TrainState:
-    return jax.jit(functools.partial(init_state, config), out_shardings=parallel.replicated(mesh))()
-
-
-def abstract_state(config: HAGANTrainConfig, mesh) -> state_lib.TrainState:
-    shapes = jax.eval_shape(functools.partial(init_state, config))
-    sharding = parallel.replicated(mesh)
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+    return state_lib.born_replicated(functools.partial(init_state, config), mesh)
 
 
 def make_step(config: HAGANTrainConfig, mesh):
@@ -373,31 +366,22 @@ def run(
     check_store(store, config)
     mesh = parallel.make_mesh(devices)
     config = fit_batch(config, len(store), mesh.size)
-    out_dir = Path(out_dir)
     settings = loop.LoopConfig(
-        steps=steps, checkpoint_every=checkpoint_every, log_every=log_every, progress=progress
+        steps=steps,
+        checkpoint_every=checkpoint_every,
+        keep=keep,
+        log_every=log_every,
+        progress=progress,
     )
-    with jax.set_mesh(mesh), Checkpointer(out_dir / "checkpoints", config, keep=keep) as ckpt:
-        data_iter = iter(dataset(store, config))
-        state = loop.start(
-            ckpt,
-            init=lambda: make_state(config, mesh),
-            abstract=lambda: abstract_state(config, mesh),
-            data_iter=data_iter,
-            resume=resume,
-        )
-        if jax.process_index() == 0:
-            files.write_json(
-                out_dir / "config.json",
-                run_info(config, store),
-            )
-        return loop.train(
-            make_step(config, mesh),
-            state,
-            data_iter,
-            mesh=mesh,
-            checkpointer=ckpt,
-            config=settings,
-            metrics_path=out_dir / "metrics.jsonl",
-            hooks=[preview_hook(out_dir, config, store, preview_every, mesh)],
-        )
+    return loop.run(
+        out_dir,
+        config=config,
+        info=run_info(config, store),
+        mesh=mesh,
+        init=functools.partial(init_state, config),
+        step_fn=make_step(config, mesh),
+        data_iter=iter(dataset(store, config)),
+        settings=settings,
+        resume=resume,
+        hooks=[preview_hook(Path(out_dir), config, store, preview_every, mesh)],
+    )

@@ -39,11 +39,12 @@ class LoopConfig:
 
     steps: int  # train until the state has made this many steps
     checkpoint_every: int = 100
+    keep: int = 3  # checkpoints kept on disk, the latest ones
     log_every: int = 1  # one metrics line every log_every steps (and after the last)
     progress: bool = True  # a progress bar on process 0
 
     def __post_init__(self):
-        for name in ("steps", "checkpoint_every", "log_every"):
+        for name in ("steps", "checkpoint_every", "keep", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"LoopConfig.{name} is {getattr(self, name)}; expected >= 1")
 
@@ -196,3 +197,49 @@ def _step_of(line: str) -> int | None:
         return int(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def run(
+    out_dir: str | os.PathLike,
+    *,
+    config: Any,
+    info: dict,
+    mesh: jax.sharding.Mesh,
+    init: Callable[[], Any],
+    step_fn: Callable[[Any, Any], tuple[Any, dict]],
+    data_iter: Iterator,
+    settings: LoopConfig,
+    resume: bool,
+    hooks: Sequence[Hook] = (),
+) -> Any:
+    """A whole run in `out_dir`: checkpoints/ (of `config`), config.json (`info`), metrics.jsonl.
+
+    `init()` builds the state before step 1 (born replicated on `mesh`); resuming restores the
+    latest checkpoint into the same layout and moves `data_iter` to its position.
+    """
+    from jaxsyn.train.state import abstract_replicated, born_replicated
+
+    out_dir = Path(out_dir)
+    with (
+        jax.set_mesh(mesh),
+        Checkpointer(out_dir / "checkpoints", config, keep=settings.keep) as ckpt,
+    ):
+        state = start(
+            ckpt,
+            init=lambda: born_replicated(init, mesh),
+            abstract=lambda: abstract_replicated(init, mesh),
+            data_iter=data_iter,
+            resume=resume,
+        )
+        if jax.process_index() == 0:
+            files.write_json(out_dir / "config.json", info)
+        return train(
+            step_fn,
+            state,
+            data_iter,
+            mesh=mesh,
+            checkpointer=ckpt,
+            config=settings,
+            metrics_path=out_dir / "metrics.jsonl",
+            hooks=hooks,
+        )

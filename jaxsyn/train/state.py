@@ -76,3 +76,16 @@ def scheduled(
         return ops, jax.tree.map(lambda m: jnp.full(m.shape, jnp.nan, m.dtype), metrics)
 
     return jax.lax.cond(due, update, skip, *operands)
+
+
+def born_replicated(init: Callable[[], TrainState], mesh) -> TrainState:
+    """`init()` computed on `mesh`, replicated: parameters are born where they live."""
+    return jax.jit(init, out_shardings=jax.NamedSharding(mesh, jax.P()))()
+
+
+def abstract_replicated(init: Callable[[], TrainState], mesh) -> TrainState:
+    """Shapes, dtypes and replicated shardings of `init()`, computed without running it: the
+    restore target."""
+    sharding = jax.NamedSharding(mesh, jax.P())
+    shapes = jax.eval_shape(init)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)

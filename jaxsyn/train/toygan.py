@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import grain
 import jax
@@ -22,8 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsyn import files
-from jaxsyn.checkpoint import Checkpointer, as_json
+from jaxsyn.checkpoint import as_json
 from jaxsyn.errors import ConfigError
 from jaxsyn.models import toygan as model
 from jaxsyn.train import loop, parallel
@@ -195,15 +193,12 @@ def init_state(config: ToyTrainConfig) -> state_lib.TrainState:
 
 def make_state(config: ToyTrainConfig, mesh) -> state_lib.TrainState:
     """The initial state, born replicated on `mesh` (computed there: no host copy to transfer)."""
-    init = functools.partial(init_state, config)
-    return jax.jit(init, out_shardings=parallel.replicated(mesh))()
+    return state_lib.born_replicated(functools.partial(init_state, config), mesh)
 
 
 def abstract_state(config: ToyTrainConfig, mesh) -> state_lib.TrainState:
     """Shapes, dtypes and shardings of the state, without computing it: the restore target."""
-    shapes = jax.eval_shape(functools.partial(init_state, config))
-    sharding = parallel.replicated(mesh)
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+    return state_lib.abstract_replicated(functools.partial(init_state, config), mesh)
 
 
 def make_step(config: ToyTrainConfig, mesh):
@@ -241,30 +236,25 @@ def run(
     config = config or ToyTrainConfig()
     config = config if seed is None else dataclasses.replace(config, seed=seed)
     settings = loop.LoopConfig(
-        steps=steps, checkpoint_every=checkpoint_every, log_every=log_every, progress=progress
+        steps=steps,
+        checkpoint_every=checkpoint_every,
+        keep=keep,
+        log_every=log_every,
+        progress=progress,
     )
-    out_dir = Path(out_dir)
     mesh = parallel.make_mesh(devices)
-    with jax.set_mesh(mesh), Checkpointer(out_dir / "checkpoints", config, keep=keep) as ckpt:
-        data_iter = iter(
-            dataset(config, process_index=jax.process_index(), process_count=jax.process_count())
-        )
-        state = loop.start(
-            ckpt,
-            init=lambda: make_state(config, mesh),
-            abstract=lambda: abstract_state(config, mesh),
-            data_iter=data_iter,
-            resume=resume,
-        )
-        if jax.process_index() == 0:
-            files.write_json(out_dir / "config.json", as_json(config))
-        return loop.train(
-            make_step(config, mesh),
-            state,
-            data_iter,
-            mesh=mesh,
-            checkpointer=ckpt,
-            config=settings,
-            metrics_path=out_dir / "metrics.jsonl",
-            hooks=hooks,
-        )
+    data_iter = iter(
+        dataset(config, process_index=jax.process_index(), process_count=jax.process_count())
+    )
+    return loop.run(
+        out_dir,
+        config=config,
+        info=as_json(config),
+        mesh=mesh,
+        init=functools.partial(init_state, config),
+        step_fn=make_step(config, mesh),
+        data_iter=data_iter,
+        settings=settings,
+        resume=resume,
+        hooks=hooks,
+    )
