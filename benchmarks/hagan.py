@@ -180,7 +180,9 @@ def main() -> None:
             ]
             result = run_child(cmd)
             row[f"peak_rss_bytes_{what}"] = result.pop("peak_rss_bytes")
-            row.update({k: v for k, v in result.items() if k not in row and v is not None})
+            row.update(
+                {k: v for k, v in result.items() if k not in row and k != "what" and v is not None}
+            )
         row["peak_rss_bytes"] = max(v for k, v in row.items() if k.startswith("peak_rss_bytes_"))
         print(json.dumps(row), flush=True)
 
