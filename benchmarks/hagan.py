@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/hagan.py --size 128 --batch 4 --steps 3
     .venv/bin/python benchmarks/hagan.py --size 256 --what generate --impl jaxsyn
+    .venv/bin/python benchmarks/hagan.py --size 256 --what cli --impl jaxsyn   # `jaxsyn generate`
 
 Prints one JSON object per line per implementation: impl, size, batch, iteration_seconds (median
 of --steps training iterations after one warm-up: D, G, E^H and E^G steps), volume_seconds (one
@@ -105,12 +106,50 @@ def jaxsyn_memory(size: int, chunk: int) -> dict:
     }
 
 
+def jaxsyn_cli_generate(size: int, chunk: int) -> dict:
+    """`jaxsyn generate` on a run folder holding an untrained full-width checkpoint: the CLI path
+    (generator-only restore, chunked G^H, NIfTI written), its wall time and the child's peak RSS."""
+    import tempfile
+
+    import jax
+
+    from jaxsyn.checkpoint import Checkpointer, as_json
+    from jaxsyn.files import write_json
+    from jaxsyn.models.hagan import HAGANConfig
+    from jaxsyn.train import hagan
+
+    config = hagan.HAGANTrainConfig(model=HAGANConfig(size=size, batch_size=1))
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        with Checkpointer(run / "checkpoints", config) as ckpt:
+            ckpt.save(1, hagan.init_state(config))
+        info = {**as_json(config), "family": "hagan", "window": [-1024.0, 600.0], "spacing_mm": 1.0}
+        write_json(run / "config.json", info)
+        jax.clear_caches()
+        cmd = [
+            str(Path(sys.executable).parent / "jaxsyn"),
+            "generate",
+            "--run",
+            str(run),
+            "--n",
+            "2",
+        ]
+        cmd += ["--out", str(Path(tmp) / "out"), "--chunk", str(chunk)]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        seconds = time.perf_counter() - t0
+        child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return {"cli_two_volumes_seconds": seconds, "cli_peak_rss_bytes": child_rss}
+
+
 def child(args) -> None:
     """Run one measurement in this process and print its JSON."""
     if args.what == "train":
         result = jaxsyn_train(args.size, args.batch, args.steps)
     elif args.what == "generate":
         result = jaxsyn_generate(args.size, args.chunk)
+    elif args.what == "cli":
+        result = jaxsyn_cli_generate(args.size, args.chunk)
     else:
         result = jaxsyn_memory(args.size, args.chunk)
     print(json.dumps({**result, "peak_rss_bytes": rss_bytes()}))
@@ -129,7 +168,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=4, help="jaxsyn: hypercube slices per chunk")
-    parser.add_argument("--what", choices=("train", "generate", "both", "memory"), default="both")
+    parser.add_argument(
+        "--what", choices=("train", "generate", "both", "memory", "cli"), default="both"
+    )
     parser.add_argument("--impl", choices=("jaxsyn", "torch", "both"), default="both")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -155,6 +196,7 @@ def main() -> None:
             row[f"peak_rss_bytes_{what}"] = result.pop("peak_rss_bytes")
             row.update(result)
         row.pop("peak_rss_bytes_memory", None)  # the compile-only child measures nothing real
+        row.pop("peak_rss_bytes_cli", None)  # its parent builds the checkpoint; see cli_peak_rss
         row["peak_rss_bytes"] = max(v for k, v in row.items() if k.startswith("peak_rss_bytes_"))
         print(json.dumps(row), flush=True)
     if args.impl in ("torch", "both"):
