@@ -66,13 +66,13 @@ def jaxsyn_train(size: int, batch: int, steps: int) -> dict:
     }
 
 
-def jaxsyn_generate(size: int, chunk: int) -> dict:
+def jaxsyn_generate(size: int, chunk: int, fused: bool = True) -> dict:
     import jax
 
     from jaxsyn.infer import hagan as infer
     from jaxsyn.models import hagan
 
-    config = hagan.HAGANConfig(size=size)
+    config = hagan.HAGANConfig(size=size, fused_upsample=fused)
     zc = jax.random.normal(jax.random.key(1), (1, config.latent_dim))
     # only the generator, as `jaxsyn generate` restores only G's arrays from a checkpoint
     init = jax.jit(lambda key: hagan.Generator(config).init(key, zc, 0)["params"])
@@ -83,7 +83,7 @@ def jaxsyn_generate(size: int, chunk: int) -> dict:
         for _first, _block in infer.generate_chunks(params, zc, config, chunk):
             pass  # blocks are numpy: the device work is done
         times.append(time.perf_counter() - t0)
-    return {"volume_seconds": statistics.median(times[1:]), "chunk": chunk}
+    return {"volume_seconds": statistics.median(times[1:]), "chunk": chunk, "fused_upsample": fused}
 
 
 def jaxsyn_memory(size: int, chunk: int) -> dict:
@@ -147,7 +147,7 @@ def child(args) -> None:
     if args.what == "train":
         result = jaxsyn_train(args.size, args.batch, args.steps)
     elif args.what == "generate":
-        result = jaxsyn_generate(args.size, args.chunk)
+        result = jaxsyn_generate(args.size, args.chunk, not args.unfused)
     elif args.what == "cli":
         result = jaxsyn_cli_generate(args.size, args.chunk)
     else:
@@ -173,6 +173,7 @@ def main() -> None:
     )
     parser.add_argument("--impl", choices=("jaxsyn", "torch", "both"), default="both")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--unfused", action="store_true", help="jaxsyn: reference upsample+conv")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -185,6 +186,7 @@ def main() -> None:
             cmd = [
                 sys.executable,
                 __file__,
+                *(["--unfused"] if args.unfused else []),
                 "--child",
                 "--what",
                 what,
