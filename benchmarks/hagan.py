@@ -199,7 +199,9 @@ def main() -> None:
             row.update(result)
         row.pop("peak_rss_bytes_memory", None)  # the compile-only child measures nothing real
         row.pop("peak_rss_bytes_cli", None)  # its parent builds the checkpoint; see cli_peak_rss
-        row["peak_rss_bytes"] = max(v for k, v in row.items() if k.startswith("peak_rss_bytes_"))
+        peaks = [v for k, v in row.items() if k.startswith("peak_rss_bytes_")]
+        if peaks:
+            row["peak_rss_bytes"] = max(peaks)
         print(json.dumps(row), flush=True)
     if args.impl in ("torch", "both"):
         try:
