@@ -78,13 +78,13 @@ def validate_table(
         )
     for column in df.columns:
         if column != id_column:
-            _check_not_mixed(df[column], column, ids, path)
+            check_not_mixed(df[column], column, ids, path)
     out = df.copy()
     out[id_column] = ids
     return out
 
 
-def _check_not_mixed(values: pd.Series, column: str, ids: pd.Series, path: Path) -> None:
+def check_not_mixed(values: pd.Series, column: str, ids: pd.Series, path: Path) -> None:
     """A text column whose values are almost all numbers holds a typo, not a category."""
     if values.dtype.kind not in "OUS" and not isinstance(values.dtype, pd.StringDtype):
         return

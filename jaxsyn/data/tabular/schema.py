@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jaxsyn.data.clinical import ID_NAME, _check_not_mixed, read_table, validate_table
+from jaxsyn.data.clinical import ID_NAME, check_not_mixed, read_table, validate_table
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.files import write_json
 
@@ -176,7 +176,7 @@ def _check_table(df: pd.DataFrame, id_column: str | None, names: list, source: s
         if s.dtype.kind in "OUS" or isinstance(s.dtype, pd.StringDtype):
             distinct = pd.Series(pd.unique(s.dropna()))
             if pd.to_numeric(distinct, errors="coerce").notna().any():
-                _check_not_mixed(s, name, ids, Path(source))
+                check_not_mixed(s, name, ids, Path(source))
 
 
 def _find_id(df: pd.DataFrame, id_column: str | None, source: str) -> str | None:
