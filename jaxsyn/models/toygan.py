@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
+from jaxsyn.nn.dense import BatchStats
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -43,33 +44,6 @@ class ToyGANConfig:
     def tiny(cls) -> ToyGANConfig:
         """The preset every test and smoke run uses."""
         return cls(num_classes=3, latent_dim=4, width=8, depth=2)
-
-
-class BatchStats(nn.Module):
-    """Normalise features with the batch mean and variance, then a learned scale and bias.
-
-    With `axis_name` the statistics are over the global batch: every device holds an equal share,
-    so the `pmean` of per-device means is the global mean. Two passes (mean, then the mean squared
-    deviation) rather than E[x^2] - E[x]^2, which cancels badly in float32. No running averages:
-    a GAN generator normalises with the batch it generates, so there is no state to thread.
-    """
-
-    axis_name: str | None = None
-    eps: float = 1e-5
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:  # [B, F] -> [B, F]
-        x32 = x.astype(jnp.float32)  # statistics in float32 whatever the compute dtype
-        mean = self._mean(x32)
-        var = self._mean(jnp.square(x32 - mean))
-        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
-        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
-        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
-        return (y * scale + bias).astype(x.dtype)
-
-    def _mean(self, x: jax.Array) -> jax.Array:
-        m = jnp.mean(x, axis=0)
-        return m if self.axis_name is None else jax.lax.pmean(m, self.axis_name)
 
 
 class Generator(nn.Module):

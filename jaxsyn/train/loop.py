@@ -97,7 +97,7 @@ def start(
 def train(
     step_fn: Callable[[Any, Any], tuple[Any, dict]],
     state: Any,
-    data_iter: Iterator,
+    data_iter: Iterator | None,
     *,
     mesh: jax.sharding.Mesh,
     checkpointer: Checkpointer,
@@ -108,7 +108,8 @@ def train(
     """Run `step_fn(state, batch) -> (state, metrics)` until `config.steps`; returns the state.
 
     `data_iter` yields this process's rows of each batch (numpy pytrees) and is checkpointed with
-    the state. Every process calls this; only process 0 logs and shows progress.
+    the state; None for a step that draws its own batch on device (`step_fn(state, None)`, the
+    batch a function of the state's key and step, so resuming needs nothing more). Every process calls this; only process 0 logs and shows progress.
     """
     with jax.transfer_guard("allow"):
         first = int(jax.device_get(state.step))
@@ -126,7 +127,7 @@ def train(
     try:
         for step in range(first + 1, config.steps + 1):
             last = step == config.steps
-            batch = parallel.shard_batch(next(data_iter), mesh)
+            batch = None if data_iter is None else parallel.shard_batch(next(data_iter), mesh)
             state, metrics = step_fn(state, batch)
             if pending is not None:
                 _emit(log, bar, *pending)
@@ -207,7 +208,7 @@ def run(
     mesh: jax.sharding.Mesh,
     init: Callable[[], Any],
     step_fn: Callable[[Any, Any], tuple[Any, dict]],
-    data_iter: Iterator,
+    data_iter: Iterator | None,
     settings: LoopConfig,
     resume: bool,
     hooks: Sequence[Hook] = (),

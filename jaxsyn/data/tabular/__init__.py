@@ -4,12 +4,18 @@ schema = infer_schema(df)                              # kinds, id, bounds, miss
 transformer = TableTransformer.fit(df, schema)         # one variational GMM per numeric column
 data = transformer.transform(df, key=0)                # float32 [N, transformer.layout.dim]
 sampler = ConditionSampler.from_data(transformer.layout, data)
-batch = sampler.sample_condvec(500, np.random.default_rng(0))  # cond, mask, real rows
+batch = sampler.sample_condvec(500, key=0)                  # cond, mask, real rows (JAX)
 table = transformer.inverse_transform(generated, ids=True)
 """
 
 from jaxsyn.data.tabular.mixture import Mixture, MixtureConfig
-from jaxsyn.data.tabular.sampler import CondBatch, ConditionSampler, condition_vector
+from jaxsyn.data.tabular.sampler import (
+    CondBatch,
+    ConditionSampler,
+    SamplerArrays,
+    condition_vector,
+    draw,
+)
 from jaxsyn.data.tabular.schema import KINDS, ColumnSchema, TableSchema, infer_schema
 from jaxsyn.data.tabular.transformer import Layout, Span, TableTransformer, TransformerConfig
 
@@ -20,11 +26,13 @@ __all__ = [
     "ConditionSampler",
     "Layout",
     "Mixture",
+    "SamplerArrays",
     "MixtureConfig",
     "Span",
     "TableSchema",
     "TableTransformer",
     "TransformerConfig",
     "condition_vector",
+    "draw",
     "infer_schema",
 ]

@@ -1,5 +1,6 @@
 """Training-by-sampling: log-frequency categories, real rows that match, exact condition vectors."""
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ def sampler(fitted, encoded):
 
 @pytest.fixture(scope="module")
 def batch(sampler):
-    return sampler.sample_condvec(N_DRAWS, np.random.default_rng(0))
+    return jax.tree.map(np.asarray, sampler.sample_condvec(N_DRAWS, 0))
 
 
 def counts_of(fitted, encoded):
@@ -58,15 +59,39 @@ def test_cond_and_mask_are_the_chosen_one_hots(fitted, batch):
 
 
 def test_sampling_is_deterministic_from_the_seed(sampler, batch):
-    again = sampler.sample_condvec(N_DRAWS, np.random.default_rng(0))
+    again = sampler.sample_condvec(N_DRAWS, 0)
     for a, b in zip(again, batch, strict=True):
         np.testing.assert_array_equal(a, b)
+    other = sampler.sample_condvec(N_DRAWS, 1)
+    assert (np.asarray(other.rows) != batch.rows).mean() > 0.9
 
 
-def test_original_condvec_follows_probabilities_over_columns(sampler):
-    cond = sampler.sample_original_condvec(N_DRAWS, np.random.default_rng(1))
-    freq = cond.sum(0) / N_DRAWS
-    np.testing.assert_allclose(freq, sampler.probabilities / 16, atol=0.005)
+def test_empirical_draw_follows_the_data(fitted, encoded, sampler):
+    b = sampler.sample_condvec(N_DRAWS, 1, empirical=True)
+    d = len(fitted.layout.cond_spans)
+    freq = np.asarray(b.cond).sum(0) / N_DRAWS
+    empirical = np.concatenate(counts_of(fitted, encoded)) / len(encoded) / d
+    np.testing.assert_allclose(freq, empirical, atol=0.005)
+
+
+def test_several_columns_named_with_the_rows_values(fitted, encoded, sampler):
+    b = jax.tree.map(np.asarray, sampler.sample_condvec(N_DRAWS, 2, extra_p=0.5))
+    d = len(fitted.layout.cond_spans)
+    named = b.mask.sum(1)
+    assert named.min() == 1 and named.max() == d
+    assert abs((named > 1).mean() - 0.5) < 0.01
+    # more columns: k ~ U{1..d-1}, so each count of extra columns is about equally likely
+    extra = np.bincount(named[named > 1].astype(int) - 1, minlength=d)[1:]
+    assert np.abs(extra / extra.sum() - 1 / (d - 1)).max() < 0.01
+    offsets = np.cumsum([0] + [s.width for s in fitted.layout.cond_spans])
+    for j, s in enumerate(fitted.layout.cond_spans):
+        row_code = encoded[b.rows, s.start : s.start + s.width].argmax(1)
+        cond_j = b.cond[:, offsets[j] : offsets[j + 1]]
+        on = b.mask[:, j] == 1
+        np.testing.assert_array_equal(cond_j[on].argmax(1), row_code[on])  # the row's value
+        np.testing.assert_array_equal(cond_j[on].sum(1), 1)
+        assert cond_j[~on].sum() == 0
+    assert (b.mask[np.arange(N_DRAWS), b.column] == 1).all()
 
 
 def test_condition_vector_for_given_values(fitted):
@@ -103,8 +128,9 @@ def test_missing_slot_and_no_discrete_columns():
     np.testing.assert_array_equal(condition_vector(tr, {"g": None}), [0, 0, 1])
     numeric = TableTransformer.fit(t[["x"]], progress=False)
     s = ConditionSampler.from_data(numeric.layout, numeric.transform(t[["x"]], 0))
-    b = s.sample_condvec(50, np.random.default_rng(0))
+    b = s.sample_condvec(50, 0)
     assert b.cond.shape == (50, 0) and b.rows.min() >= 0 and b.rows.max() < 20
+    assert len(np.unique(b.rows)) > 10
 
 
 def test_from_data_checks_the_width(fitted):
