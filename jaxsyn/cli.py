@@ -161,7 +161,51 @@ def _store_for(data: str, out: Path, size: int, seed: int):
     )
 
 
+def _train_ctgan(args, overrides: list[str]) -> None:
+    from jaxsyn.train import ctgan
+
+    if args.data is None or (
+        args.data.startswith("phantom:") and not args.data.startswith("phantom:ct-table:")
+    ):
+        raise ConfigError(
+            f"--data is {args.data}; expected a .csv/.parquet table or phantom:ct-table:N for ctgan"
+        )
+    config = (ctgan.CTGANTrainConfig.tiny if args.tiny else ctgan.CTGANTrainConfig)(seed=args.seed)
+    for o in overrides:
+        config = _override(config, o)
+    table = Path(args.data)
+    if args.data.startswith("phantom:"):
+        from jaxsyn.data.phantoms.ct import clinical_table
+
+        table = clinical_table(_phantom_n(args.data), seed=args.seed)
+    if (args.epochs is None) == (args.steps is None):
+        raise ConfigError("ctgan: give exactly one of --epochs and --steps")
+    ctgan.run(
+        args.out,
+        table,
+        epochs=args.epochs,
+        steps=args.steps,
+        config=config,
+        discrete=tuple(c for c in (args.discrete or "").split(",") if c),
+        id_column=args.id_column,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+    )
+    print(f"trained ctgan in {args.out}")
+
+
+def _phantom_n(data: str) -> int:
+    n = data.rsplit(":", 1)[-1]
+    if not n.isdigit() or int(n) < 1:
+        raise ConfigError(f"--data {data}; expected phantom:KIND:N with N >= 1")
+    return int(n)
+
+
 def _train(args, overrides: list[str]) -> None:
+    if args.family == "ctgan":
+        return _train_ctgan(args, overrides)
+    if args.steps is None:
+        raise ConfigError(f"--steps is required for {args.family}")
     if args.family == "toygan":
         from jaxsyn.train import toygan
 
@@ -210,6 +254,17 @@ def _train(args, overrides: list[str]) -> None:
 
 
 def _generate(args) -> None:
+    import json
+
+    info = args.run / "config.json"
+    family = json.loads(info.read_text()).get("family") if info.is_file() else None
+    if family == "ctgan":
+        from jaxsyn.infer import ctgan
+
+        conditions = dict(_name_value(c) for c in args.condition)
+        out = ctgan.write_table(args.run, args.out, n=args.n, seed=args.seed, conditions=conditions)
+        print(f"wrote {args.n} rows to {out / 'synthetic.parquet'} and manifest.json")
+        return
     from jaxsyn.infer import hagan
 
     conditions = {}
@@ -229,6 +284,13 @@ def _generate(args) -> None:
         chunk=args.chunk,
     )
     print(f"wrote {args.n} volumes and manifest.json to {out}")
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"--condition {text}: expected NAME=VALUE (or NAME=LO:HI for a range)")
+    return name, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,12 +331,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser(
         "train", help="train a model family; --config.FIELD=VALUE overrides its config"
     )
-    p.add_argument("family", choices=("hagan", "toygan"))
-    p.add_argument("--data", help="hagan: a store folder or phantom:ct:N")
+    p.add_argument("family", choices=("ctgan", "hagan", "toygan"))
+    p.add_argument(
+        "--data",
+        help="hagan: a store folder or phantom:ct:N; ctgan: a .csv/.parquet table or "
+        "phantom:ct-table:N",
+    )
     p.add_argument(
         "--out", type=Path, required=True, help="run folder (checkpoints, metrics, previews)"
     )
-    p.add_argument("--steps", type=int, required=True, help="train until this step")
+    p.add_argument("--steps", type=int, help="train until this step")
+    p.add_argument("--epochs", type=int, help="ctgan: epochs as the reference counts them")
+    p.add_argument("--discrete", help="ctgan: columns to model as categorical, a,b,c")
+    p.add_argument("--id-column", help="ctgan: the table's id column (default: detected)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint in --out"
@@ -290,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=4, help="hagan: classes of the class column")
     p.set_defaults(handler=_train)
 
-    p = verbs.add_parser("generate", help="generate volumes from a trained run")
+    p = verbs.add_parser("generate", help="generate volumes or a table from a trained run")
     p.add_argument("--run", type=Path, required=True, help="a run folder made by `jaxsyn train`")
     p.add_argument("--n", type=int, default=1)
     p.add_argument("--out", type=Path, required=True)

@@ -38,8 +38,10 @@ Overall quality is the nan-mean of the two property scores (a one-column table h
 
 Large tables. sdmetrics computes KS, TV and Pearson on every row and subsamples only the
 contingency pairs, to 50,000 rows of each table with more (unseeded, after binning, a new sample per
-pair). Here the subsample is drawn once per table from `seed` so results are reproducible; the bins
-are still computed on all rows, the real Cramér's V on the subsample, as sdmetrics does.
+pair). Here the subsample is drawn once per table from `seed`, so results are reproducible, and two
+tables of equal length keep the same row positions, so a table compared with itself still scores 1
+(independent samples would cost it about 0.01); the bins are still computed on all rows, the real
+Cramér's V on the subsample, as sdmetrics does.
 
 `correlation_matrices` and `correlation_heatmaps` show the same associations for every pair:
 Pearson for numeric pairs, Cramér's V (binned as above, all rows) for pairs involving a discrete
@@ -76,6 +78,9 @@ MAX_ROWS = 50_000
 N_BINS = 10
 # KSComplement.MAX_DECIMALS = sys.float_info.dig - 1: float samples are rounded to this first.
 KS_DECIMALS = 14
+# Not sdmetrics: label-pair tables up to this many cells are counted densely (bincount), larger ones
+# (high-cardinality categoricals) are first compressed to the label pairs present.
+DENSE_CELLS = 1 << 22
 # sdmetrics.utils.get_frequencies: real pseudo-count of a category only the synthetic table has.
 UNSEEN_COUNT = 1e-6
 
@@ -93,7 +98,10 @@ def column_shapes(
     ("KSComplement" or "TVComplement") and `score` (in [0, 1]; NaN when a column has no value in
     one of the tables).
     """
-    columns = _prepare(real, synthetic, kinds)
+    return _column_shapes(_prepare(real, synthetic, kinds))
+
+
+def _column_shapes(columns: list[_Column]) -> pd.DataFrame:
     rows = []
     for c in columns:
         if c.numeric:
@@ -124,21 +132,39 @@ def column_pair_trends(
     every pair). `max_rows`: contingency pairs use a `seed`-ed subsample of at most this many rows
     of each table (None: all rows).
     """
+    return _column_pair_trends(
+        _prepare(real, synthetic, kinds),
+        correlation_threshold,
+        association_threshold,
+        max_rows,
+        seed,
+    )
+
+
+def _column_pair_trends(
+    columns: list[_Column],
+    correlation_threshold: float | None,
+    association_threshold: float | None,
+    max_rows: int | None,
+    seed: int,
+) -> pd.DataFrame:
     correlation_threshold = _threshold(correlation_threshold, "correlation_threshold")
     association_threshold = _threshold(association_threshold, "association_threshold")
     if max_rows is not None and (isinstance(max_rows, bool) or int(max_rows) < 1):
         raise ConfigError(f"max_rows: got {max_rows!r}, expected a positive integer or None")
-    columns = _prepare(real, synthetic, kinds)
     labels_real, labels_syn = _subsample(
         [c.labels_real for c in columns], [c.labels_synthetic for c in columns], max_rows, seed
     )
+    rho_real = _pearson_matrix([c.real if c.numeric else None for c in columns])
+    rho_syn = _pearson_matrix([c.synthetic if c.numeric else None for c in columns])
     rows = []
     for (i, a), (j, b) in itertools.combinations(enumerate(columns), 2):
         if a.numeric and b.numeric:
-            rho_real = _pearson(a.real, b.real)
-            score = 1.0 - abs(rho_real - _pearson(a.synthetic, b.synthetic)) / 2.0
-            meets = correlation_threshold == 0 or bool(abs(rho_real) > correlation_threshold)
-            rows.append((a.name, b.name, "CorrelationSimilarity", score, rho_real, np.nan, meets))
+            score = 1.0 - abs(rho_real[i, j] - rho_syn[i, j]) / 2.0
+            meets = correlation_threshold == 0 or bool(abs(rho_real[i, j]) > correlation_threshold)
+            rows.append(
+                (a.name, b.name, "CorrelationSimilarity", score, rho_real[i, j], np.nan, meets)
+            )
         else:
             ar, br, as_, bs = labels_real[i], labels_real[j], labels_syn[i], labels_syn[j]
             score = _contingency_similarity(ar, br, as_, bs)
@@ -174,15 +200,10 @@ def quality(
     the pre-0.27 score), `overall` and `overall_all_pairs` (nan-mean of shapes and the matching pair
     score), `pairs_counted` (pairs meeting the thresholds with a defined score) and `pairs_total`.
     """
-    shapes = column_shapes(real, synthetic, kinds)
-    pairs = column_pair_trends(
-        real,
-        synthetic,
-        kinds,
-        correlation_threshold=correlation_threshold,
-        association_threshold=association_threshold,
-        max_rows=max_rows,
-        seed=seed,
+    columns = _prepare(real, synthetic, kinds)
+    shapes = _column_shapes(columns)
+    pairs = _column_pair_trends(
+        columns, correlation_threshold, association_threshold, max_rows, seed
     )
     counted = pairs["meets_threshold"].to_numpy() & np.isfinite(pairs["score"].to_numpy())
     shape_score = _nanmean(shapes["score"].to_numpy())
@@ -213,13 +234,12 @@ def correlation_matrices(
     names = [c.name for c in columns]
     out = []
     for side in ("real", "synthetic"):
-        m = np.eye(len(columns))
+        m = _pearson_matrix([getattr(c, side) if c.numeric else None for c in columns])
         for (i, a), (j, b) in itertools.combinations(enumerate(columns), 2):
-            if a.numeric and b.numeric:
-                v = _pearson(getattr(a, side), getattr(b, side))
-            else:
+            if not (a.numeric and b.numeric):
                 v = _cramers_v(getattr(a, f"labels_{side}"), getattr(b, f"labels_{side}"))
-            m[i, j] = m[j, i] = v
+                m[i, j] = m[j, i] = v
+        np.fill_diagonal(m, 1.0)
         out.append(pd.DataFrame(m, index=names, columns=names))
     return out[0], out[1]
 
@@ -391,13 +411,13 @@ def _bin(x: np.ndarray) -> np.ndarray:
 
 
 def _subsample(real: list, synthetic: list, max_rows: int | None, seed: int) -> tuple[list, list]:
-    rng = np.random.default_rng(seed)
     out = []
     for arrays in (real, synthetic):
         n = len(arrays[0])
         if max_rows is None or n <= max_rows:
             out.append(arrays)
-        else:
+        else:  # the same generator for both: equally long tables keep the same row positions
+            rng = np.random.default_rng(seed)
             keep = np.sort(rng.choice(n, size=int(max_rows), replace=False))
             out.append([a[keep] for a in arrays])
     return out[0], out[1]
@@ -446,50 +466,67 @@ def _tv_complement(real: np.ndarray, synthetic: np.ndarray) -> float:
     return float(1.0 - 0.5 * total_variation)
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    keep = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[keep], y[keep]
-    if len(x) < 2 or (x == x[0]).all() or (y == y[0]).all():
-        return math.nan  # scipy.stats.pearsonr: constant input -> NaN; < 2 rows -> error
-    xm, ym = x - x.mean(), y - y.mean()  # scipy's formula, for agreement to rounding
-    r = np.dot(xm / np.linalg.norm(xm), ym / np.linalg.norm(ym))
-    return float(np.clip(r, -1.0, 1.0))
+def _standardise(x: np.ndarray) -> np.ndarray:
+    """(x - mean) / ||x - mean||, scipy.stats.pearsonr's form; NaN for < 2 rows or a constant."""
+    if len(x) < 2 or (x == x[0]).all():
+        return np.full(len(x), np.nan)  # pearsonr: constant input -> NaN; < 2 rows -> error
+    xm = x - x.mean()
+    return xm / np.linalg.norm(xm)
 
 
-def _joint(a: np.ndarray, b: np.ndarray, size_b: int) -> np.ndarray:
-    return a * size_b + b
+def _pearson_matrix(xs: list[np.ndarray | None]) -> np.ndarray:
+    """Pearson's rho of every pair of the given columns (None: not numeric -> NaN).
+
+    Rows where both values are present. Columns without missing values are standardised once and
+    correlated by one matrix product; a pair with a missing value is computed on its own rows.
+    """
+    p = len(xs)
+    out = np.full((p, p), np.nan)
+    numeric = [i for i, x in enumerate(xs) if x is not None]
+    complete = [i for i in numeric if not np.isnan(xs[i]).any()]
+    if complete:
+        z = np.stack([_standardise(xs[i]) for i in complete], axis=1)
+        out[np.ix_(complete, complete)] = z.T @ z
+    full = set(complete)
+    for i, j in itertools.combinations(numeric, 2):
+        if i not in full or j not in full:
+            keep = ~(np.isnan(xs[i]) | np.isnan(xs[j]))
+            out[i, j] = out[j, i] = _standardise(xs[i][keep]) @ _standardise(xs[j][keep])
+    return np.clip(out, -1.0, 1.0)
+
+
+def _crosstab(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Counts of the label pairs (a, b) as a dense table of `shape`."""
+    return np.bincount(a * shape[1] + b, minlength=shape[0] * shape[1]).reshape(shape)
 
 
 def _contingency_similarity(ar, br, as_, bs) -> float:
-    size_b = int(max(br.max(), bs.max())) + 1
-    cells_r, count_r = np.unique(_joint(ar, br, size_b), return_counts=True)
-    cells_s, count_s = np.unique(_joint(as_, bs, size_b), return_counts=True)
-    cells = np.union1d(cells_r, cells_s)
-    p_r, p_s = np.zeros(len(cells)), np.zeros(len(cells))
-    p_r[np.searchsorted(cells, cells_r)] = count_r / len(ar)
-    p_s[np.searchsorted(cells, cells_s)] = count_s / len(as_)
-    return float(1.0 - np.abs(p_r - p_s).sum() / 2.0)
+    """1 - total variation distance of the joint label distributions (labels are small ints)."""
+    shape = (int(max(ar.max(), as_.max())) + 1, int(max(br.max(), bs.max())) + 1)
+    if shape[0] * shape[1] > DENSE_CELLS:  # many categories: compress to the labels present
+        _, inverse = np.unique(
+            np.concatenate([ar * shape[1] + br, as_ * shape[1] + bs]), return_inverse=True
+        )
+        size = int(inverse.max()) + 1
+        count_r = np.bincount(inverse[: len(ar)], minlength=size)
+        count_s = np.bincount(inverse[len(ar) :], minlength=size)
+    else:
+        count_r, count_s = _crosstab(ar, br, shape), _crosstab(as_, bs, shape)
+    return float(1.0 - np.abs(count_r / len(ar) - count_s / len(as_)).sum() / 2.0)
 
 
 def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
     """Cramér's V of two label arrays (scipy.stats.contingency.association, no Yates correction)."""
-    _, ia = np.unique(a, return_inverse=True)
-    _, ib = np.unique(b, return_inverse=True)
-    rows, cols = int(ia.max()) + 1, int(ib.max()) + 1
-    if min(rows, cols) < 2:
+    if (int(a.max()) + 1) * (int(b.max()) + 1) > DENSE_CELLS:
+        a, b = np.unique(a, return_inverse=True)[1], np.unique(b, return_inverse=True)[1]
+    table = _crosstab(a, b, (int(a.max()) + 1, int(b.max()) + 1))
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]  # the labels present
+    if min(table.shape) < 2:
         return math.nan  # sdmetrics: no association for a single-valued column -> never counted
-    n = len(a)
-    cells, observed = np.unique(ia * cols + ib, return_counts=True)
-    row_sum, col_sum = np.bincount(ia, minlength=rows), np.bincount(ib, minlength=cols)
-    if rows * cols <= 1 << 22:  # dense, as scipy sums it
-        table = np.zeros(rows * cols)
-        table[cells] = observed
-        expected = np.outer(row_sum, col_sum).ravel() / n
-        chi2 = float(((table - expected) ** 2 / expected).sum())
-    else:  # sparse: sum (O - E)^2 / E = sum O^2 / E - n over the observed cells
-        expected = row_sum[cells // cols] * col_sum[cells % cols] / n
-        chi2 = max(float((observed.astype(np.float64) ** 2 / expected).sum()) - n, 0.0)
-    return math.sqrt(chi2 / n / (min(rows, cols) - 1))
+    n = table.sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / n
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return math.sqrt(chi2 / n / (min(table.shape) - 1))
 
 
 def _nanmean(x: np.ndarray) -> float:

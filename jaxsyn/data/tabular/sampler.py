@@ -223,11 +223,21 @@ def _slot(col: ColumnSchema, value: Any) -> int:
         for i, c in enumerate(col.categories):
             if type(c) is type(value) and c == value:
                 return i
-        for i, c in enumerate(col.categories):  # "2" for 2, "True" for True, 1 for 1.0
-            if str(c) == str(value) or (_is_number(c) and _is_number(value) and c == value):
+        number = _as_number(value)
+        for i, c in enumerate(col.categories):  # "2" for 2 or 2.0, "True" for True, 1 for 1.0
+            if str(c) == str(value) or (_is_number(c) and number is not None and c == number):
                 return i
     expected = list(col.categories) + ([None] if col.missing else [])
     raise ConfigError(f"condition {col.name}={value!r}: unknown value; expected one of {expected}")
+
+
+def _as_number(v: Any) -> float | None:
+    if _is_number(v):
+        return v
+    try:
+        return float(v) if isinstance(v, str) else None
+    except ValueError:
+        return None
 
 
 def _is_number(v: Any) -> bool:
