@@ -129,8 +129,8 @@ def column_pair_trends(
     (Pearson, numeric pairs; else NaN), `real_association` (Cramér's V, other pairs; else NaN) and
     `meets_threshold`: whether the pair counts in the thresholded property score (|rho_real| >
     `correlation_threshold`, V_real > `association_threshold`; a threshold of 0 or None counts
-    every pair). `max_rows`: contingency pairs use a `seed`-ed subsample of at most this many rows
-    of each table (None: all rows).
+    every pair). A pair with an undefined score is never counted. `max_rows`: contingency pairs
+    use a `seed`-ed subsample of at most this many rows of each table (None: all rows).
     """
     return _column_pair_trends(
         _prepare(real, synthetic, kinds),
@@ -228,7 +228,7 @@ def correlation_matrices(
     Pearson's rho (in [-1, 1], rows where both are present) for two numeric columns; Cramér's V (in
     [0, 1]) for a pair involving a discrete column, a numeric one cut into the 10 histogram bins
     the contingency score uses and a missing value counted as a category. 1 on the diagonal; NaN
-    where undefined (a constant column). No subsampling.
+    where undefined (a column with a single value, its diagonal included). No subsampling.
     """
     columns = _prepare(real, synthetic, kinds)
     names = [c.name for c in columns]
@@ -239,7 +239,7 @@ def correlation_matrices(
             if not (a.numeric and b.numeric):
                 v = _cramers_v(getattr(a, f"labels_{side}"), getattr(b, f"labels_{side}"))
                 m[i, j] = m[j, i] = v
-        np.fill_diagonal(m, 1.0)
+        np.fill_diagonal(m, [1.0 if _varies(c, side) else np.nan for c in columns])
         out.append(pd.DataFrame(m, index=names, columns=names))
     return out[0], out[1]
 
@@ -258,7 +258,8 @@ def correlation_heatmaps(
     difference a 0..1 one (a larger difference, possible for Pearson, saturates). Undefined cells
     are grey. Written atomically; returns `path`.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, no pyplot state
+    import matplotlib as mpl  # here, so importing this module stays light
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, no pyplot global state
     from matplotlib.figure import Figure
 
     m_real, m_syn = correlation_matrices(real, synthetic, kinds)
@@ -269,19 +270,17 @@ def correlation_heatmaps(
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
     panels = (
-        (m_real, "Real", "coolwarm", -1.0, 1.0),
-        (m_syn, "Synthetic", "coolwarm", -1.0, 1.0),
-        (diff, "|Real - Synthetic|", "Reds", 0.0, 1.0),
+        (m_real, "Real", "coolwarm", -1.0, 1.0, "Pearson ρ / Cramér's V"),
+        (m_syn, "Synthetic", "coolwarm", -1.0, 1.0, "Pearson ρ / Cramér's V"),
+        (diff, "|Real - Synthetic|", "Reds", 0.0, 1.0, "absolute difference"),
     )
-    import matplotlib as mpl
-
-    for ax, (matrix, label, cmap_name, lo, hi) in zip(axes, panels, strict=True):
+    for ax, (matrix, label, cmap_name, lo, hi, bar_label) in zip(axes, panels, strict=True):
         cmap = mpl.colormaps[cmap_name].with_extremes(bad="lightgrey")
         image = ax.imshow(np.ma.masked_invalid(matrix.to_numpy()), cmap=cmap, vmin=lo, vmax=hi)
         ax.set_title(label)
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
         ax.set_yticks(range(len(names)), names, fontsize=8)
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        fig.colorbar(image, ax=ax, shrink=0.8, label=bar_label)
     if title:
         fig.suptitle(title)
     path = Path(path)
@@ -299,9 +298,8 @@ class _Column:
     name: str
     numeric: bool
     round_ks: tuple[bool, bool]  # float dtype (real, synthetic): KSComplement rounds it
-    real: (
-        np.ndarray
-    )  # numeric: float64, NaN missing; discrete: int64 codes shared by both, -1 missing
+    # numeric: float64, NaN where missing; discrete: int64 codes shared by both tables, -1 missing
+    real: np.ndarray
     synthetic: np.ndarray
     labels_real: np.ndarray  # non-negative int64 contingency labels (binned numeric; NaN a label)
     labels_synthetic: np.ndarray
@@ -397,6 +395,16 @@ def _to_float(name, series: pd.Series, kind: str) -> np.ndarray:
     if np.isinf(x).any():
         raise DataError(f"column {name!r} holds infinite values, expected finite numbers or NaN")
     return x
+
+
+def _varies(column: _Column, side: str) -> bool:
+    """Whether a column holds two different values: else even its self-association is undefined."""
+    if column.numeric:
+        x = getattr(column, side)
+        x = x[~np.isnan(x)]
+        return len(x) > 1 and bool((x != x[0]).any())
+    labels = getattr(column, f"labels_{side}")
+    return bool((labels != labels[0]).any())
 
 
 def _rounds(series: pd.Series, kind: str) -> bool:
@@ -515,18 +523,27 @@ def _contingency_similarity(ar, br, as_, bs) -> float:
     return float(1.0 - np.abs(count_r / len(ar) - count_s / len(as_)).sum() / 2.0)
 
 
+def _compact(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber non-negative labels 0..k-1 in order, dropping the unused ones; and k."""
+    present = np.bincount(labels) > 0
+    return (np.cumsum(present) - 1)[labels], int(present.sum())
+
+
 def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
     """Cramér's V of two label arrays (scipy.stats.contingency.association, no Yates correction)."""
-    if (int(a.max()) + 1) * (int(b.max()) + 1) > DENSE_CELLS:
-        a, b = np.unique(a, return_inverse=True)[1], np.unique(b, return_inverse=True)[1]
-    table = _crosstab(a, b, (int(a.max()) + 1, int(b.max()) + 1))
-    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]  # the labels present
-    if min(table.shape) < 2:
+    (a, rows), (b, cols) = _compact(a), _compact(b)
+    if min(rows, cols) < 2:
         return math.nan  # sdmetrics: no association for a single-valued column -> never counted
-    n = table.sum()
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / n
-    chi2 = float(((table - expected) ** 2 / expected).sum())
-    return math.sqrt(chi2 / n / (min(table.shape) - 1))
+    n = len(a)
+    row_sum, col_sum = np.bincount(a, minlength=rows), np.bincount(b, minlength=cols)
+    if rows * cols <= DENSE_CELLS:  # every cell, as scipy sums them
+        expected = np.outer(row_sum, col_sum) / n
+        chi2 = float(((_crosstab(a, b, (rows, cols)) - expected) ** 2 / expected).sum())
+    else:  # sum (O - E)^2 / E = sum O^2 / E - n, over the observed cells only
+        cells, observed = np.unique(a * cols + b, return_counts=True)
+        expected = row_sum[cells // cols] * col_sum[cells % cols] / n
+        chi2 = max(float((observed.astype(np.float64) ** 2 / expected).sum()) - n, 0.0)
+    return math.sqrt(chi2 / n / (min(rows, cols) - 1))
 
 
 def _nanmean(x: np.ndarray) -> float:

@@ -18,8 +18,12 @@ columns): rows are generated with the discrete conditions and those outside the 
 batch after batch, up to `max_batches`; if the model cannot produce n such rows a DataError
 says how many it found.
 
-Rows are generated in batches of the training batch size (BatchNorm normalises with the
-statistics of the batch it generates, as the reference samples), many batches per device call.
+The generator normalises with the running BatchNorm statistics of training (eval mode), so
+every row is generated independently of the rest of its batch. The reference samples in training
+mode (each batch's own statistics), which normalises away a condition that a whole batch shares:
+its conditional samples ignore their condition (`jaxsyn.models.ctgan.generate`). Pass
+`stats=None` to the constructor for the reference's behaviour. Rows are generated in batches of
+the training batch size, many batches per device call.
 """
 
 from __future__ import annotations
@@ -59,12 +63,14 @@ class TableSynthesizer:
         params: Any,
         counts: Mapping[str, list[int]],
         *,
+        stats: Any = None,
         batch_size: int,
         info: Mapping[str, Any] | None = None,
     ):
         self.transformer = transformer
         self.config = config
         self.params = params
+        self.stats = stats  # running BatchNorm statistics; None: per-batch (the reference)
         self.counts = dict(counts)
         self.batch_size = batch_size
         self.info = dict(info or {})
@@ -86,11 +92,22 @@ class TableSynthesizer:
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
         config = CTGANConfig(**fields)
         shapes = jax.eval_shape(functools.partial(model.init, config=config), jax.random.key(0))
-        g = restore_subtree(run_dir / "checkpoints", {"params": {"g": shapes["g"]}}, step=step)
+        stats = jax.eval_shape(functools.partial(model.init_stats, config))
+        g = restore_subtree(
+            run_dir / "checkpoints",
+            {"params": {"g": shapes["g"]}, "stats": {"batch_stats": stats}},
+            step=step,
+        )
         transformer = TableTransformer.load(run_dir / TRANSFORMER_FILE)
         counts = json.loads((run_dir / COUNTS_FILE).read_text())
         return cls(
-            transformer, config, g["params"]["g"], counts, batch_size=info["batch_size"], info=info
+            transformer,
+            config,
+            g["params"]["g"],
+            counts,
+            stats=g["stats"]["batch_stats"],
+            batch_size=info["batch_size"],
+            info=info,
         )
 
     # --- conditions --------------------------------------------------------------------------
@@ -144,7 +161,8 @@ class TableSynthesizer:
         else:
             cond = self.free_conditions(k_cond, batches * b)
         cond = cond.reshape(batches, b, -1)
-        out = _generate(self.params, jax.random.split(k_gen, batches), cond, self.config)
+        keys = jax.random.split(k_gen, batches)
+        out = _generate(self.params, self.stats, keys, cond, self.config)
         return np.asarray(out).reshape(batches * b, -1)[:n]
 
     def sample(
@@ -195,9 +213,10 @@ class TableSynthesizer:
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _generate(params, keys, cond, config: CTGANConfig):
-    """[M] keys, cond [M, B, cond_dim] -> rows [M, B, data_dim]; each batch normalised alone."""
-    return jax.vmap(lambda k, c: model.generate(params, k, c, config))(keys, cond)
+def _generate(params, stats, keys, cond, config: CTGANConfig):
+    """[M] keys, cond [M, B, cond_dim] -> rows [M, B, data_dim] (without stats each batch is
+    normalised with its own statistics)."""
+    return jax.vmap(lambda k, c: model.generate(params, k, c, config, stats))(keys, cond)
 
 
 def _range(name: str, value: Any) -> tuple[float, float]:

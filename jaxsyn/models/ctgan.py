@@ -62,6 +62,7 @@ class CTGANConfig:
     dropout: float = 0.5  # discriminator dropout: ctgan.py Discriminator, Dropout(0.5)
     negative_slope: float = 0.2  # discriminator LeakyReLU(0.2): ctgan.py Discriminator
     hard_conditions: bool = True  # ours (module docstring); False: the reference's soft cond
+    bn_momentum: float = 0.1  # running averages for sampling: torch BatchNorm1d default
 
     def __post_init__(self):
         spans = tuple(tuple(s) for s in self.spans)
@@ -192,13 +193,22 @@ def cond_loss(logits: jax.Array, cond: jax.Array, config: CTGANConfig) -> jax.Ar
 class Generator(nn.Module):
     config: CTGANConfig
     axis_name: str | None = None  # batch statistics across this mesh axis
+    # "batch": normalise with this batch's statistics, no state (the reference, always);
+    # "update": the same, and update the running averages (mutable "batch_stats"; training);
+    # "running": normalise with the running averages (eval mode; our sampling, see `generate`).
+    stats: str = "batch"
 
     @nn.compact
     def __call__(self, z: jax.Array, cond: jax.Array) -> jax.Array:
         """z [B, embedding_dim], cond [B, cond_dim] -> raw logits [B, data_dim]."""
+        if self.stats not in ("batch", "update", "running"):
+            raise ConfigError(f"Generator.stats is {self.stats!r}; expected batch/update/running")
+        momentum = None if self.stats == "batch" else self.config.bn_momentum
         h = jnp.concatenate([z, cond], axis=-1)
         for width in self.config.generator_dim:
-            out = nn.relu(BatchStats(axis_name=self.axis_name)(TorchDense(width)(h)))
+            bn = BatchStats(self.axis_name, momentum=momentum,
+                            use_running_average=self.stats == "running")  # fmt: skip
+            out = nn.relu(bn(TorchDense(width)(h)))
             h = jnp.concatenate([out, h], axis=-1)  # ctgan.py Residual: cat([out, input])
         return TorchDense(self.config.data_dim)(h)
 
@@ -240,10 +250,35 @@ def init(key: jax.Array, config: CTGANConfig) -> dict[str, Any]:
     }
 
 
+def init_stats(config: CTGANConfig) -> Any:
+    """The generator's running BatchNorm statistics before training (means 0, variances 1)."""
+    z = jnp.zeros((config.pac, config.embedding_dim))
+    cond = jnp.zeros((config.pac, config.cond_dim))
+    return Generator(config, stats="update").init(jax.random.key(0), z, cond)["batch_stats"]
+
+
 def apply_generator(
-    params: Any, z: jax.Array, cond: jax.Array, config: CTGANConfig, axis_name: str | None = None
-) -> jax.Array:
-    return Generator(config, axis_name).apply({"params": params}, z, cond)
+    params: Any,
+    z: jax.Array,
+    cond: jax.Array,
+    config: CTGANConfig,
+    axis_name: str | None = None,
+    *,
+    stats: Any = None,
+    update: bool = False,
+) -> jax.Array | tuple[jax.Array, Any]:
+    """Raw logits [B, data_dim]. Without `stats`: batch statistics (the reference). With
+    `stats` and `update`: batch statistics, returning (logits, updated running stats). With
+    `stats` alone: normalised with the running statistics (eval mode)."""
+    if stats is None:
+        return Generator(config, axis_name).apply({"params": params}, z, cond)
+    variables = {"params": params, "batch_stats": stats}
+    if update:
+        out, new = Generator(config, axis_name, "update").apply(
+            variables, z, cond, mutable=["batch_stats"]
+        )
+        return out, new["batch_stats"]
+    return Generator(config, axis_name, "running").apply(variables, z, cond)
 
 
 def apply_discriminator(
@@ -253,14 +288,23 @@ def apply_discriminator(
     return Discriminator(config).apply({"params": params}, jnp.concatenate([x, cond], -1), keys)
 
 
-def generate(params: Any, key: jax.Array, cond: jax.Array, config: CTGANConfig) -> jax.Array:
+def generate(
+    params: Any, key: jax.Array, cond: jax.Array, config: CTGANConfig, stats: Any = None
+) -> jax.Array:
     """Rows [B, data_dim] in the encoded space for conditions cond [B, cond_dim] (zeros: free),
-    from generator `params`. BatchNorm uses this batch's statistics (as the reference samples),
-    so generate in batches of the training batch size; vmap over a leading axis for many."""
+    from generator `params`.
+
+    With `stats` (the running BatchNorm statistics of training; what `TableSynthesizer` uses),
+    every row is generated independently of the others. Without, BatchNorm normalises with this
+    batch's statistics, as the reference samples: that is only sound for a batch whose conditions
+    are mixed the way training mixed them. A batch that asks for one condition has it normalised
+    away in every hidden layer (BatchNorm subtracts the batch mean, and a shared condition is part
+    of it), which is why the reference's conditional sampling ignores its condition.
+    """
     kz, kg = jax.random.split(key)
     n = cond.shape[0]
     z = jax.random.normal(kz, (n, config.embedding_dim))
-    logits = apply_generator(params, z, cond, config)
+    logits = apply_generator(params, z, cond, config, stats=stats)
     return activate(logits, cond, jax.random.split(kg, n), config)
 
 
@@ -283,6 +327,7 @@ __all__: Sequence[str] = (
     "cond_loss",
     "generate",
     "init",
+    "init_stats",
     "noise",
     "param_count",
 )

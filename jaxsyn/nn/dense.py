@@ -17,21 +17,43 @@ class BatchStats(nn.Module):
 
     With `axis_name` the statistics are over the global batch: every device holds an equal share,
     so the `pmean` of per-device means is the global mean. Two passes (mean, then the mean squared
-    deviation) rather than E[x^2] - E[x]^2, which cancels badly in float32. No running averages:
-    a GAN generator normalises with the batch it generates, so there is no state to thread.
+    deviation) rather than E[x^2] - E[x]^2, which cancels badly in float32.
+
+    With `momentum`, running averages are kept in the "batch_stats" collection as PyTorch's
+    BatchNorm1d keeps them (r <- (1 - momentum) r + momentum s, the variance unbiased), updated
+    whenever that collection is mutable, and `use_running_average` normalises with them instead
+    of the batch's (eval mode). Without `momentum` there is no state at all.
     """
 
     axis_name: str | None = None
     eps: float = 1e-5
+    momentum: float | None = None  # PyTorch BatchNorm1d: 0.1
+    use_running_average: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:  # [B, F] -> [B, F]
         x32 = x.astype(jnp.float32)  # statistics in float32 whatever the compute dtype
-        mean = self._mean(x32)
-        var = self._mean(jnp.square(x32 - mean))
+        features = x.shape[-1]
+        if self.momentum is not None:
+            ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
+            ra_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+        if self.use_running_average:
+            if self.momentum is None:
+                raise ValueError("use_running_average needs running statistics (momentum)")
+            mean, var = ra_mean.value, ra_var.value
+        else:
+            mean = self._mean(x32)
+            var = self._mean(jnp.square(x32 - mean))
+            if self.momentum is not None and self.is_mutable_collection("batch_stats"):
+                n = x.shape[0] * (1 if self.axis_name is None else jax.lax.psum(1, self.axis_name))
+                unbiased = var * n / max(n - 1, 1) if isinstance(n, int) else var * n / (n - 1)
+                m = self.momentum
+                if not self.is_initializing():
+                    ra_mean.value = (1 - m) * ra_mean.value + m * mean
+                    ra_var.value = (1 - m) * ra_var.value + m * unbiased
         y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
-        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
-        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+        scale = self.param("scale", nn.initializers.ones, (features,))
+        bias = self.param("bias", nn.initializers.zeros, (features,))
         return (y * scale + bias).astype(x.dtype)
 
     def _mean(self, x: jax.Array) -> jax.Array:

@@ -135,13 +135,16 @@ def split_each(keys: jax.Array, n: int) -> tuple[jax.Array, ...]:
     return tuple(parts[:, i] for i in range(n))
 
 
-def _fake(g_params, keys, table: TableArrays, config: CTGANTrainConfig, axis_name):
-    """Conditions, raw logits and activated rows for this device's examples (one key each)."""
+def _fake(g_params, stats, keys, table: TableArrays, config: CTGANTrainConfig):
+    """Conditions, raw logits, activated rows and updated BatchNorm running statistics for this
+    device's examples (one key each); batch statistics over the global batch."""
     m = config.model
     k_cond, k_z, k_gumbel = split_each(keys, 3)
     cb = draw(table.index, k_cond, config.extra_condition_p)
-    logits = model.apply_generator(g_params, model.noise(k_z, m), cb.cond, m, axis_name)
-    return cb.cond, logits, model.activate(logits, cb.cond, k_gumbel, m)
+    logits, stats = model.apply_generator(
+        g_params, model.noise(k_z, m), cb.cond, m, parallel.DATA, stats=stats, update=True
+    )
+    return cb.cond, logits, model.activate(logits, cb.cond, k_gumbel, m), stats
 
 
 def d_loss(d_params, real, real_cond, fake, fake_cond, group_keys, config: CTGANTrainConfig):
@@ -167,16 +170,19 @@ def d_loss(d_params, real, real_cond, fake, fake_cond, group_keys, config: CTGAN
     return wasserstein + penalty, {"wasserstein": wasserstein, "gp": penalty}
 
 
-def g_loss(g_params, d_params, keys, group_keys, table, config: CTGANTrainConfig):
-    cond, logits, fake = _fake(g_params, keys, table, config, parallel.DATA)
+def g_loss(g_params, d_params, stats, keys, group_keys, table, config: CTGANTrainConfig):
+    cond, logits, fake, stats = _fake(g_params, stats, keys, table, config)
     score = model.apply_discriminator(d_params, fake, cond, config.model, group_keys)
     ce = jnp.mean(model.cond_loss(logits, cond, config.model))  # sum over rows / batch size
     adversarial = -jnp.mean(score)
-    return adversarial + ce, {"cond_loss": ce}
+    return adversarial + ce, ({"cond_loss": ce}, stats)
 
 
 def train_step(state: state_lib.TrainState, table: TableArrays, *, config, n_local: int):
-    """A D update then a G update on this device's n_local examples (inside shard_map)."""
+    """A D update then a G update on this device's n_local examples (inside shard_map).
+
+    The generator runs twice (for D's fakes, then for G's), each time in training mode, so its
+    BatchNorm running averages advance twice a step, as PyTorch's do in the reference."""
     opts = optimizers(config)
     m = config.model
     key = jax.random.fold_in(state.key, state.step)
@@ -185,7 +191,8 @@ def train_step(state: state_lib.TrainState, table: TableArrays, *, config, n_loc
     groups = functools.partial(parallel.example_keys, n=n_local // m.pac)
     params, opt_state = state.params, state.opt_state
 
-    fake_cond, _, fake = _fake(params["g"], ex(k_d), table, config, parallel.DATA)
+    stats = state.stats["batch_stats"]
+    fake_cond, _, fake, stats = _fake(params["g"], stats, ex(k_d), table, config)
     real_cb = draw(table.index, ex(k_real), config.extra_condition_p)
     real = table.data[real_cb.rows]
     (dl, d_aux), grads = parallel.mean_value_and_grad(d_loss, has_aux=True)(
@@ -193,8 +200,8 @@ def train_step(state: state_lib.TrainState, table: TableArrays, *, config, n_loc
     )
     d_params, d_opt = state_lib.apply_gradients(params["d"], opt_state["d"], grads, opts["d"])
 
-    (gl, g_aux), grads = parallel.mean_value_and_grad(g_loss, has_aux=True)(
-        params["g"], d_params, ex(k_g), groups(k_ggroups), table, config
+    (gl, (g_aux, stats)), grads = parallel.mean_value_and_grad(g_loss, has_aux=True)(
+        params["g"], d_params, stats, ex(k_g), groups(k_ggroups), table, config
     )
     g_params, g_opt = state_lib.apply_gradients(params["g"], opt_state["g"], grads, opts["g"])
     metrics = {
@@ -205,6 +212,7 @@ def train_step(state: state_lib.TrainState, table: TableArrays, *, config, n_loc
     new = state.replace(
         params={"g": g_params, "d": d_params},
         opt_state={"g": g_opt, "d": d_opt},
+        stats={"batch_stats": stats},
         step=state.step + 1,
     )
     return new, metrics
@@ -213,7 +221,9 @@ def train_step(state: state_lib.TrainState, table: TableArrays, *, config, n_loc
 def init_state(config: CTGANTrainConfig) -> state_lib.TrainState:
     """The state before step 1 from the (bound) config and its seed."""
     init_key, run_key = jax.random.split(jax.random.key(config.seed))
-    return state_lib.create(model.init(init_key, config.model), optimizers(config), run_key)
+    params = model.init(init_key, config.model)
+    stats = {"batch_stats": model.init_stats(config.model)}
+    return state_lib.create(params, optimizers(config), run_key, stats=stats)
 
 
 def make_step(config: CTGANTrainConfig, mesh, table: TableArrays):
