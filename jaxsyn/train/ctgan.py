@@ -314,7 +314,7 @@ def run(
     out_dir = Path(out_dir)
     if not resume and (out_dir / TRANSFORMER_FILE).exists():
         raise ConfigError(
-            f"{out_dir} already holds a run; expected a new folder (or pass resume=True)"
+            f"{out_dir} already holds a run; expected a new folder (or --resume / resume=True to continue it)"
         )
     transformer, data = prepare(
         table, out_dir, config, schema=schema, discrete=discrete, id_column=id_column,
