@@ -24,12 +24,18 @@ _LAZY = {
     "VolumeStore": "jaxsyn.data.store",
     "PipelineConfig": "jaxsyn.data.pipeline",
     "make_dataset": "jaxsyn.data.pipeline",
+    "infer_schema": "jaxsyn.data.tabular",
+    "TableSchema": "jaxsyn.data.tabular",
+    "TableTransformer": "jaxsyn.data.tabular",
+    "TableSynthesizer": "jaxsyn.infer.ctgan",
+    "tabular_quality": "jaxsyn.eval.tabular",
 }
+_NAMES = {"tabular_quality": "quality"}  # public name -> the module's own
 
 __all__ = ["CheckpointError", "ConfigError", "DataError", "JaxsynError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(importlib.import_module(_LAZY[name]), _NAMES.get(name, name))
     raise AttributeError(f"module 'jaxsyn' has no attribute {name!r}")

@@ -16,3 +16,4 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert "(32, 32, 32) (12.5, 12.5, 12.5)" in out
     assert "'slab': (2, 4, 32, 32, 1)" in out
     assert "(2, 32, 32, 32, 1) (2, 8, 8, 8, 1)" in out  # the HA-GAN example
+    assert "100 {2.0} True" in out  # the CTGAN example: exact and range conditions
