@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jaxsyn.errors import ConfigError, JaxsynError
 
-PHANTOM_KINDS = ("ct",)
+PHANTOM_KINDS = ("ct", "cxr")
 
 
 def _window(text: str) -> tuple[float, float]:
@@ -26,6 +26,12 @@ def _window(text: str) -> tuple[float, float]:
 
 
 def _phantom(args) -> None:
+    if args.kind == "cxr":
+        from jaxsyn.data.phantoms import cxr
+
+        table = cxr.write_cohort(args.out, n=args.n, size=args.size, seed=args.seed)
+        print(f"wrote {len(table)} chest radiographs ({args.size}²) and labels.csv to {args.out}")
+        return
     from jaxsyn.data.phantoms import ct
 
     table = ct.write_cohort(args.out, n=args.n, size=args.size, seed=args.seed)
@@ -148,10 +154,8 @@ def _store_for(data: str, out: Path, size: int, seed: int):
     from jaxsyn.data.phantoms import ct
 
     parts = data.split(":")
-    if len(parts) != 3 or parts[1] not in PHANTOM_KINDS or not parts[2].isdigit():
-        raise ConfigError(
-            f"--data {data}; expected a store folder or phantom:KIND:N with KIND in {list(PHANTOM_KINDS)}"
-        )
+    if len(parts) != 3 or parts[1] != "ct" or not parts[2].isdigit():
+        raise ConfigError(f"--data {data}; expected a store folder or phantom:ct:N (volumes)")
     n = int(parts[2])
     cohort = out / "data" / f"phantom-{parts[1]}-{n}-{size}-seed{seed}"
     if not (cohort / "table.csv").is_file():
@@ -301,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("phantom", help="write a procedural phantom cohort with known truth")
     p.add_argument("kind", choices=PHANTOM_KINDS)
     p.add_argument("--n", type=int, required=True, help="number of patients")
-    p.add_argument("--size", type=int, default=128, help="cube side in voxels (16-256)")
+    p.add_argument(
+        "--size", type=int, default=128, help="ct: cube side in voxels (16-256); cxr: image side"
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_phantom)
