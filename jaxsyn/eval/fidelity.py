@@ -1,0 +1,470 @@
+"""Distribution metrics on feature arrays [N, F]: FID (with FID_rr and r_FID), KID, MMD, PRDC.
+
+The features come from an extractor (Inception-v3, a 3D ResNet, a domain classifier); every metric
+here sees only float arrays of shape [N, F], one row per sample. Statistics are float64 numpy.
+
+FID (Heusel et al. 2017, "GANs trained by a two time-scale update rule", eq. 6): the squared
+  2-Wasserstein (Fréchet) distance between Gaussians fitted to the two feature sets (Dowson &
+  Landau 1982), d^2 = |mu_1 - mu_2|^2 + tr S_1 + tr S_2 - 2 tr (S_1 S_2)^(1/2), with S the
+  unbiased sample covariance (`np.cov`, as pytorch-fid and TTUR compute it).
+  tr (S_1 S_2)^(1/2) = sum_i sqrt(lambda_i(S_1^(1/2) S_2 S_1^(1/2))) (that matrix is symmetric PSD
+  with the eigenvalues of S_1 S_2), computed as the sum of the singular values of
+  S_1^(1/2) S_2^(1/2), whose squares those eigenvalues are. Why not the eigenvalues themselves:
+  rounding moves them by ~eps * lambda_max^2, so after the square root a null direction adds
+  ~sqrt(eps) * lambda_max (1e-8 relative each, hundreds of them when N < F); a singular value is
+  off by only ~eps * lambda_max. The square roots come from `eigh` of S_1 and S_2, whose
+  eigenvalues below F * eps * lambda_max (rounding noise around zero, the rank cut of
+  `np.linalg.matrix_rank`) are set to 0. No scipy `sqrtm`, no eps * I offset: rank-deficient
+  covariances (N <= F) are exact, not regularised.
+FID_rr (Osuala et al. 2023, medigan, §4.2.1): FID between two disjoint random halves of the real
+  set, an estimate of the real data's own variation and a lower bound for FID_rs (real vs
+  synthetic).
+r_FID = 1 - (FID_rs - FID_rr) / FID_rs = FID_rr / FID_rs (medigan eq. 5): the share of FID_rs that
+  the real data's own variation explains; 1 is as close as two real sets, near 0 far worse.
+KID (Bińkowski et al. 2018, "Demystifying MMD GANs", §4): the unbiased MMD^2 with the cubic
+  polynomial kernel k(a, b) = (a.b / F + 1)^3, averaged over random subsets; reported as the mean
+  and standard deviation over subsets.
+MMD (Gretton et al. 2012, "A kernel two-sample test", eq. 3): the unbiased MMD^2 with the Gaussian
+  kernel k(a, b) = exp(-|a - b|^2 / (2 sigma^2)), sigma by default the median distance between the
+  points of the pooled sample (the paper's §8 heuristic).
+PRDC (Naeem et al. 2020, "Reliable fidelity and diversity metrics for generative models", §3, and
+  their clovaai/generative-evaluation-prdc code): B(x, r) the open ball, NND_k(x) the distance from
+  x to its k-th nearest neighbour in its own set (itself excluded),
+    precision = mean_j 1[exists i: Y_j in B(X_i, NND_k(X_i))]
+    recall    = mean_i 1[exists j: X_i in B(Y_j, NND_k(Y_j))]
+    density   = 1/k mean_j sum_i 1[Y_j in B(X_i, NND_k(X_i))]
+    coverage  = mean_i 1[exists j: Y_j in B(X_i, NND_k(X_i))]
+  with X the real and Y the synthetic features. Distances are Euclidean, computed after
+  subtracting the real mean from both sets (fewer cancellations in |a|^2 + |b|^2 - 2 a.b); a point
+  within TIE_RTOL of a radius is taken as outside its ball. So two identical sets without ties
+  give precision = recall = coverage = 1 and density exactly 1 (each Y_j = X_j lies in its own
+  ball and in those of the X_i that have it among their k - 1 nearest neighbours: n k in all).
+
+Memory. `fid` and `FeatureStats` read features in chunks of CHUNK_ROWS rows (cast to float64 one
+chunk at a time) and hold only F + F^2 numbers; MMD, the median heuristic and PRDC compute
+pairwise distances or kernels in row blocks of at most BLOCK_ELEMENTS entries (32 MiB of float64)
+and keep one float64 copy of each feature set; KID casts only the subsets it draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from jaxsyn.errors import DataError
+
+# Not from a paper: row blocks of pairwise distances / kernel values hold at most 4 Mi float64
+# entries (32 MiB), whatever N; rows per block = BLOCK_ELEMENTS // (columns).
+BLOCK_ELEMENTS = 1 << 22
+# Not from a paper: FeatureStats casts at most this many rows to float64 at a time.
+CHUNK_ROWS = 4096
+# torch-fidelity (kid_subsets) and clean-fid (num_subsets) default; Bińkowski's compute_scores.py
+# used 50 or 10.
+KID_SUBSETS = 100
+# Bińkowski's compute_scores.py, torch-fidelity and clean-fid: subsets of 1000 samples.
+KID_SUBSET_SIZE = 1000
+# Not from a paper: the median heuristic uses at most this many pooled points (8.4 Mi distances,
+# 64 MiB); a larger pooled sample is subsampled first, from `seed`.
+MEDIAN_POINTS = 4096
+# Naeem et al. 2020, §4 and the prdc package's examples: k = 5 nearest neighbours.
+PRDC_K = 5
+# Not from a paper: a distance within this relative margin of a PRDC radius counts as on the
+# sphere, i.e. outside the open ball. Rounding (~1e-15 relative after centring) then cannot put a
+# point that lies exactly on it inside - which happens whenever the sets share points: the k-th
+# neighbour of X_i, copied into the synthetic set, sits exactly at NND_k(X_i).
+TIE_RTOL = 1e-9
+# A covariance eigenvalue below -NEGATIVE_EIG * lambda_max is refused as not PSD. Rounding stays
+# far above: float32 covariances move eigenvalues by ~F * 2^-24 * lambda_max (1e-4 at F = 2048).
+NEGATIVE_EIG = 1e-3
+
+
+# ------------------------------------------------------------------------------------------------
+# Feature statistics and FID
+
+
+class FeatureStats:
+    """Streaming float64 mean and covariance of feature batches [B, F].
+
+    `FeatureStats().update(batch_1).update(batch_2)` holds F + F^2 numbers whatever the number of
+    samples; batches are combined exactly (Chan, Golub & LeVeque 1979 pairwise update), so the
+    result equals `np.mean` / `np.cov(rowvar=False)` of all rows to rounding.
+    """
+
+    def __init__(self, name: str = "features") -> None:
+        self.name = name  # how errors refer to the features
+        self.n = 0
+        self._mean: np.ndarray | None = None
+        self._m2: np.ndarray | None = None  # sum of outer products of deviations from the mean
+
+    def update(self, batch) -> FeatureStats:
+        """Add the rows of `batch` [B, F]; returns self."""
+        batch = np.asarray(batch)
+        if batch.ndim != 2 or batch.shape[1] == 0:
+            raise DataError(
+                f"{self.name}: got shape {batch.shape}, expected a batch [B, F] with F >= 1"
+            )
+        if self._mean is not None and batch.shape[1] != len(self._mean):
+            raise DataError(
+                f"{self.name}: got a batch with {batch.shape[1]} features, expected "
+                f"{len(self._mean)} like the earlier batches"
+            )
+        for start in range(0, len(batch), CHUNK_ROWS):
+            chunk = batch[start : start + CHUNK_ROWS].astype(np.float64)
+            self._add(_finite(chunk, self.name))
+        return self
+
+    def _add(self, x: np.ndarray) -> None:
+        mean_b = x.mean(axis=0)
+        centred = x - mean_b
+        m2_b = centred.T @ centred
+        if self._mean is None:
+            self.n, self._mean, self._m2 = len(x), mean_b, m2_b
+            return
+        n = self.n + len(x)
+        delta = mean_b - self._mean
+        self._m2 = self._m2 + m2_b + np.outer(delta, delta) * (self.n * len(x) / n)
+        self._mean = self._mean + delta * (len(x) / n)
+        self.n = n
+
+    @property
+    def mean(self) -> np.ndarray:
+        """[F] float64 mean of every row seen."""
+        if self._mean is None:
+            raise DataError(f"{self.name}: no samples seen, expected at least 1 for a mean")
+        return self._mean.copy()
+
+    @property
+    def cov(self) -> np.ndarray:
+        """[F, F] float64 unbiased covariance (divided by n - 1, as `np.cov`)."""
+        if self.n < 2:
+            raise DataError(
+                f"{self.name}: got {self.n} samples, expected at least 2 for a covariance"
+            )
+        return self._m2 / (self.n - 1)
+
+
+def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
+    """(mu [F], sigma [F, F]) in float64 of `features` [N, F], or of an iterable of [B, F] batches.
+
+    sigma is the unbiased covariance (`np.cov(features, rowvar=False)`).
+    """
+    stats = FeatureStats()
+    if hasattr(features, "ndim"):  # an array; anything else is read batch by batch
+        stats.update(features)
+    else:
+        if not isinstance(features, Iterable):
+            raise DataError(f"features: got {type(features).__name__}, expected [N, F] or batches")
+        for batch in features:
+            stats.update(batch)
+    return stats.mean, stats.cov
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), float64, always >= 0.
+
+    mu [F], sigma [F, F] symmetric PSD (any rank). See the module docstring for the method.
+    """
+    mu1, mu2 = _vector(mu1, "mu1"), _vector(mu2, "mu2")
+    if len(mu1) != len(mu2):
+        raise DataError(f"mu2: got {len(mu2)} features, expected {len(mu1)} like mu1")
+    f = len(mu1)
+    w1, v1 = _psd_eigh(sigma1, "sigma1", f)
+    w2, v2 = _psd_eigh(sigma2, "sigma2", f)
+    # sqrt(S1) sqrt(S2) = V1 diag(sqrt w1) (V1^T V2) diag(sqrt w2) V2^T; V1, V2 orthogonal
+    product = np.sqrt(w1)[:, None] * (v1.T @ v2) * np.sqrt(w2)[None, :]
+    tr_covmean = np.linalg.svd(product, compute_uv=False).sum()
+    diff = mu1 - mu2
+    # tr S as the sum of the same (cut) eigenvalues, so FID(X, X) cancels to rounding
+    d2 = diff @ diff + w1.sum() + w2.sum() - 2.0 * tr_covmean
+    return max(float(d2), 0.0)  # a squared distance; rounding can dip a hair below 0
+
+
+def fid(real_features, synthetic_features) -> float:
+    """FID between two feature sets [N, F] and [M, F] (N, M >= 2)."""
+    mu1, s1 = _stats(real_features, "real_features")
+    mu2, s2 = _stats(synthetic_features, "synthetic_features")
+    if len(mu1) != len(mu2):
+        raise DataError(
+            f"synthetic_features: got {len(mu2)} features, expected {len(mu1)} like real_features"
+        )
+    return frechet_distance(mu1, s1, mu2, s2)
+
+
+def fid_real_real(real_features, seed: int = 0) -> float:
+    """FID_rr: FID between two disjoint random halves of `real_features` [N, F] (N >= 4).
+
+    The halves are the first and second floor(N / 2) rows of `np.random.default_rng(seed)
+    .permutation(N)` (an odd N leaves one row out). FID is biased upwards by ~1/n (Chong & Forsyth
+    2020), so halves of N / 2 give a larger bias than FID_rs on N real vs N synthetic: compare
+    FID_rs on N / 2 samples of each for a like-for-like bound (medigan's Table 3 used equal sizes).
+    """
+    x = np.asarray(real_features)
+    if x.ndim != 2:
+        raise DataError(f"real_features: got shape {x.shape}, expected features [N, F]")
+    n = len(x)
+    if n < 4:
+        raise DataError(f"real_features: got {n} samples, expected at least 4 (two halves of 2)")
+    order = np.random.default_rng(seed).permutation(n)
+    half = n // 2
+    return fid(x[np.sort(order[:half])], x[np.sort(order[half : 2 * half])])
+
+
+def fid_ratio(fid_rs: float, fid_rr: float) -> float:
+    """r_FID = 1 - (FID_rs - FID_rr) / FID_rs = FID_rr / FID_rs (Osuala et al. 2023, eq. 5).
+
+    Meaning: how much of the real-vs-synthetic distance the real data's own variation explains.
+    In [0, 1] when FID_rs >= FID_rr: 1 means the synthetic set is as close to the real set as two
+    real halves are to each other, near 0 that FID_rs is many times the real variation. Edge
+    cases: FID_rs < FID_rr gives r_FID > 1 (the synthetic set is closer than real data to itself:
+    sampling noise, the half-size bias of FID_rr, or memorised training samples; not clipped);
+    FID_rr = 0 gives 0; FID_rs = 0 (identical statistics) is undefined and gives NaN. Negative
+    or non-finite inputs are refused: FIDs are squared distances.
+    """
+    for name, value in (("fid_rs", fid_rs), ("fid_rr", fid_rr)):
+        if not (math.isfinite(value) and value >= 0):
+            raise DataError(f"{name}: got {value!r}, expected a finite FID >= 0")
+    if fid_rs == 0:
+        return math.nan
+    return float(1.0 - (fid_rs - fid_rr) / fid_rs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Kernel distances
+
+
+def kid(
+    x,
+    y,
+    *,
+    subsets: int = KID_SUBSETS,
+    subset_size: int = KID_SUBSET_SIZE,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """KID of `x` [N, F] and `y` [M, F]: (mean, standard deviation) of MMD^2_u over subsets.
+
+    Kernel (a.b / F + 1)^3. Each subset draws m = min(subset_size, N, M) rows of x and then of y
+    without replacement (`rng.choice(N, m, replace=False)`, rng = `np.random.default_rng(seed)`,
+    x before y, subset after subset); a subset_size larger than a set shrinks to it, as in
+    clean-fid. Per subset the estimate is Bińkowski et al.'s unbiased one:
+      sum_{i != j} k(x_i, x_j) / (m (m - 1)) + sum_{i != j} k(y_i, y_j) / (m (m - 1))
+        - 2 sum_{i, j} k(x_i, y_j) / m^2.
+    The standard deviation is over subsets (ddof 0, as torch-fidelity); it is 0 when m = N = M.
+    """
+    if isinstance(subsets, bool) or int(subsets) != subsets or subsets < 1:
+        raise DataError(f"subsets: got {subsets!r}, expected a positive integer")
+    if isinstance(subset_size, bool) or int(subset_size) != subset_size or subset_size < 2:
+        raise DataError(f"subset_size: got {subset_size!r}, expected an integer >= 2")
+    x, y = _pair(x, y, cast=False)  # only the subsets are cast to float64 (and checked finite)
+    m = min(int(subset_size), len(x), len(y))
+    f = x.shape[1]
+
+    def kernel(a, b):
+        return (a @ b.T / f + 1.0) ** 3
+
+    rng = np.random.default_rng(seed)
+    values = np.empty(int(subsets))
+    for s in range(len(values)):
+        xs = _finite(x[rng.choice(len(x), m, replace=False)].astype(np.float64), "x")
+        ys = _finite(y[rng.choice(len(y), m, replace=False)].astype(np.float64), "y")
+        values[s] = _mmd2_unbiased(xs, ys, kernel)
+    return float(values.mean()), float(values.std())
+
+
+def mmd(x, y, *, bandwidth: float | None = None, seed: int = 0) -> float:
+    """Unbiased MMD^2 of `x` [N, F] and `y` [M, F] (N, M >= 2) with a Gaussian kernel.
+
+    k(a, b) = exp(-|a - b|^2 / (2 bandwidth^2)); bandwidth None takes `median_heuristic(x, y,
+    seed=seed)`. MMD^2_u = sum_{i != j} k(x_i, x_j) / (N (N - 1)) + sum_{i != j} k(y_i, y_j) /
+    (M (M - 1)) - 2 sum_{i, j} k(x_i, y_j) / (N M); it can be slightly negative when the two
+    distributions match.
+    """
+    x, y = _pair(x, y)
+    if bandwidth is None:
+        bandwidth = median_heuristic(x, y, seed=seed)
+    elif not (math.isfinite(bandwidth) and bandwidth > 0):
+        raise DataError(f"bandwidth: got {bandwidth!r}, expected a positive number or None")
+    scale = -0.5 / float(bandwidth) ** 2
+
+    def kernel(a, b):
+        return np.exp(scale * _sq_dists(a, b))
+
+    return _mmd2_unbiased(x, y, kernel)
+
+
+def median_heuristic(x, y, *, seed: int = 0) -> float:
+    """Median Euclidean distance over the distinct pairs of the pooled sample x ∪ y.
+
+    A pooled sample of more than MEDIAN_POINTS rows is first subsampled to that many (without
+    replacement, `np.random.default_rng(seed)`), which keeps the cost bounded.
+    """
+    x, y = _pair(x, y)
+    z = np.concatenate([x, y])
+    if len(z) > MEDIAN_POINTS:
+        z = z[np.sort(np.random.default_rng(seed).choice(len(z), MEDIAN_POINTS, replace=False))]
+    n = len(z)
+    pairs = np.empty(n * (n - 1) // 2)
+    filled = 0
+    for rows in _row_blocks(n, n):
+        d = _sq_dists(z[rows], z)
+        for r, i in enumerate(range(rows.start, rows.stop)):  # the upper triangle, row by row
+            pairs[filled : filled + n - i - 1] = d[r, i + 1 :]
+            filled += n - i - 1
+    median = math.sqrt(float(np.median(pairs)))
+    if median == 0:
+        raise DataError(
+            "median pairwise distance is 0 (most samples are duplicates), expected a positive "
+            "bandwidth; pass bandwidth= explicitly"
+        )
+    return median
+
+
+def _mmd2_unbiased(x: np.ndarray, y: np.ndarray, kernel) -> float:
+    n, m = len(x), len(y)
+    kxx = _kernel_sum(x, x, kernel, same=True)
+    kyy = _kernel_sum(y, y, kernel, same=True)
+    kxy = _kernel_sum(x, y, kernel, same=False)
+    return float(kxx / (n * (n - 1)) + kyy / (m * (m - 1)) - 2.0 * kxy / (n * m))
+
+
+def _kernel_sum(a: np.ndarray, b: np.ndarray, kernel, *, same: bool) -> float:
+    """sum_{i, j} kernel(a_i, b_j), in row blocks; `same` (a is b) leaves out i == j."""
+    total = 0.0
+    for rows in _row_blocks(len(a), len(b)):
+        block = kernel(a[rows], b)
+        if same:
+            block[np.arange(block.shape[0]), np.arange(rows.start, rows.stop)] = 0.0
+        total += float(block.sum())
+    return total
+
+
+# ------------------------------------------------------------------------------------------------
+# Precision, recall, density, coverage
+
+
+def prdc(real, fake, *, k: int = PRDC_K) -> dict[str, float]:
+    """Precision, recall, density and coverage (Naeem et al. 2020) of `fake` [M, F] against `real`.
+
+    k-nearest-neighbour balls (open, Euclidean) in feature space; see the module docstring.
+    Needs N, M > k. Returns {"precision", "recall", "density", "coverage"}: all in [0, 1] except
+    density, which is about 1 when the two sets come from one distribution and can exceed 1.
+    """
+    real, fake = _pair(real, fake, names=("real", "fake"))
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise DataError(f"k: got {k!r}, expected a positive integer")
+    for name, a in (("real", real), ("fake", fake)):
+        if len(a) <= k:
+            raise DataError(f"{name}: got {len(a)} samples, expected more than k = {k}")
+    centre = real.mean(axis=0)
+    real, fake = real - centre, fake - centre
+    # squared radii, shrunk by the tie margin, compared with squared distances
+    r_real = _knn_sq_radii(real, k) * (1.0 - TIE_RTOL) ** 2
+    r_fake = _knn_sq_radii(fake, k) * (1.0 - TIE_RTOL) ** 2
+    fake_sq = (fake * fake).sum(axis=1)
+    in_real_ball = np.zeros(len(fake), dtype=bool)  # precision: Y_j in some real ball
+    ball_count = np.zeros(len(fake))  # density: how many real balls hold Y_j
+    recalled = covered = 0
+    for rows in _row_blocks(len(real), len(fake)):
+        d = _sq_dists(real[rows], fake, b_sq=fake_sq)  # [rows, M]
+        inside = d < r_real[rows, None]  # Y_j in B(X_i, NND_k(X_i))
+        in_real_ball |= inside.any(axis=0)
+        ball_count += inside.sum(axis=0)
+        covered += int(inside.any(axis=1).sum())
+        recalled += int((d < r_fake[None, :]).any(axis=1).sum())  # X_i in some fake ball
+    return {
+        "precision": float(in_real_ball.mean()),
+        "recall": recalled / len(real),
+        "density": float(ball_count.mean() / k),
+        "coverage": covered / len(real),
+    }
+
+
+def _knn_sq_radii(x: np.ndarray, k: int) -> np.ndarray:
+    """Squared distance from each row of x to its k-th nearest other row."""
+    out = np.empty(len(x))
+    sq = (x * x).sum(axis=1)
+    for rows in _row_blocks(len(x), len(x)):
+        d = _sq_dists(x[rows], x, a_sq=sq[rows], b_sq=sq)
+        d[np.arange(d.shape[0]), np.arange(rows.start, rows.stop)] = np.inf  # not its own neighbour
+        out[rows] = np.partition(d, k - 1, axis=1)[:, k - 1]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _row_blocks(n_rows: int, n_cols: int):
+    """Slices of rows such that a [rows, n_cols] block holds at most BLOCK_ELEMENTS entries."""
+    step = max(1, BLOCK_ELEMENTS // max(n_cols, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+def _sq_dists(a: np.ndarray, b: np.ndarray, a_sq=None, b_sq=None) -> np.ndarray:
+    """[len(a), len(b)] squared Euclidean distances, |a|^2 + |b|^2 - 2 a.b clipped at 0."""
+    a_sq = (a * a).sum(axis=1) if a_sq is None else a_sq
+    b_sq = (b * b).sum(axis=1) if b_sq is None else b_sq
+    d = a @ b.T
+    d *= -2.0
+    d += a_sq[:, None]
+    d += b_sq[None, :]
+    return np.maximum(d, 0.0, out=d)
+
+
+def _finite(x: np.ndarray, name: str) -> np.ndarray:
+    if not np.isfinite(x).all():
+        raise DataError(f"{name}: holds NaN or infinite values, expected finite features")
+    return x
+
+
+def _array(x, name: str, cast: bool = True) -> np.ndarray:
+    """`x` as an [N, F] array, N >= 2; `cast`: as a float64 copy checked to be finite."""
+    a = np.asarray(x)
+    if a.ndim != 2 or a.shape[1] == 0:
+        raise DataError(f"{name}: got shape {a.shape}, expected features [N, F] with F >= 1")
+    if len(a) < 2:
+        raise DataError(f"{name}: got {len(a)} samples, expected at least 2")
+    return _finite(a.astype(np.float64), name) if cast else a
+
+
+def _pair(
+    x, y, names: tuple[str, str] = ("x", "y"), cast: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _array(x, names[0], cast), _array(y, names[1], cast)
+    if a.shape[1] != b.shape[1]:
+        raise DataError(
+            f"{names[1]}: got {b.shape[1]} features, expected {a.shape[1]} like {names[0]}"
+        )
+    return a, b
+
+
+def _stats(features, name: str) -> tuple[np.ndarray, np.ndarray]:
+    stats = FeatureStats(name).update(features)  # casts to float64 chunk by chunk
+    return stats.mean, stats.cov
+
+
+def _vector(mu, name: str) -> np.ndarray:
+    v = np.asarray(mu, dtype=np.float64)
+    if v.ndim != 1 or len(v) == 0:
+        raise DataError(f"{name}: got shape {v.shape}, expected a mean vector [F]")
+    return _finite(v, name)
+
+
+def _psd_eigh(sigma, name: str, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of a covariance [f, f] with rounding noise around 0 set to 0."""
+    s = np.asarray(sigma, dtype=np.float64)
+    if s.shape != (f, f):
+        raise DataError(f"{name}: got shape {s.shape}, expected a covariance [{f}, {f}]")
+    _finite(s, name)
+    w, v = np.linalg.eigh(0.5 * (s + s.T))
+    top = max(float(w[-1]), 0.0)
+    if w[0] < -NEGATIVE_EIG * top or (top == 0 and w[0] < 0):
+        raise DataError(
+            f"{name}: has eigenvalue {w[0]:.3g} (largest {top:.3g}), expected a positive "
+            "semi-definite covariance"
+        )
+    # eigh moves each eigenvalue by ~eps * lambda_max: below this cut it is zero (matrix_rank's)
+    w = np.where(w > f * np.finfo(np.float64).eps * top, w, 0.0)
+    return w, v
