@@ -295,7 +295,13 @@ def _evaluate(args) -> None:
 
     features = parse_features(args.features) if args.features else None
     index = evaluate(
-        args.real, args.synthetic, args.out, holdout=args.holdout, features=features, seed=args.seed
+        args.real,
+        args.synthetic,
+        args.out,
+        holdout=args.holdout,
+        features=features,
+        umap=args.umap,
+        seed=args.seed,
     )
     print(f"wrote {index} and report.json")
 
@@ -401,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[=PATH]",
         help="pixels, inception[=WEIGHTS] (default: pixels + inception if installed)",
     )
+    p.add_argument("--umap", action="store_true", help="UMAP figures (the umap extra)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_evaluate)
 

@@ -70,11 +70,14 @@ def evaluate(
     *,
     holdout: str | os.PathLike | None = None,
     features: dict[str, str | None] | None = None,
+    umap: bool = False,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
     """Evaluate and write the report; returns index.html's path. `features` {name: weights path
-    or None}: pixels always; None = pixels + Inception when its weights are installed."""
+    or None}: pixels always; None = pixels + Inception when its weights are installed. `umap`:
+    a 2-d UMAP of each extractor's features, fitted on the real set and applied to both (the
+    `umap` extra)."""
     kinds = {kind_of(real), kind_of(synthetic)} | ({kind_of(holdout)} if holdout else set())
     if len(kinds) > 1:
         raise DataError(f"--real, --synthetic and --holdout are {sorted(kinds)}; expected one kind")
@@ -86,14 +89,14 @@ def evaluate(
     if kinds == {"table"}:
         _tables(report, real, synthetic, holdout)
     else:
-        _images(report, real, synthetic, holdout, features, seed, progress)
+        _images(report, real, synthetic, holdout, features, umap, seed, progress)
     return report.write()
 
 
 # --- images ------------------------------------------------------------------------------------
 
 
-def _images(report, real, synthetic, holdout, features, seed, progress) -> None:
+def _images(report, real, synthetic, holdout, features, umap, seed, progress) -> None:
     from jaxsyn.data.images import load_images
 
     x_real, _ = load_images(real, progress=progress)
@@ -137,6 +140,8 @@ def _images(report, real, synthetic, holdout, features, seed, progress) -> None:
                                      progress=progress, name=name)  # fmt: skip
 
             f_real, f_syn = f(x_real), f(x_syn)
+            if umap and variant == "raw":
+                _umap_figure(report, name, f_real, f_syn, seed)
             report.numbers(f"fidelity.{name}.{variant}", _distribution_metrics(f_real, f_syn, seed),
                            settings={"extractor": name, "weights": path, "normalisation":
                                      "none" if transform is None else "per-image z-score"})  # fmt: skip
@@ -147,6 +152,21 @@ def _images(report, real, synthetic, holdout, features, seed, progress) -> None:
         report.numbers("privacy", {"pairwise_attack_auc": None, "distribution_attack_auc": None})
         return
     _image_privacy(report, x_real, x_syn, x_hold, seed)
+
+
+def _umap_figure(report, name: str, f_real: np.ndarray, f_syn: np.ndarray, seed: int) -> None:
+    try:
+        import umap as umap_learn
+    except ImportError as e:
+        raise ConfigError("--umap needs umap-learn: pip install 'jaxsyn[umap]'") from e
+    reducer = umap_learn.UMAP(n_components=2, random_state=seed).fit(f_real)
+    e_real, e_syn = reducer.embedding_, reducer.transform(f_syn)
+    fig, ax = figure(5, 4.5)
+    ax[0, 0].scatter(*e_real.T, s=4, alpha=0.6, label="real")
+    ax[0, 0].scatter(*e_syn.T, s=4, alpha=0.6, label="synthetic")
+    ax[0, 0].legend(fontsize=7)
+    ax[0, 0].set(title=f"UMAP of {name} features (fitted on real)")
+    report.figure("fidelity", f"umap_{name}", fig, caption=f"UMAP of {name} features")
 
 
 def _distribution_metrics(f_real: np.ndarray, f_syn: np.ndarray, seed: int) -> dict:

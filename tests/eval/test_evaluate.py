@@ -105,3 +105,11 @@ def test_refusals(folders, tmp_path, capsys):
     argv = ["evaluate", "--real", str(folders / "real"), "--synthetic", str(folders / "copies")]
     assert main([*argv, "--out", str(tmp_path / "r"), "--features", "vgg=x.pt"]) == 1
     assert "unknown extractor" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_umap_figure(folders, tmp_path):
+    pytest.importorskip("umap")
+    evaluate(folders / "real", folders / "independent", tmp_path / "u", features={}, umap=True,
+             progress=False)  # fmt: skip
+    assert Image.open(tmp_path / "u" / "figures" / "fidelity_umap_pixels.png").size[0] > 300
