@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jaxsyn.errors import ConfigError, JaxsynError
 
-PHANTOM_KINDS = ("ct", "cxr")
+PHANTOM_KINDS = ("ct", "cxr", "headct")
 
 
 def _window(text: str) -> tuple[float, float]:
@@ -26,11 +26,12 @@ def _window(text: str) -> tuple[float, float]:
 
 
 def _phantom(args) -> None:
-    if args.kind == "cxr":
-        from jaxsyn.data.phantoms import cxr
+    if args.kind in ("cxr", "headct"):
+        import importlib
 
-        table = cxr.write_cohort(args.out, n=args.n, size=args.size, seed=args.seed)
-        print(f"wrote {len(table)} chest radiographs ({args.size}²) and labels.csv to {args.out}")
+        module = importlib.import_module(f"jaxsyn.data.phantoms.{args.kind}")
+        table = module.write_cohort(args.out, n=args.n, size=args.size, seed=args.seed)
+        print(f"wrote {len(table)} {args.kind} images ({args.size}²) and labels.csv to {args.out}")
         return
     from jaxsyn.data.phantoms import ct
 
@@ -322,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=PHANTOM_KINDS)
     p.add_argument("--n", type=int, required=True, help="number of patients")
     p.add_argument(
-        "--size", type=int, default=128, help="ct: cube side in voxels (16-256); cxr: image side"
+        "--size",
+        type=int,
+        default=128,
+        help="ct: cube side in voxels (16-256); cxr, headct: image side",
     )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
