@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jaxsyn.errors import ConfigError, JaxsynError
 
-PHANTOM_KINDS = ("ct", "cxr", "headct")
+PHANTOM_KINDS = ("ct", "cxr", "headct", "vertebra")
 
 
 def _window(text: str) -> tuple[float, float]:
@@ -26,7 +26,7 @@ def _window(text: str) -> tuple[float, float]:
 
 
 def _phantom(args) -> None:
-    if args.kind in ("cxr", "headct"):
+    if args.kind in ("cxr", "headct", "vertebra"):
         import importlib
 
         module = importlib.import_module(f"jaxsyn.data.phantoms.{args.kind}")
@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size",
         type=int,
         default=128,
-        help="ct: cube side in voxels (16-256); cxr, headct: image side",
+        help="ct: cube side in voxels (16-256); cxr, headct, vertebra: image side",
     )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
