@@ -32,7 +32,7 @@ def test_unit_layout_and_region_shapes():
         assert b[4] > 2 * b[1]  # the arch and processes appear mid-unit
     body = {r: (u[..., 4] > 120).sum() for r, u in units.items()}
     assert body["lumbar"] > body["thoracic"] > body["cervical"]  # bone-dense area grows caudally
-    wide = {r: np.nonzero((u[..., 4] > 200).any(0))[0].ptp() for r, u in units.items()}
+    wide = {r: np.ptp(np.nonzero((u[..., 4] > 200).any(0))[0]) for r, u in units.items()}
     assert wide["lumbar"] > wide["cervical"]  # long lumbar transverse processes
     again = vertebra.vertebral_unit({"region": "lumbar"}, SIZE, 3)[0]
     np.testing.assert_array_equal(again, units["lumbar"])
