@@ -173,7 +173,8 @@ def markdown(results: dict) -> str:
         f"`.venv/bin/python experiments/ctgan_quality/run.py --epochs {results['epochs']}` "
         f"({results['date']}, {results['machine']}, seeds {results['seeds']}). Quality = "
         "sdmetrics' QualityReport overall score (mean ± sd over seeds); 'thresholded' counts "
-        "only the strongly related pairs (sdmetrics >= 0.27), 'all pairs' every pair.",
+        "only the strongly related pairs (sdmetrics >= 0.27), 'all pairs' every pair. 'train s' "
+        "is wall time on a shared machine, not a benchmark (benchmarks/RESULTS.md times both).",
         "",
         "| table | rows | impl | quality (thresholded) | quality (all pairs) | train s |",
         "| --- | --- | --- | --- | --- | --- |",
