@@ -1,0 +1,440 @@
+"""Training the AC-GAN of pGAN (Sun, Plawinski et al. 2021): data, losses, the step, and `run`.
+
+`jaxsyn train acgan --data phantom:vertebra:512 --out runs/acgan --steps 2000`
+
+Data: labelled images in [-1, 1] held in memory (a folder read with `load_images`, or the vertebra
+phantom made at the model's size), served by a Grain pipeline (shuffled per epoch from the seed,
+sharded by process, resumable).
+Step: a discriminator update, then a generator update against the new discriminator, on the same
+fakes' noise (the reference makes one fake batch per iteration). Losses (AC-GAN, Odena et al.
+2017, with alpha = 1 as the paper's section 6.2):
+  D: BCE(D(x), real) + BCE(D(G(z, c)), fake) + alpha [CE(C(x), y) + CE(C(G(z, c)), c)]
+  G: BCE(D(G(z, c)), real) + alpha CE(C(G(z, c)), c)           (non-saturating)
+The fakes' classes c are the real batch's labels, so they follow the data's class prior, as the
+paper draws synthetic labels. CE is the log-softmax cross-entropy of the class logits; the
+reference applies NLLLoss to *softmax* outputs (a quirk: its "loss" is -p_y, bounded and with
+gradients that vanish as p_y -> 0), which we do not reproduce. Optional class weights follow
+PyTorch's weighted NLLLoss (sum w_y l / sum w_y over the global batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxsyn.checkpoint import as_json, restore_subtree
+from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.models import acgan as model
+from jaxsyn.train import loop, parallel
+from jaxsyn.train import state as state_lib
+
+FAMILY = "acgan"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ACGANTrainConfig:
+    """`jaxsyn train acgan --data phantom:vertebra:512 --out runs/acgan --steps 2000`
+
+    What determines a run's numbers: a resumed run must have the same (checked on restore).
+    """
+
+    model: model.ACGANConfig = dataclasses.field(default_factory=model.ACGANConfig)
+    seed: int = 0  # data order, phantom cohort and every random draw of the run
+    batch_size: int = 32  # training_parser.py: batch 32 (global; split over devices)
+    g_lr: float = 1e-4  # section 6.2 / training_parser.py lrG
+    d_lr: float = 1e-4  # section 6.2 / training_parser.py lrD
+    b1: float = 0.5  # training_parser.py: Adam betas (0.5, 0.999)
+    b2: float = 0.999
+    alpha: float = 1.0  # section 6.2: weight of the classification loss (alpha_region)
+    # Reference: class-weighted NLLLoss; None = unweighted (see `balanced_weights` for 1/freq).
+    class_weights: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ConfigError(f"ACGANTrainConfig.batch_size is {self.batch_size}; expected >= 1")
+        for name in ("g_lr", "d_lr"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"ACGANTrainConfig.{name} is {getattr(self, name)}; expected > 0")
+        if self.alpha < 0:
+            raise ConfigError(f"ACGANTrainConfig.alpha is {self.alpha}; expected >= 0")
+        weights = self.class_weights
+        if weights is not None:
+            if len(weights) != self.model.num_classes or min(weights) <= 0:
+                raise ConfigError(
+                    f"ACGANTrainConfig.class_weights is {weights}; expected "
+                    f"{self.model.num_classes} positive numbers (one per class) or None"
+                )
+            object.__setattr__(self, "class_weights", tuple(float(w) for w in weights))
+
+    @classmethod
+    def tiny(cls, **overrides) -> ACGANTrainConfig:
+        """The preset every test and smoke run uses. lr 1e-3 so a few dozen steps move it."""
+        fields = dict(model=model.ACGANConfig.tiny(), batch_size=16, g_lr=1e-3, d_lr=1e-3)
+        return cls(**{**fields, **overrides})
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Cohort:
+    """Labelled images in memory: images float32 [N, S, S, C] in [-1, 1], labels int32 [N]."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]  # class index -> name
+    source: str  # the folder or phantom:KIND:N it came from
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def class_order(values: Sequence) -> tuple[str, ...]:
+    """Class names in index order: the vertebra regions in spine order (cervical, thoracic,
+    lumbar: the reference's one-hot order) when the values are regions, else sorted."""
+    from jaxsyn.data.phantoms.vertebra import REGIONS
+
+    names = sorted({str(v) for v in values})
+    return REGIONS if set(names) <= set(REGIONS) else tuple(names)
+
+
+def phantom_cohort(spec: str, config: ACGANTrainConfig) -> Cohort:
+    """`phantom:vertebra:N`: N vertebral units made in memory at the model's size."""
+    from jaxsyn.data.phantoms import vertebra
+
+    parts = spec.split(":")
+    if len(parts) != 3 or parts[1] != "vertebra" or not parts[2].isdigit() or int(parts[2]) < 1:
+        raise ConfigError(f"data is {spec!r}; expected a folder or phantom:vertebra:N with N >= 1")
+    table = vertebra.labels(int(parts[2]), config.seed)
+    units = [
+        vertebra.vertebral_unit(row, config.model.size, vertebra.image_seed(config.seed, i))[0]
+        for i, row in enumerate(table.to_dict("records"))
+    ]
+    images = np.stack(units).astype(np.float32) / 255.0
+    return _cohort(images, table["region"].tolist(), spec, config, "region")
+
+
+def folder_cohort(folder, config: ACGANTrainConfig, class_column: str = "region") -> Cohort:
+    """A folder of `<id>.<ext>` images with labels.csv (see `jaxsyn.data.images`), resized to the
+    model's size; classes from `class_column`."""
+    from jaxsyn.data.images import load_images
+
+    images, table = load_images(folder, size=config.model.size)
+    if class_column not in table.columns:
+        raise DataError(
+            f"{folder}/labels.csv: no column {class_column!r}; expected a class column among "
+            f"{list(table.columns)}"
+        )
+    return _cohort(images, table[class_column].tolist(), str(folder), config, class_column)
+
+
+def _cohort(images, values, source, config: ACGANTrainConfig, column: str) -> Cohort:
+    m = config.model
+    if images.shape[1:] != (m.size, m.size, m.channels):
+        raise DataError(
+            f"{source}: images of shape {images.shape[1:]}; expected "
+            f"{(m.size, m.size, m.channels)} (ACGANConfig.size, channels)"
+        )
+    classes = class_order(values)
+    if len(classes) != m.num_classes:
+        raise DataError(
+            f"{source}: column {column!r} has {len(classes)} classes {list(classes)}; expected "
+            f"ACGANConfig.num_classes = {m.num_classes}"
+        )
+    index = {name: k for k, name in enumerate(classes)}
+    labels = np.array([index[str(v)] for v in values], np.int32)
+    return Cohort((2 * images - 1).astype(np.float32), labels, classes, source)
+
+
+def load_cohort(data, config: ACGANTrainConfig, class_column: str = "region") -> Cohort:
+    """`data`: a Cohort (returned as it is), a folder, or `phantom:vertebra:N`."""
+    if isinstance(data, Cohort):
+        return data
+    if str(data).startswith("phantom:"):
+        return phantom_cohort(str(data), config)
+    return folder_cohort(data, config, class_column)
+
+
+def balanced_weights(labels: np.ndarray, num_classes: int) -> tuple[float, ...]:
+    """Class weights N / (K count_k) (scikit-learn's "balanced"), for `class_weights`."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return tuple(float(len(labels) / (num_classes * max(c, 1))) for c in counts)
+
+
+def dataset(
+    cohort: Cohort, config: ACGANTrainConfig, *, process_index: int = 0, process_count: int = 1
+) -> grain.IterDataset:
+    """Batches for one process: dicts of image [B_local, S, S, C], label [B_local], index [B_local].
+
+    The seeded global order (a new shuffle every epoch) is cut into blocks of B_local examples and
+    process i takes blocks i, i + n, ...: stacked in process order, they are the global batch.
+    """
+    if config.batch_size % process_count:
+        raise ConfigError(
+            f"ACGANTrainConfig.batch_size is {config.batch_size}; expected a multiple of the "
+            f"{process_count} processes"
+        )
+    local = config.batch_size // process_count
+    examples = [
+        {"image": cohort.images[i], "label": cohort.labels[i], "index": np.int32(i)}
+        for i in range(len(cohort))
+    ]
+    ds = grain.MapDataset.source(examples).seed(config.seed).shuffle().repeat()
+    ds = ds.batch(local, drop_remainder=True)[process_index::process_count]
+    return ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
+
+
+def fit_batch(config: ACGANTrainConfig, n_examples: int, n_devices: int) -> ACGANTrainConfig:
+    """A batch no larger than a small cohort, kept a multiple of the device count; says so."""
+    batch = config.batch_size
+    fitted = min(batch, max(n_devices, n_examples // n_devices * n_devices))
+    if fitted != batch:
+        print(f"batch size {batch} > {n_examples} examples: using {fitted} ({n_devices} devices)")
+        config = dataclasses.replace(config, batch_size=fitted)
+    return config
+
+
+# --- losses and the step -----------------------------------------------------------------------
+
+
+def optimizers(config: ACGANTrainConfig) -> dict[str, optax.GradientTransformation]:
+    return {
+        "g": optax.adam(config.g_lr, b1=config.b1, b2=config.b2),
+        "d": optax.adam(config.d_lr, b1=config.b1, b2=config.b2),
+    }
+
+
+def latents(key: jax.Array, n: int, config: ACGANTrainConfig) -> jax.Array:
+    """z [n, latent] for this device's examples; the same draws however the batch is split."""
+    keys = parallel.example_keys(key, n)
+    return jax.vmap(lambda k: jax.random.normal(k, (config.model.latent_dim,)))(keys)
+
+
+def _bce(logits: jax.Array, real: bool) -> jax.Array:
+    """Mean binary cross-entropy of sigmoid(logits) against all-real or all-fake targets."""
+    return jnp.mean(jax.nn.softplus(-logits if real else logits))
+
+
+def class_loss(logits, labels, config: ACGANTrainConfig, axis_name: str | None = parallel.DATA):
+    """Log-softmax cross-entropy, this device's share of the global (weighted) mean."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+    if config.class_weights is None:
+        return jnp.mean(ce)
+    w = jnp.asarray(config.class_weights, jnp.float32)[labels]
+    norm = jnp.mean(w) if axis_name is None else jax.lax.pmean(jnp.mean(w), axis_name)
+    return jnp.mean(w * ce) / norm  # the pmean of this is sum(w ce) / sum(w) over the batch
+
+
+def _accuracy(logits, labels):
+    return jnp.mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32))
+
+
+def _fake(g_params, stats, batch, z, config: ACGANTrainConfig):
+    """(fakes [B, S, S, C], updated running stats) for the batch's labels."""
+    onehot = jax.nn.one_hot(batch["label"], config.model.num_classes)
+    inputs = model.generator_input(onehot, z)
+    return model.apply_generator(
+        g_params, inputs, config.model, parallel.DATA, stats=stats, update=True
+    )
+
+
+def d_loss(d_params, g_params, stats, batch, z, config: ACGANTrainConfig):
+    """(loss, metrics) of the discriminator on this device's share."""
+    m, y = config.model, batch["label"]
+    fake, _ = _fake(g_params, stats, batch, z, config)
+    real_logit, real_class = model.apply_discriminator(d_params, batch["image"], m)
+    fake_logit, fake_class = model.apply_discriminator(d_params, jax.lax.stop_gradient(fake), m)
+    adversarial = _bce(real_logit, True) + _bce(fake_logit, False)
+    real_ce, fake_ce = class_loss(real_class, y, config), class_loss(fake_class, y, config)
+    metrics = {
+        "d_adv": adversarial,
+        "d_class_real": real_ce,
+        "d_class_fake": fake_ce,
+        "d_acc_real": _accuracy(real_class, y),
+    }
+    return adversarial + config.alpha * (real_ce + fake_ce), metrics
+
+
+def g_loss(g_params, d_params, stats, batch, z, config: ACGANTrainConfig):
+    """(loss, (metrics, updated running stats)) of the generator on this device's share."""
+    fake, stats = _fake(g_params, stats, batch, z, config)
+    logit, classes = model.apply_discriminator(d_params, fake, config.model)
+    adversarial, ce = _bce(logit, True), class_loss(classes, batch["label"], config)
+    metrics = {"g_adv": adversarial, "g_class": ce, "g_acc": _accuracy(classes, batch["label"])}
+    return adversarial + config.alpha * ce, (metrics, stats)
+
+
+def _pmean(tree):
+    return jax.tree.map(lambda x: jax.lax.pmean(x, parallel.DATA), tree)
+
+
+def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, config):
+    """D then G on this device's share of the batch (inside `parallel.data_parallel`)."""
+    opts = optimizers(config)
+    z = latents(jax.random.fold_in(key, state.step), batch["label"].shape[0], config)
+    params, opt_state = state.params, state.opt_state
+    stats = state.stats.get("batch_stats", {})
+    (dl, d_metrics), grads = parallel.mean_value_and_grad(d_loss, has_aux=True)(
+        params["d"], params["g"], stats, batch, z, config
+    )
+    d_params, d_opt = state_lib.apply_gradients(params["d"], opt_state["d"], grads, opts["d"])
+    (gl, (g_metrics, stats)), grads = parallel.mean_value_and_grad(g_loss, has_aux=True)(
+        params["g"], d_params, stats, batch, z, config
+    )
+    g_params, g_opt = state_lib.apply_gradients(params["g"], opt_state["g"], grads, opts["g"])
+    new_state = state.replace(
+        params={"g": g_params, "d": d_params},
+        opt_state={"g": g_opt, "d": d_opt},
+        step=state.step + 1,
+        stats={"batch_stats": stats} if stats else {},
+    )
+    metrics = {"d_loss": dl, "g_loss": gl, **_pmean({**d_metrics, **g_metrics})}
+    return new_state, metrics
+
+
+# --- building blocks of a run --------------------------------------------------------------------
+
+
+def init_state(config: ACGANTrainConfig) -> state_lib.TrainState:
+    """The state before step 1, from `config.seed` alone."""
+    init_key, run_key = jax.random.split(jax.random.key(config.seed))
+    params = model.init(init_key, config.model)
+    stats = model.init_stats(config.model)
+    return state_lib.create(
+        params, optimizers(config), run_key, stats={"batch_stats": stats} if stats else {}
+    )
+
+
+def make_state(config: ACGANTrainConfig, mesh) -> state_lib.TrainState:
+    """The initial state, born replicated on `mesh`."""
+    return state_lib.born_replicated(functools.partial(init_state, config), mesh)
+
+
+def make_step(config: ACGANTrainConfig, mesh):
+    """The jitted data-parallel step `(state, batch) -> (state, metrics)` for `mesh`."""
+    if config.batch_size % mesh.size:
+        raise ConfigError(
+            f"ACGANTrainConfig.batch_size is {config.batch_size}; expected a multiple of the "
+            f"{mesh.size} devices"
+        )
+    return parallel.data_parallel(functools.partial(train_step, config=config), mesh)
+
+
+def run_info(config: ACGANTrainConfig, cohort: Cohort) -> dict:
+    """config.json of a run: the config plus what generation needs (class names, data)."""
+    counts = np.bincount(cohort.labels, minlength=config.model.num_classes)
+    return {
+        **as_json(config),
+        "family": FAMILY,
+        "data": cohort.source,
+        "classes": list(cohort.classes),
+        "class_prior": (counts / counts.sum()).tolist(),  # for drawing synthetic labels
+    }
+
+
+def run(
+    out_dir: str | os.PathLike,
+    data: str | os.PathLike | Cohort,
+    *,
+    steps: int,
+    config: ACGANTrainConfig | None = None,
+    class_column: str = "region",
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    keep: int = 3,
+    log_every: int = 1,
+    progress: bool = True,
+    hooks: Sequence[loop.Hook] = (),
+    devices: Sequence[jax.Device] | None = None,
+) -> state_lib.TrainState:
+    """Train the AC-GAN on `data` (a folder, `phantom:vertebra:N` or a `Cohort`) into `out_dir`.
+
+    Writes config.json ("family": "acgan", class names and prior), metrics.jsonl and
+    checkpoints/<step>/ (every `checkpoint_every` steps and at the end). `resume` continues from
+    the latest checkpoint. Every process of a multi-host run calls this with the same arguments.
+    """
+    parallel.initialize_distributed()
+    config = config or ACGANTrainConfig()
+    cohort = load_cohort(data, config, class_column)
+    mesh = parallel.make_mesh(devices)
+    config = fit_batch(config, len(cohort), mesh.size)
+    settings = loop.LoopConfig(
+        steps=steps,
+        checkpoint_every=checkpoint_every,
+        keep=keep,
+        log_every=log_every,
+        progress=progress,
+    )
+    data_iter = iter(
+        dataset(
+            cohort, config, process_index=jax.process_index(), process_count=jax.process_count()
+        )
+    )
+    return loop.run(
+        out_dir,
+        config=config,
+        info=run_info(config, cohort),
+        mesh=mesh,
+        init=functools.partial(init_state, config),
+        step_fn=make_step(config, mesh),
+        data_iter=data_iter,
+        settings=settings,
+        resume=resume,
+        hooks=hooks,
+    )
+
+
+# --- reading a run back ------------------------------------------------------------------------
+
+
+def read_info(run_dir: str | os.PathLike) -> dict:
+    """config.json of an AC-GAN run folder (checked to be one)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train acgan`"
+        )
+    info = json.loads(path.read_text())
+    if info.get("family") != FAMILY:
+        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected {FAMILY!r}")
+    return info
+
+
+def load_generator(run_dir: str | os.PathLike) -> tuple[model.ACGANConfig, Any, Any, dict]:
+    """(model config, generator params, running BatchNorm stats or None, run info) of a run;
+    reads only the generator's arrays from the latest checkpoint."""
+    run_dir = Path(run_dir)
+    info = read_info(run_dir)
+    config = model.ACGANConfig(**info["model"])
+    params = jax.eval_shape(functools.partial(model.init, config=config), jax.random.key(0))
+    target: dict[str, Any] = {"params": {"g": params["g"]}}
+    if config.batch_norm:
+        target["stats"] = {"batch_stats": jax.eval_shape(lambda: model.init_stats(config))}
+    restored = restore_subtree(run_dir / "checkpoints", target)
+    stats = restored["stats"]["batch_stats"] if config.batch_norm else None
+    return config, restored["params"]["g"], stats, info
+
+
+def class_index(info: dict, name: str | int) -> int:
+    """A class given by name (as in the run's data) or index -> its index."""
+    classes = info["classes"]
+    if isinstance(name, int) or str(name).isdigit():
+        k = int(name)
+        if 0 <= k < len(classes):
+            return k
+    elif str(name) in classes:
+        return classes.index(str(name))
+    raise ConfigError(
+        f"class is {name!r}; expected one of {classes} or an index below {len(classes)}"
+    )
