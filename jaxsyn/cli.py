@@ -206,9 +206,43 @@ def _phantom_n(data: str) -> int:
     return int(n)
 
 
+def _train_acgan(args, overrides: list[str]) -> None:
+    from jaxsyn.train import acgan
+
+    if args.data is None:
+        raise ConfigError("--data is required for acgan: an image folder or phantom:vertebra:N")
+    if args.steps is None:
+        raise ConfigError("--steps is required for acgan")
+    config = (acgan.ACGANTrainConfig.tiny if args.tiny else acgan.ACGANTrainConfig)(seed=args.seed)
+    for o in overrides:
+        config = _override(config, o)
+    acgan.run(
+        args.out,
+        args.data,
+        steps=args.steps,
+        config=config,
+        class_column=args.class_column,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+    )
+    print(f"trained acgan to step {args.steps} in {args.out}")
+
+
+def _morph(args) -> None:
+    from jaxsyn.infer.acgan import morph_strip
+
+    out = morph_strip(
+        args.run, args.out, source=args.source, target=args.target, frames=args.frames,
+        seed=args.seed,
+    )  # fmt: skip
+    print(f"wrote {out}")
+
+
 def _train(args, overrides: list[str]) -> None:
     if args.family == "ctgan":
         return _train_ctgan(args, overrides)
+    if args.family == "acgan":
+        return _train_acgan(args, overrides)
     if args.steps is None:
         raise ConfigError(f"--steps is required for {args.family}")
     if args.family == "toygan":
@@ -263,6 +297,13 @@ def _generate(args) -> None:
 
     info = args.run / "config.json"
     family = json.loads(info.read_text()).get("family") if info.is_file() else None
+    if family == "acgan":
+        from jaxsyn.infer.acgan import write_images
+
+        conditions = dict(_name_value(c) for c in args.condition)
+        out = write_images(args.run, args.out, n=args.n, seed=args.seed, conditions=conditions)
+        print(f"wrote {args.n} images, labels.csv and manifest.json to {out}")
+        return
     if family == "ctgan":
         from jaxsyn.infer import ctgan
 
@@ -357,11 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser(
         "train", help="train a model family; --config.FIELD=VALUE overrides its config"
     )
-    p.add_argument("family", choices=("ctgan", "hagan", "toygan"))
+    p.add_argument("family", choices=("acgan", "ctgan", "hagan", "toygan"))
     p.add_argument(
         "--data",
         help="hagan: a store folder or phantom:ct:N; ctgan: a .csv/.parquet table or "
-        "phantom:ct-table:N",
+        "phantom:ct-table:N; acgan: an image folder or phantom:vertebra:N",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="run folder (checkpoints, metrics, previews)"
@@ -383,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--condition-columns", help="hagan: CLASS[,CONTINUOUS...] table columns")
     p.add_argument("--num-classes", type=int, default=4, help="hagan: classes of the class column")
+    p.add_argument("--class-column", default="region", help="acgan: the label column (classes)")
     p.set_defaults(handler=_train)
 
     p = verbs.add_parser("generate", help="generate volumes or a table from a trained run")
@@ -414,6 +456,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--umap", action="store_true", help="UMAP figures (the umap extra)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_evaluate)
+
+    p = verbs.add_parser(
+        "morph", help="AC-GAN condition morphing: a strip from one class to another"
+    )
+    p.add_argument("--run", type=Path, required=True, help="a run folder of `jaxsyn train acgan`")
+    p.add_argument("--from", dest="source", required=True, help="start class (name or index)")
+    p.add_argument("--to", dest="target", required=True, help="end class (name or index)")
+    p.add_argument("--frames", type=int, default=8, help="steps between the classes")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--seed", type=int, default=0, help="the fixed noise z")
+    p.set_defaults(handler=_morph)
 
     p = verbs.add_parser("stream", help="stream training examples from a store through Grain")
     p.add_argument("--data", type=Path, required=True, help="a store made by `jaxsyn ingest`")

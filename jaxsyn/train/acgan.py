@@ -331,13 +331,14 @@ def make_step(config: ACGANTrainConfig, mesh):
     return parallel.data_parallel(functools.partial(train_step, config=config), mesh)
 
 
-def run_info(config: ACGANTrainConfig, cohort: Cohort) -> dict:
+def run_info(config: ACGANTrainConfig, cohort: Cohort, class_column: str = "region") -> dict:
     """config.json of a run: the config plus what generation needs (class names, data)."""
     counts = np.bincount(cohort.labels, minlength=config.model.num_classes)
     return {
         **as_json(config),
         "family": FAMILY,
         "data": cohort.source,
+        "class_column": class_column,
         "classes": list(cohort.classes),
         "class_prior": (counts / counts.sum()).tolist(),  # for drawing synthetic labels
     }
@@ -384,7 +385,7 @@ def run(
     return loop.run(
         out_dir,
         config=config,
-        info=run_info(config, cohort),
+        info=run_info(config, cohort, class_column),
         mesh=mesh,
         init=functools.partial(init_state, config),
         step_fn=make_step(config, mesh),
