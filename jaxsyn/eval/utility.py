@@ -1,0 +1,297 @@
+"""Utility of synthetic data: train on synthetic, test on real (TSTR) against train on real (TRTR).
+
+One protocol for images and tables (DuMont et al. 2020 §2.4 and Fig. 2; Sun et al. 2021, pGAN
+§6.3): the same classifier, with the same settings and seed, is trained once on the real training
+set (TRTR) and once on the synthetic set (TSTR), optionally once on both (augmentation), and each
+is scored on the same held-out real test set. Repeated over seeds, the per-seed differences
+AUC_real - AUC_syn are summarised (`stats.auc_difference_summary`) and the two samples of AUCs
+compared with a one-sided Mann-Whitney U test (H1: real-trained AUCs are higher).
+
+roc_auc      per-label ROC AUC from ranks (Mann-Whitney form, ties count 1/2): equal to
+             sklearn.metrics.roc_auc_score; NaN for a label whose test set has one class.
+mean_auroc   the score of one model: "multilabel", the mean over labels with both classes in
+             the test set; "multiclass", the macro one-vs-rest average over classes present
+             (sklearn's `multi_class="ovr", average="macro"` when every class is present).
+tstr         images, with a `classifiers` model config (DenseNet-121 for radiographs, ResNet-18
+             with a 9-channel stem for vertebral units) trained from scratch.
+tstr_table   tables, with gradient boosting (sklearn HistGradientBoostingClassifier, from the
+             `dev` extra) on `privacy.encode_table` features fitted on the real training table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.eval import classifiers, stats
+from jaxsyn.eval.privacy import encode_table
+
+TASKS = ("multilabel", "multiclass")
+SEEDS = (0, 1, 2)  # ours: three repetitions, the fewest for a spread and a one-sided U test
+
+
+def roc_auc(y_true, scores) -> float | np.ndarray:
+    """ROC AUC of scores [N] (or [N, L]) for 0/1 labels of the same shape: float (or [L]).
+
+    AUC = (sum of the positives' ranks - P (P + 1) / 2) / (P Q) with average ranks for ties
+    (Hanley & McNeil 1982): the probability that a random positive outscores a random negative,
+    ties counting 1/2. NaN where the labels hold a single class.
+    """
+    y, s = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
+    if y.shape != s.shape or y.ndim not in (1, 2) or len(y) == 0:
+        raise DataError(f"y_true {y.shape} and scores {s.shape}: expected the same [N] or [N, L]")
+    if not np.isin(y, (0, 1)).all():
+        raise DataError("y_true: expected labels 0/1")
+    if not np.isfinite(s).all():
+        raise DataError("scores: hold NaN or infinite values, expected finite numbers")
+    y2, s2 = (y[:, None], s[:, None]) if y.ndim == 1 else (y, s)
+    out = np.full(y2.shape[1], np.nan)
+    for k in range(y2.shape[1]):
+        pos = y2[:, k] == 1
+        p, q = int(pos.sum()), int((~pos).sum())
+        if p and q:
+            ranks = scipy.stats.rankdata(s2[:, k])  # average ranks for ties
+            out[k] = (ranks[pos].sum() - p * (p + 1) / 2) / (p * q)
+    return float(out[0]) if y.ndim == 1 else out
+
+
+def mean_auroc(y_true, probs, task: str = "multilabel") -> float:
+    """One number per model: the mean AUROC over labels ("multilabel", y_true [N, L]) or the
+    macro one-vs-rest AUROC over classes ("multiclass", y_true [N] class indices, probs
+    [N, K]); labels or classes with a single class in `y_true` are left out."""
+    p = np.asarray(probs, dtype=np.float64)
+    if task == "multilabel":
+        y = np.asarray(y_true)
+        y, p = (y[:, None], p[:, None]) if y.ndim == 1 else (y, p)
+    elif task == "multiclass":
+        y = np.asarray(y_true)
+        if y.ndim != 1 or p.ndim != 2 or y.dtype.kind not in "iub" or len(y) != len(p):
+            raise DataError(
+                f"y_true {y.shape} {y.dtype} / probs {p.shape}: expected [N] class indices "
+                "and [N, K] probabilities"
+            )
+        if y.min() < 0 or y.max() >= p.shape[1]:
+            raise DataError(
+                f"y_true: class indices in [{y.min()}, {y.max()}], expected [0, {p.shape[1]})"
+            )
+        y = (y[:, None] == np.arange(p.shape[1])[None, :]).astype(np.int64)
+    else:
+        raise ConfigError(f"task: got {task!r}, expected one of {TASKS}")
+    aucs = roc_auc(y, p)
+    if np.isnan(aucs).all():
+        raise DataError("y_true: no label (or class) has both positives and negatives")
+    return float(np.nanmean(aucs))
+
+
+@dataclass(frozen=True)
+class UtilityResult:
+    """Per-seed test AUCs on the real test set and their comparison (`asdict` for JSON)."""
+
+    task: str
+    model: str  # the classifier and its settings, e.g. "DenseNetConfig(...)" or "hist_gbm"
+    seeds: tuple[int, ...]
+    auc_real: tuple[float, ...]  # TRTR: trained on the real training set
+    auc_syn: tuple[float, ...]  # TSTR: trained on the synthetic set
+    auc_augmented: tuple[float, ...] | None  # trained on real + synthetic (augment=True)
+    difference: stats.DifferenceSummary  # AUC_real - AUC_syn over seeds
+    test: stats.HypothesisResult  # one-sided Mann-Whitney U, H1: auc_real > auc_syn
+    settings: dict
+
+    def asdict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _summarise(task, model, seeds, real, syn, augmented, settings) -> UtilityResult:
+    return UtilityResult(
+        task, model, tuple(seeds), tuple(real), tuple(syn),
+        None if augmented is None else tuple(augmented),
+        stats.auc_difference_summary(real, syn), stats.mann_whitney(real, syn, "greater"),
+        settings,
+    )  # fmt: skip
+
+
+def _check_seeds(seeds) -> tuple[int, ...]:
+    seeds = tuple(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int | np.integer) for s in seeds):
+        raise ConfigError(f"seeds: got {seeds!r}, expected one or more integers")
+    return tuple(int(s) for s in seeds)
+
+
+def _image_set(pair, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(pair, tuple | list) or len(pair) != 2:
+        raise DataError(f"{name}: expected a pair (images [N, H, W, C], labels)")
+    images, labels = np.asarray(pair[0]), np.asarray(pair[1])
+    if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
+        raise DataError(
+            f"{name}: images {images.shape} and labels {labels.shape}; expected [N, H, W, C] "
+            "images and one label row per image"
+        )
+    return images.astype(np.float32, copy=False), labels
+
+
+def tstr(
+    real_train,
+    synthetic_train,
+    real_test,
+    *,
+    model: classifiers.Config,
+    task: str = "multilabel",
+    seeds: Sequence[int] = SEEDS,
+    augment: bool = False,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    val=None,
+    patience: int | None = None,
+    progress: bool = False,
+) -> UtilityResult:
+    """TRTR vs TSTR (and real + synthetic with `augment`) for images, scored on `real_test`.
+
+    Each set is a pair (images float32 [N, H, W, C] in [0, 1], labels: [N, L] 0/1 for
+    "multilabel", [N] class indices for "multiclass"); `model` a `classifiers.DenseNetConfig` or
+    `ResNetConfig` whose in_channels and num_outputs fit them. Training settings (epochs,
+    batch_size, lr, optional `val` pair and `patience`) are `classifiers.train_classifier`'s and
+    the same for every training set; seed k trains every set from seed k.
+    """
+    seeds = _check_seeds(seeds)
+    if task not in TASKS:
+        raise ConfigError(f"task: got {task!r}, expected one of {TASKS}")
+    real, syn = _image_set(real_train, "real_train"), _image_set(synthetic_train, "synthetic_train")
+    test = _image_set(real_test, "real_test")
+    if real[0].shape[1:] != syn[0].shape[1:] or real[0].shape[1:] != test[0].shape[1:]:
+        raise DataError(
+            f"images: real_train {real[0].shape[1:]}, synthetic_train {syn[0].shape[1:]}, "
+            f"real_test {test[0].shape[1:]}; expected one [H, W, C] (resize first)"
+        )
+    sets = {"real": real, "syn": syn}
+    if augment:
+        sets["augmented"] = tuple(np.concatenate([r, s]) for r, s in zip(real, syn, strict=True))
+    settings = dict(
+        epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+        n_train_real=len(real[0]), n_train_syn=len(syn[0]), n_test=len(test[0]),
+    )  # fmt: skip
+    aucs = {name: [] for name in sets}
+    for seed in seeds:
+        for name, (images, labels) in sets.items():
+            variables = classifiers.train_classifier(
+                model, images, labels, task=task, epochs=epochs, batch_size=batch_size, lr=lr,
+                seed=seed, val=val, patience=patience, progress=progress,
+            )  # fmt: skip
+            probs = classifiers.predict(variables, model, test[0], task=task, batch=batch_size)
+            aucs[name].append(mean_auroc(test[1], probs, task))
+    return _summarise(
+        task, repr(model), seeds, aucs["real"], aucs["syn"], aucs.get("augmented"), settings
+    )
+
+
+def _sklearn_hgb():
+    try:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+    except ImportError as e:  # sklearn is in the dev extra only
+        raise ConfigError(
+            "tstr_table needs scikit-learn (HistGradientBoostingClassifier): "
+            "`pip install scikit-learn` or install jaxsyn with the `dev` extra"
+        ) from e
+    return HistGradientBoostingClassifier
+
+
+def _limit_threads(n_threads: int | None):
+    if n_threads is None:
+        return contextlib.nullcontext()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ConfigError(f"n_threads: got {n_threads!r}, expected a positive integer or None")
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    return threadpool_limits(limits=n_threads, user_api="openmp")
+
+
+def _identifiers(df: pd.DataFrame, target: str) -> list[str]:
+    """Text columns whose every value is distinct (patient ids): no signal, one column each."""
+    return [
+        c for c in df.columns
+        if c != target and df[c].dtype.kind in "OSU" and df[c].nunique(dropna=False) == len(df)
+    ]  # fmt: skip
+
+
+def tstr_table(
+    real_train_df: pd.DataFrame,
+    synthetic_df: pd.DataFrame,
+    real_test_df: pd.DataFrame,
+    target: str,
+    *,
+    seeds: Sequence[int] = SEEDS,
+    augment: bool = False,
+    exclude: Sequence[str] | None = None,
+    max_iter: int = 100,
+    learning_rate: float = 0.1,
+    n_threads: int | None = None,
+) -> UtilityResult:
+    """TRTR vs TSTR for tables: predict `target` from the other columns with gradient boosting.
+
+    Features: `privacy.encode_table` of the other columns, fitted on `real_train_df` (so all three
+    tables share one encoding), less `exclude` (default: text columns whose values are all
+    distinct in the real training table, i.e. identifiers). The target's classes are those of
+    `real_train_df`; two classes give a binary AUROC, more the macro one-vs-rest AUROC; rows
+    without a target are left out. The
+    classifier is HistGradientBoostingClassifier (sklearn defaults: max_iter 100, learning rate
+    0.1) with `random_state` = seed; it is deterministic without early stopping, which is off, so
+    seeds repeat the same AUC and only matter for comparisons with stochastic learners.
+    `n_threads` caps its OpenMP threads (default: sklearn's, one per core); 1 avoids the
+    spinning OpenMP barriers that slow it down many-fold on cores shared with other work.
+    """
+    hgb = _sklearn_hgb()
+    seeds = _check_seeds(seeds)
+    for name, df in (("real_train_df", real_train_df), ("synthetic_df", synthetic_df),
+                     ("real_test_df", real_test_df)):  # fmt: skip
+        if not isinstance(df, pd.DataFrame) or target not in df.columns or len(df) == 0:
+            raise DataError(
+                f"{name}: expected a non-empty DataFrame with the target column {target!r}"
+            )
+    drop = [target, *(_identifiers(real_train_df, target) if exclude is None else exclude)]
+    fit_on = real_train_df.drop(columns=drop)
+    classes = pd.Index(real_train_df[target].dropna().unique()).sort_values()
+    if len(classes) < 2:
+        raise DataError(
+            f"real_train_df[{target!r}]: one class {list(classes)}, expected two or more"
+        )
+
+    def xy(df, name):
+        df = df[df[target].notna()]  # rows without a target teach and test nothing
+        y = classes.get_indexer(df[target])
+        if (y < 0).any():
+            raise DataError(f"{name}[{target!r}]: values outside the real classes {list(classes)}")
+        return encode_table(df.drop(columns=drop), fit_on=fit_on), y
+
+    sets = {"real": xy(real_train_df, "real_train_df"), "syn": xy(synthetic_df, "synthetic_df")}
+    if augment:
+        sets["augmented"] = tuple(np.concatenate(p) for p in zip(*sets.values(), strict=True))
+    x_test, y_test = xy(real_test_df, "real_test_df")
+    task = "multilabel" if len(classes) == 2 else "multiclass"
+    aucs = {name: [] for name in sets}
+    for seed in seeds:
+        for name, (x, y) in sets.items():
+            if len(np.unique(y)) < 2:  # nothing to learn: a constant score, AUC 1/2
+                aucs[name].append(0.5)
+                continue
+            with _limit_threads(n_threads):
+                clf = hgb(max_iter=max_iter, learning_rate=learning_rate, early_stopping=False,
+                          random_state=seed).fit(x, y)  # fmt: skip
+                probs = np.zeros((len(x_test), len(classes)))
+                probs[:, clf.classes_] = clf.predict_proba(x_test)  # a class the set lacks: 0
+            score = probs[:, 1] if task == "multilabel" else probs
+            aucs[name].append(mean_auroc(y_test, score, task))
+    settings = dict(
+        target=target, classes=[str(c) for c in classes], dropped=drop[1:], max_iter=max_iter,
+        learning_rate=learning_rate, n_threads=n_threads, n_train_real=len(sets["real"][1]),
+        n_train_syn=len(sets["syn"][1]), n_test=len(y_test),
+    )  # fmt: skip
+    model = "HistGradientBoostingClassifier"
+    return _summarise("binary" if task == "multilabel" else "multiclass", model, seeds,
+                      aucs["real"], aucs["syn"], aucs.get("augmented"), settings)  # fmt: skip
