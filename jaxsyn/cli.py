@@ -343,6 +343,11 @@ def _evaluate(args) -> None:
         holdout=args.holdout,
         features=features,
         umap=args.umap,
+        test=args.test,
+        labels=[c for c in (args.labels or "").split(",") if c],
+        utility_model=args.utility_model,
+        utility_epochs=args.utility_epochs,
+        augment=args.augment,
         seed=args.seed,
     )
     print(f"wrote {index} and report.json")
@@ -454,6 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="pixels, inception[=WEIGHTS] (default: pixels + inception if installed)",
     )
     p.add_argument("--umap", action="store_true", help="UMAP figures (the umap extra)")
+    p.add_argument("--test", type=Path, help="utility: held-out real data with labels")
+    p.add_argument("--labels", help="utility: label columns a,b (tables: the target column)")
+    p.add_argument(
+        "--utility-model",
+        default="densenet121",
+        help="densenet121, resnet18, densenet-tiny or resnet-tiny",
+    )
+    p.add_argument("--utility-epochs", type=int, default=10)
+    p.add_argument("--augment", action="store_true", help="utility: also train on real + synthetic")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_evaluate)
 

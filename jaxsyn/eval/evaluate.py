@@ -71,13 +71,22 @@ def evaluate(
     holdout: str | os.PathLike | None = None,
     features: dict[str, str | None] | None = None,
     umap: bool = False,
+    test: str | os.PathLike | None = None,
+    labels: list[str] | None = None,
+    utility_model: str = "densenet121",
+    utility_epochs: int = 10,
+    augment: bool = False,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
     """Evaluate and write the report; returns index.html's path. `features` {name: weights path
     or None}: pixels always; None = pixels + Inception when its weights are installed. `umap`:
     a 2-d UMAP of each extractor's features, fitted on the real set and applied to both (the
-    `umap` extra)."""
+    `umap` extra). Utility, with `test` (held-out real data with labels) and `labels` (label
+    columns: several 0/1 columns are a multi-label task, one column of classes a multi-class one;
+    for tables the one target column): train on real and on synthetic, test on `test`
+    (`jaxsyn.eval.utility`; images with `utility_model` for `utility_epochs` epochs, tables with
+    gradient boosting), seeds 0, 1, 2."""
     kinds = {kind_of(real), kind_of(synthetic)} | ({kind_of(holdout)} if holdout else set())
     if len(kinds) > 1:
         raise DataError(f"--real, --synthetic and --holdout are {sorted(kinds)}; expected one kind")
@@ -90,7 +99,82 @@ def evaluate(
         _tables(report, real, synthetic, holdout)
     else:
         _images(report, real, synthetic, holdout, features, umap, seed, progress)
+    if test is None or not labels:
+        report.text("utility", "Utility skipped: it needs --test (held-out real data with labels) "
+                    "and --labels.")  # fmt: skip
+    elif kinds == {"table"}:
+        _table_utility(report, real, synthetic, test, labels, augment)
+    else:
+        _image_utility(report, real, synthetic, test, labels, utility_model, utility_epochs,
+                       augment, progress)  # fmt: skip
     return report.write()
+
+
+UTILITY_MODELS = ("densenet121", "resnet18", "densenet-tiny", "resnet-tiny")
+
+
+def _image_utility(report, real, synthetic, test, labels, model, epochs, augment, progress):
+    from jaxsyn.data.images import load_images
+    from jaxsyn.eval import classifiers, utility
+
+    if model not in UTILITY_MODELS:
+        raise ConfigError(f"utility model {model!r}: expected one of {UTILITY_MODELS}")
+    x_real, t_real = load_images(real, progress=progress)
+    size = x_real.shape[1]
+    x_syn, t_syn = load_images(synthetic, size=size, progress=progress)
+    x_test, t_test = load_images(test, size=size, progress=progress)
+    for name, t in (("real", t_real), ("synthetic", t_syn), ("test", t_test)):
+        absent = [c for c in labels if c not in t.columns]
+        if absent:
+            raise DataError(f"--{name} labels.csv: no column(s) {absent}; expected {labels}")
+    if len(labels) == 1 and not set(t_real[labels[0]].dropna().unique()) <= {0, 1}:
+        task, classes = "multiclass", sorted(t_real[labels[0]].astype(str).unique())
+
+        def y(t):
+            values = t[labels[0]].astype(str)
+            unknown = sorted(set(values) - set(classes))
+            if unknown:
+                raise DataError(f"labels {unknown} of {labels[0]!r} are not in --real's {classes}")
+            return values.map({c: k for k, c in enumerate(classes)}).to_numpy(np.int32)
+
+        outputs = len(classes)
+    else:
+        task, outputs = "multilabel", len(labels)
+
+        def y(t):
+            return t[labels].to_numpy(np.float32)
+
+    base = classifiers.DenseNetConfig if model.startswith("densenet") else classifiers.ResNetConfig
+    make = base.tiny if model.endswith("tiny") else base
+    config = make(in_channels=x_real.shape[-1], num_outputs=outputs)
+    result = utility.tstr((x_real, y(t_real)), (x_syn, y(t_syn)), (x_test, y(t_test)),
+                          model=config, task=task, epochs=epochs, augment=augment,
+                          progress=progress)  # fmt: skip
+    report.numbers("utility", result.asdict(), settings={"labels": labels, "model": model})
+    _utility_figure(report, result)
+
+
+def _table_utility(report, real, synthetic, test, labels, augment):
+    from jaxsyn.eval import utility
+
+    if len(labels) != 1:
+        raise ConfigError(f"--labels {labels}: a table takes one target column")
+    result = utility.tstr_table(read_table(real), read_table(synthetic), read_table(test),
+                                labels[0], augment=augment, n_threads=1)  # fmt: skip
+    report.numbers("utility", result.asdict(), settings={"target": labels[0]})
+    _utility_figure(report, result)
+
+
+def _utility_figure(report, result) -> None:
+    fig, ax = figure(5, 3.5)
+    groups = {"real": result.auc_real, "synthetic": result.auc_syn}
+    if result.auc_augmented is not None:
+        groups["real + synthetic"] = result.auc_augmented
+    for k, (name, aucs) in enumerate(groups.items()):
+        ax[0, 0].scatter([k] * len(aucs), aucs, label=name)
+    ax[0, 0].set_xticks(range(len(groups)), list(groups))
+    ax[0, 0].set(ylabel="AUROC on held-out real data", title="trained on")
+    report.figure("utility", "auc", fig, caption="test AUROC per seed by training set")
 
 
 # --- images ------------------------------------------------------------------------------------

@@ -113,3 +113,35 @@ def test_umap_figure(folders, tmp_path):
     evaluate(folders / "real", folders / "independent", tmp_path / "u", features={}, umap=True,
              progress=False)  # fmt: skip
     assert Image.open(tmp_path / "u" / "figures" / "fidelity_umap_pixels.png").size[0] > 300
+
+
+def test_utility_in_the_report(folders, tmp_path):
+    cxr.write_cohort(tmp_path / "test", n=48, size=32, seed=9, progress=False)
+    evaluate(folders / "real", folders / "copies", tmp_path / "u", features={},
+             test=tmp_path / "test", labels=["enlarged_heart", "support_device"],
+             utility_model="densenet-tiny", utility_epochs=2, progress=False)  # fmt: skip
+    report = json.loads((tmp_path / "u" / "report.json").read_text())
+    u = report["utility"]
+    assert u["task"] == "multilabel" and len(u["auc_real"]) == 3
+    assert u["auc_real"] == u["auc_syn"]  # a copy trains the same classifier
+    assert u["settings"]["labels"] == ["enlarged_heart", "support_device"]
+    assert (tmp_path / "u" / "figures" / "utility_auc.png").is_file()
+
+
+def test_table_utility(tmp_path):
+    table = clinical_table(600, seed=0)
+    table.iloc[:300].to_csv(tmp_path / "real.csv", index=False)
+    table.iloc[300:].to_csv(tmp_path / "test.csv", index=False)
+    clinical_table(300, seed=4).to_csv(tmp_path / "syn.csv", index=False)
+    argv = [
+        "evaluate",
+        "--real",
+        str(tmp_path / "real.csv"),
+        "--synthetic",
+        str(tmp_path / "syn.csv"),
+    ]
+    argv += ["--test", str(tmp_path / "test.csv"), "--labels", "hypertension"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    u = json.loads((tmp_path / "r" / "report.json").read_text())["utility"]
+    assert 0.6 < u["auc_real"][0] <= 1 and 0.6 < u["auc_syn"][0] <= 1  # same generative story
+    assert abs(u["difference"]["mean"]) < 0.1
