@@ -115,3 +115,20 @@ def test_tstr_table_multiclass_and_unknown_classes(clinical):
     odd = train.assign(disease_stage=pd.Series(["V"] * len(train)))
     with pytest.raises(DataError, match="outside the real classes"):
         utility.tstr_table(train, odd, test, "disease_stage", seeds=(0,), max_iter=20, n_threads=1)
+
+
+def test_occlusion_finds_where_the_label_lives():
+    # The label is whether the top-left 4 x 4 corner is bright: a classifier trained on it must
+    # lose the most when that corner is occluded.
+    from jaxsyn.eval import classifiers, utility
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 0.5, (256, 8, 8, 1)).astype(np.float32)
+    y = rng.random(256) < 0.5
+    x[y, :4, :4] += 0.5
+    config = classifiers.ResNetConfig.tiny(in_channels=1, num_outputs=1)
+    labels = y[:, None].astype(np.float32)
+    variables = classifiers.train_classifier(config, x, labels, epochs=6, batch_size=32, seed=0)
+    heat = utility.occlusion_importance(variables, config, x[:64], labels[:64], patch=2)
+    assert heat.shape == (4, 4) and heat.max() == 1.0 and heat.min() >= 0
+    assert heat[:2, :2].sum() > 0.6 * heat.sum(), heat
