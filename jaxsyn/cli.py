@@ -348,6 +348,7 @@ def _evaluate(args) -> None:
         utility_model=args.utility_model,
         utility_epochs=args.utility_epochs,
         augment=args.augment,
+        occlusion=args.occlusion,
         seed=args.seed,
     )
     print(f"wrote {index} and report.json")
@@ -468,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--utility-epochs", type=int, default=10)
     p.add_argument("--augment", action="store_true", help="utility: also train on real + synthetic")
+    p.add_argument(
+        "--occlusion", action="store_true", help="utility: occlusion maps, real vs synthetic"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_evaluate)
 

@@ -76,6 +76,7 @@ def evaluate(
     utility_model: str = "densenet121",
     utility_epochs: int = 10,
     augment: bool = False,
+    occlusion: bool = False,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
@@ -86,7 +87,8 @@ def evaluate(
     columns: several 0/1 columns are a multi-label task, one column of classes a multi-class one;
     for tables the one target column): train on real and on synthetic, test on `test`
     (`jaxsyn.eval.utility`; images with `utility_model` for `utility_epochs` epochs, tables with
-    gradient boosting), seeds 0, 1, 2."""
+    gradient boosting), seeds 0, 1, 2; `occlusion` adds the occlusion maps of a classifier trained
+    on real and one trained on synthetic images (seed 0), side by side."""
     kinds = {kind_of(real), kind_of(synthetic)} | ({kind_of(holdout)} if holdout else set())
     if len(kinds) > 1:
         raise DataError(f"--real, --synthetic and --holdout are {sorted(kinds)}; expected one kind")
@@ -106,14 +108,15 @@ def evaluate(
         _table_utility(report, real, synthetic, test, labels, augment)
     else:
         _image_utility(report, real, synthetic, test, labels, utility_model, utility_epochs,
-                       augment, progress)  # fmt: skip
+                       augment, occlusion, progress)  # fmt: skip
     return report.write()
 
 
 UTILITY_MODELS = ("densenet121", "resnet18", "densenet-tiny", "resnet-tiny")
 
 
-def _image_utility(report, real, synthetic, test, labels, model, epochs, augment, progress):
+def _image_utility(report, real, synthetic, test, labels, model, epochs, augment, occlusion,
+                   progress):  # fmt: skip
     from jaxsyn.data.images import load_images
     from jaxsyn.eval import classifiers, utility
 
@@ -152,6 +155,25 @@ def _image_utility(report, real, synthetic, test, labels, model, epochs, augment
                           progress=progress)  # fmt: skip
     report.numbers("utility", result.asdict(), settings={"labels": labels, "model": model})
     _utility_figure(report, result)
+    if occlusion:
+        maps = {}
+        for name, (x, t) in (("real", (x_real, t_real)), ("synthetic", (x_syn, t_syn))):
+            variables = classifiers.train_classifier(config, x, y(t), task=task, epochs=epochs,
+                                                     seed=0, progress=progress)  # fmt: skip
+            maps[name] = utility.occlusion_importance(
+                variables, config, x_test[:64], y(t_test)[:64], task=task
+            )
+        fig, ax = figure(8, 3.6, ncols=3)
+        ax[0, 0].imshow(x_test[:64].mean((0, -1)), cmap="gray")
+        ax[0, 0].set_title("mean test image", fontsize=8)
+        for k, (name, heat) in enumerate(maps.items(), start=1):
+            ax[0, k].imshow(heat, cmap="magma", vmin=0, vmax=1)
+            ax[0, k].set_title(f"occlusion importance, trained on {name}", fontsize=8)
+        for a in ax[0]:
+            a.axis("off")
+        report.figure("utility", "occlusion", fig, caption="where the classifiers look (2 x 2 "
+                      "regions zeroed; loss increase, normalised)")  # fmt: skip
+        report.numbers("utility.occlusion", {k: v.tolist() for k, v in maps.items()})
 
 
 def _table_utility(report, real, synthetic, test, labels, augment):

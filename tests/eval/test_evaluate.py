@@ -119,13 +119,17 @@ def test_utility_in_the_report(folders, tmp_path):
     cxr.write_cohort(tmp_path / "test", n=48, size=32, seed=9, progress=False)
     evaluate(folders / "real", folders / "copies", tmp_path / "u", features={},
              test=tmp_path / "test", labels=["enlarged_heart", "support_device"],
-             utility_model="densenet-tiny", utility_epochs=2, progress=False)  # fmt: skip
+             utility_model="densenet-tiny", utility_epochs=2, occlusion=True,
+             progress=False)  # fmt: skip
     report = json.loads((tmp_path / "u" / "report.json").read_text())
     u = report["utility"]
     assert u["task"] == "multilabel" and len(u["auc_real"]) == 3
     assert u["auc_real"] == u["auc_syn"]  # a copy trains the same classifier
     assert u["settings"]["labels"] == ["enlarged_heart", "support_device"]
     assert (tmp_path / "u" / "figures" / "utility_auc.png").is_file()
+    occ = u["occlusion"]
+    assert np.asarray(occ["real"]).shape == (16, 16) and np.max(occ["synthetic"]) == 1.0
+    assert (tmp_path / "u" / "figures" / "utility_occlusion.png").is_file()
 
 
 def test_table_utility(tmp_path):
