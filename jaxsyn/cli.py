@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME[=PATH]",
-        help="pixels, inception[=WEIGHTS] (default: pixels + inception if installed)",
+        help="pixels, inception[=WEIGHTS], domain (default: pixels + inception if installed)",
     )
     p.add_argument("--umap", action="store_true", help="UMAP figures (the umap extra)")
     p.add_argument("--test", type=Path, help="utility: held-out real data with labels")

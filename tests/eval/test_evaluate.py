@@ -117,7 +117,7 @@ def test_umap_figure(folders, tmp_path):
 
 def test_utility_in_the_report(folders, tmp_path):
     cxr.write_cohort(tmp_path / "test", n=48, size=32, seed=9, progress=False)
-    evaluate(folders / "real", folders / "copies", tmp_path / "u", features={},
+    evaluate(folders / "real", folders / "copies", tmp_path / "u", features={"domain": None},
              test=tmp_path / "test", labels=["enlarged_heart", "support_device"],
              utility_model="densenet-tiny", utility_epochs=2, occlusion=True,
              progress=False)  # fmt: skip
@@ -130,6 +130,8 @@ def test_utility_in_the_report(folders, tmp_path):
     occ = u["occlusion"]
     assert np.asarray(occ["real"]).shape == (16, 16) and np.max(occ["synthetic"]) == 1.0
     assert (tmp_path / "u" / "figures" / "utility_occlusion.png").is_file()
+    domain = report["fidelity"]["domain"]["raw"]  # a real-trained classifier's features
+    assert domain["fid"] < 1e-6 and domain["precision"] == 1.0  # copies: the same features
 
 
 def test_table_utility(tmp_path):
