@@ -29,6 +29,8 @@ _LAZY = {
     "TableTransformer": "jaxsyn.data.tabular",
     "TableSynthesizer": "jaxsyn.infer.ctgan",
     "tabular_quality": "jaxsyn.eval.tabular",
+    "load_images": "jaxsyn.data.images",
+    "evaluate": "jaxsyn.eval.evaluate",
 }
 _NAMES = {"tabular_quality": "quality"}  # public name -> the module's own
 

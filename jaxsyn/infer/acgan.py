@@ -8,14 +8,18 @@ as `<id>.png`, multi-channel ones as `<id>.npy` (values in [0, 1]) with a PNG pr
 channels as a mosaic), `labels.csv` (id, the class column, one-hot columns) and `manifest.json`.
 Classes not given are drawn from the training data's class prior. `morph_strip` writes the frames
 of `jaxsyn.models.acgan.morph` (z fixed, the condition moved linearly from one class to another)
-side by side, one row per channel group.
+side by side, one row per channel group. `load_generator` reads only the generator's arrays of a
+run (no Optax, no Grain: generation needs neither).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -23,9 +27,53 @@ import pandas as pd
 from PIL import Image
 
 from jaxsyn import files
+from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.errors import ConfigError
 from jaxsyn.models import acgan as model
-from jaxsyn.train.acgan import class_index, load_generator
+
+FAMILY = "acgan"
+
+
+def read_info(run_dir: str | os.PathLike) -> dict:
+    """config.json of an AC-GAN run folder (checked to be one)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train acgan`"
+        )
+    info = json.loads(path.read_text())
+    if info.get("family") != FAMILY:
+        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected {FAMILY!r}")
+    return info
+
+
+def load_generator(run_dir: str | os.PathLike) -> tuple[model.ACGANConfig, Any, Any, dict]:
+    """(model config, generator params, running BatchNorm stats or None, run info) of a run;
+    reads only the generator's arrays from the latest checkpoint."""
+    run_dir = Path(run_dir)
+    info = read_info(run_dir)
+    config = model.ACGANConfig(**info["model"])
+    params = jax.eval_shape(functools.partial(model.init, config=config), jax.random.key(0))
+    target: dict[str, Any] = {"params": {"g": params["g"]}}
+    if config.batch_norm:
+        target["stats"] = {"batch_stats": jax.eval_shape(lambda: model.init_stats(config))}
+    restored = restore_subtree(run_dir / "checkpoints", target)
+    stats = restored["stats"]["batch_stats"] if config.batch_norm else None
+    return config, restored["params"]["g"], stats, info
+
+
+def class_index(info: dict, name: str | int) -> int:
+    """A class given by name (as in the run's data) or index -> its index."""
+    classes = info["classes"]
+    if isinstance(name, int) or str(name).isdigit():
+        k = int(name)
+        if 0 <= k < len(classes):
+            return k
+    elif str(name) in classes:
+        return classes.index(str(name))
+    raise ConfigError(
+        f"class is {name!r}; expected one of {classes} or an index below {len(classes)}"
+    )
 
 
 def preview(image: np.ndarray) -> np.ndarray:

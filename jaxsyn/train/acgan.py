@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import grain
 import jax
@@ -33,13 +30,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsyn.checkpoint import as_json, restore_subtree
+from jaxsyn.checkpoint import as_json
 from jaxsyn.errors import ConfigError, DataError
+
+# Reading a run back lives in jaxsyn.infer.acgan (no Optax or Grain); re-exported for callers here.
+from jaxsyn.infer.acgan import class_index, load_generator, read_info  # noqa: F401
 from jaxsyn.models import acgan as model
 from jaxsyn.train import loop, parallel
 from jaxsyn.train import state as state_lib
 
-FAMILY = "acgan"
+FAMILY = "acgan"  # config.json "family" (jaxsyn.infer.acgan checks it)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -393,49 +393,4 @@ def run(
         settings=settings,
         resume=resume,
         hooks=hooks,
-    )
-
-
-# --- reading a run back ------------------------------------------------------------------------
-
-
-def read_info(run_dir: str | os.PathLike) -> dict:
-    """config.json of an AC-GAN run folder (checked to be one)."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ConfigError(
-            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train acgan`"
-        )
-    info = json.loads(path.read_text())
-    if info.get("family") != FAMILY:
-        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected {FAMILY!r}")
-    return info
-
-
-def load_generator(run_dir: str | os.PathLike) -> tuple[model.ACGANConfig, Any, Any, dict]:
-    """(model config, generator params, running BatchNorm stats or None, run info) of a run;
-    reads only the generator's arrays from the latest checkpoint."""
-    run_dir = Path(run_dir)
-    info = read_info(run_dir)
-    config = model.ACGANConfig(**info["model"])
-    params = jax.eval_shape(functools.partial(model.init, config=config), jax.random.key(0))
-    target: dict[str, Any] = {"params": {"g": params["g"]}}
-    if config.batch_norm:
-        target["stats"] = {"batch_stats": jax.eval_shape(lambda: model.init_stats(config))}
-    restored = restore_subtree(run_dir / "checkpoints", target)
-    stats = restored["stats"]["batch_stats"] if config.batch_norm else None
-    return config, restored["params"]["g"], stats, info
-
-
-def class_index(info: dict, name: str | int) -> int:
-    """A class given by name (as in the run's data) or index -> its index."""
-    classes = info["classes"]
-    if isinstance(name, int) or str(name).isdigit():
-        k = int(name)
-        if 0 <= k < len(classes):
-            return k
-    elif str(name) in classes:
-        return classes.index(str(name))
-    raise ConfigError(
-        f"class is {name!r}; expected one of {classes} or an index below {len(classes)}"
     )
