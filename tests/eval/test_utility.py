@@ -61,6 +61,8 @@ def test_tstr_of_a_copy_of_the_real_set_has_no_gap(heart_sets):
     assert result.difference.mean == 0.0 and result.difference.n == 2
     assert min(result.auc_real) > 0.75  # and they did learn
     assert result.test.test == "mann_whitney" and result.test.pvalue > 0.5
+    assert result.paired_test.test == "wilcoxon" and result.paired_test.pvalue == 1.0
+    assert np.isnan(result.difference_ci.low)  # a constant gap: no interval
     assert result.auc_augmented is None
     assert dataclasses.asdict(result)["settings"]["n_train_syn"] == 192
 
@@ -74,6 +76,8 @@ def test_tstr_of_label_shuffled_images_has_a_clear_gap(heart_sets):
     assert result.difference.mean > 0.2, result
     assert min(result.auc_real) > max(result.auc_syn)
     assert result.test.pvalue == pytest.approx(0.05)  # the smallest one-sided U p for 3 vs 3
+    assert result.paired_test.pvalue == pytest.approx(0.125)  # all 3 seeds worse: 1 / 2^3
+    assert 0 < result.difference_ci.low <= result.difference.mean <= result.difference_ci.high
     assert len(result.auc_augmented) == 3
 
 
