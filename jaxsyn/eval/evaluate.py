@@ -6,6 +6,9 @@
 `--real` is the generator's training data, `--holdout` real data it never saw. What is read:
   images   a folder with labels.csv and `<id>.png|.npy|.dcm` (`jaxsyn.data.images`)
   tables   a .csv/.parquet file, or a folder holding synthetic.parquet (`jaxsyn generate` output)
+  volumes  a folder of .nii/.nii.gz files (phantom cohorts, `jaxsyn generate` of HA-GAN): 2.5D,
+           every extractor on the central axial, coronal and sagittal slices (HU window -1024 to
+           600), features averaged over the three planes; attacks on the stacked planes' pixels
 Images. Per feature extractor ("pixels" always; "inception" when its weights are found or given;
 "domain": the penultimate layer of a classifier trained on --real's --labels):
 FID with its real-real bound FID_rr (two halves of the real set) and r_FID, each on the images as
@@ -31,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jaxsyn.data.volumes import NIFTI_SUFFIXES
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.eval import features as feats
 from jaxsyn.eval import fidelity, privacy
@@ -51,9 +55,11 @@ def kind_of(path: str | os.PathLike) -> str:
         return "images"
     if path.is_dir() and (path / "synthetic.parquet").is_file():
         return "table"
+    if path.is_dir() and any(p.name.endswith(NIFTI_SUFFIXES) for p in path.iterdir()):
+        return "volumes"
     raise DataError(
-        f"{path}: neither an image folder (with labels.csv) nor a table (.csv/.parquet, or a "
-        "folder with synthetic.parquet); volumes are not evaluated yet"
+        f"{path}: neither an image folder (with labels.csv), a folder of NIfTI volumes, nor a "
+        "table (.csv/.parquet, or a folder with synthetic.parquet)"
     )
 
 
@@ -100,10 +106,14 @@ def evaluate(
                               "holdout": str(holdout) if holdout else None, "seed": seed})  # fmt: skip
     if kinds == {"table"}:
         _tables(report, real, synthetic, holdout)
+    elif kinds == {"volumes"}:
+        _volumes(report, real, synthetic, holdout, features, seed, progress)
     else:
         domain = (labels, utility_model, utility_epochs)
         _images(report, real, synthetic, holdout, features, umap, domain, seed, progress)
-    if test is None or not labels:
+    if kinds == {"volumes"}:
+        report.text("utility", "Utility for volumes (a 3D classifier) is not built yet.")
+    elif test is None or not labels:
         report.text("utility", "Utility skipped: it needs --test (held-out real data with labels) "
                     "and --labels.")  # fmt: skip
     elif kinds == {"table"}:
@@ -369,6 +379,80 @@ def _image_privacy(report, x_real, x_syn, x_hold, seed) -> None:
     report.figure("privacy", "nearest", fig,
                   caption="synthetic images (top) and their nearest training images (bottom, L2 "
                           "in 32 x 32 pixel space)")  # fmt: skip
+
+
+# --- volumes -----------------------------------------------------------------------------------
+
+
+def load_planes(folder: str | os.PathLike, size: int | None = None, progress: bool = True):
+    """The central axial, coronal and sagittal slices of every NIfTI volume in `folder`, in the
+    training HU window (-1024, 600) -> [0, 1]: float32 [N, 3, S, S, 1] (S: the volume's largest
+    side, or `size`), and the volume ids."""
+    from tqdm.auto import tqdm
+
+    from jaxsyn.data.images import resize
+    from jaxsyn.data.preview import orthogonal_slices
+    from jaxsyn.data.volumes import load_volume, volume_stem
+
+    paths = sorted(p for p in Path(folder).iterdir() if p.name.endswith(NIFTI_SUFFIXES))
+    if not paths:
+        raise DataError(f"{folder}: no .nii/.nii.gz volumes")
+    out = []
+    for p in tqdm(paths, "volumes", unit="vol", disable=not progress or len(paths) < 8):
+        tiles = orthogonal_slices(load_volume(p).hu).astype(np.float32) / 255  # [S, 3S]
+        s = tiles.shape[0]
+        planes = tiles.reshape(s, 3, s).transpose(1, 0, 2)[..., None]
+        out.append(np.stack([resize(x, size) for x in planes]) if size else planes)
+    shapes = {x.shape for x in out}
+    if len(shapes) > 1:
+        raise DataError(f"{folder}: volumes of different sizes {sorted(shapes)}; pass size=")
+    return np.stack(out), [volume_stem(p) for p in paths]
+
+
+def _volumes(report, real, synthetic, holdout, features, seed, progress) -> None:
+    """2.5D evaluation: each extractor on the three orthogonal central slices, features averaged
+    over the planes (issue 7); privacy attacks in that pixel space."""
+    v_real, _ = load_planes(real, progress=progress)
+    size = v_real.shape[2]
+    v_syn, _ = load_planes(synthetic, size=size, progress=progress)
+    v_hold = load_planes(holdout, size=size, progress=progress)[0] if holdout else None
+    report.numbers("inputs", {"n_real": len(v_real), "n_synthetic": len(v_syn),
+                              "n_holdout": 0 if v_hold is None else len(v_hold),
+                              "plane_size": size})  # fmt: skip
+    rows = min(4, len(v_real), len(v_syn))
+    fig, ax = figure(6, 2 * rows * 0.8 + 0.5, ncols=2, nrows=rows)
+    for r in range(rows):
+        for c, (v, label) in enumerate(((v_real, "real"), (v_syn, "synthetic"))):
+            ax[r, c].imshow(np.concatenate(list(v[r, ..., 0]), axis=1), cmap="gray", vmin=0, vmax=1)
+            ax[r, c].axis("off")
+            ax[0, c].set_title(label, fontsize=8)
+    report.figure("fidelity", "slices", fig, caption="central axial, coronal, sagittal slices")
+    extractors = {"pixels": None, **(features or {})}
+    if "domain" in extractors:
+        raise ConfigError("--features domain is for 2D images; volumes take pixels or inception")
+
+    def planes_features(extract, v, name):
+        per_plane = [
+            feats.extract(extract, v[:, k], progress=progress, name=name) for k in range(3)
+        ]
+        return np.mean(per_plane, axis=0)
+
+    for name, path in extractors.items():
+        extract = feats.builtin(name, path)
+        f_real, f_syn = (
+            planes_features(extract, v_real, name),
+            planes_features(extract, v_syn, name),
+        )
+        report.numbers(f"fidelity.{name}_2p5d", _distribution_metrics(f_real, f_syn, seed),
+                       settings={"extractor": name, "weights": path, "features": "mean of the "
+                                 "axial, coronal and sagittal central slices' features",
+                                 "window_hu": [-1024, 600]})  # fmt: skip
+    if v_hold is None:
+        report.text("privacy", "Membership attacks skipped: they need --holdout.")
+        report.numbers("privacy", {"pairwise_attack_auc": None, "distribution_attack_auc": None})
+        return
+    flat = [x.reshape(len(x), 3 * size, size, 1) for x in (v_real, v_syn, v_hold)]
+    _image_privacy(report, *flat, seed)
 
 
 # --- tables ------------------------------------------------------------------------------------
