@@ -28,6 +28,7 @@ from PIL import Image
 
 from jaxsyn import files
 from jaxsyn.checkpoint import restore_subtree
+from jaxsyn.data.phantoms import images2d
 from jaxsyn.errors import ConfigError
 from jaxsyn.models import acgan as model
 
@@ -77,16 +78,8 @@ def class_index(info: dict, name: str | int) -> int:
 
 
 def preview(image: np.ndarray) -> np.ndarray:
-    """[H, W, C] in [0, 1] -> uint8 [H', W']: one channel as is, C channels as a near-square
-    mosaic (9 -> 3 x 3)."""
-    h, w, c = image.shape
-    cols = int(np.ceil(np.sqrt(c)))
-    rows = int(np.ceil(c / cols))
-    tiles = np.zeros((rows * h, cols * w))
-    for k in range(c):
-        r, q = divmod(k, cols)
-        tiles[r * h : (r + 1) * h, q * w : (q + 1) * w] = image[..., k]
-    return (np.clip(tiles, 0, 1) * 255).round().astype(np.uint8)
+    """[H, W, C] in [0, 1] -> uint8 mosaic of the channels (9 -> 3 x 3), a PNG preview."""
+    return images2d.mosaic((np.clip(image, 0, 1) * 255).round().astype(np.uint8))
 
 
 def write_images(

@@ -47,16 +47,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy import ndimage
-from tqdm.auto import tqdm
 
+from jaxsyn.data.phantoms import images2d
 from jaxsyn.errors import ConfigError
-from jaxsyn.files import atomic_path, write_text
 
 FINDINGS = (
     "enlarged_heart",
@@ -66,7 +63,6 @@ FINDINGS = (
     "consolidation",
     "support_device",
 )
-SIZES = (16, 2048)  # smallest and largest image side accepted
 
 
 def _sigmoid(t):
@@ -90,27 +86,13 @@ def labels(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def check_size(size) -> int:
-    if not isinstance(size, int | np.integer) or not SIZES[0] <= size <= SIZES[1]:
-        raise ConfigError(f"size is {size!r}; expected an integer in [{SIZES[0]}, {SIZES[1]}]")
-    return int(size)
-
-
-def _smooth_noise(rng, size: int, sigma_frac: float) -> np.ndarray:
-    """Zero-mean, unit-std smooth noise at `size`, correlation length sigma_frac of the image."""
-    n = max(8, min(size, 64))
-    field = ndimage.gaussian_filter(rng.standard_normal((n, n)), sigma_frac * n, mode="wrap")
-    field = ndimage.zoom(field, size / n, order=1)[:size, :size]
-    return (field - field.mean()) / (field.std() + 1e-12)
-
-
 def _ellipse(u, v, cu, cv, au, av):
     return ((u - cu) / au) ** 2 + ((v - cv) / av) ** 2
 
 
 def radiograph(row: Mapping, size: int, seed: int) -> tuple[np.ndarray, dict]:
     """(uint8 [size, size] image, truth dict) for a label row (the findings as 0/1)."""
-    size = check_size(size)
+    size = images2d.check_size(size)
     rng = np.random.default_rng(seed)
     has = {f: bool(int(row.get(f, 0))) for f in FINDINGS}
     v, u = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
@@ -125,8 +107,8 @@ def radiograph(row: Mapping, size: int, seed: int) -> tuple[np.ndarray, dict]:
     ctr = np.clip(ctr, 0.52, 0.70) if has["enlarged_heart"] else np.clip(ctr, 0.38, 0.49)
     gamma = rng.uniform(0.85, 1.15)
     rib_phase = rng.uniform(0, 1)
-    markings = _smooth_noise(rng, size, 0.03)
-    patches = _smooth_noise(rng, size, 0.06)
+    markings = images2d.smooth_noise(rng, size, 0.03)
+    patches = images2d.smooth_noise(rng, size, 0.06)
     noise = rng.normal(0, 0.012, (size, size))
     # Each finding draws from its own stream: adding one leaves the rest of the image as it was.
     streams = {f: np.random.default_rng([seed, k + 1]) for k, f in enumerate(FINDINGS)}
@@ -232,25 +214,17 @@ def radiograph(row: Mapping, size: int, seed: int) -> tuple[np.ndarray, dict]:
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8), truth
 
 
+STREAM = 2  # this kind's per-image seed stream (images2d.image_seed)
+
+
 def image_seed(seed: int, index: int) -> int:
     """Image `index`'s seed, derived from the cohort seed (independent streams)."""
-    return int(np.random.SeedSequence([seed, index, 2]).generate_state(1)[0])
+    return images2d.image_seed(seed, index, STREAM)
 
 
 def write_cohort(
     out_dir: str | os.PathLike, n: int, size: int, seed: int, progress: bool = True
 ) -> pd.DataFrame:
-    """Write `n` radiographs as `<image_id>.png`, `labels.csv` and `truth.csv`; returns labels.
-
-    Every file appears atomically."""
-    size, out, table = check_size(size), Path(out_dir), labels(n, seed)
-    rows = []
-    records = tqdm(table.to_dict("records"), desc="cxr phantoms", unit="img", disable=not progress)
-    for i, row in enumerate(records):
-        image, truth = radiograph(row, size, image_seed(seed, i))
-        with atomic_path(out / f"{row['image_id']}.png", suffix=".png") as tmp:
-            Image.fromarray(image).save(tmp, format="PNG")
-        rows.append({"image_id": row["image_id"], **truth})
-    write_text(out / "labels.csv", table.to_csv(index=False))
-    write_text(out / "truth.csv", pd.DataFrame(rows).to_csv(index=False))
-    return table
+    """Write `n` radiographs as `<image_id>.png`, `labels.csv` and `truth.csv`; returns labels."""
+    return images2d.write_cohort(out_dir, labels(n, seed), radiograph, size=size, seed=seed,
+                                 stream=STREAM, desc="cxr phantoms", progress=progress)  # fmt: skip

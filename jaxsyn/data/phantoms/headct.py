@@ -34,17 +34,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy import ndimage
-from tqdm.auto import tqdm
 
-from jaxsyn.data.phantoms.cxr import _smooth_noise, check_size
+from jaxsyn.data.phantoms import images2d
 from jaxsyn.errors import ConfigError
-from jaxsyn.files import atomic_path, write_text
 
 TYPES = ("epidural", "subdural", "subarachnoid", "intraparenchymal", "intraventricular")
 P_ANY = 0.45
@@ -73,7 +69,7 @@ def _angle_in(theta, centre, half):
 
 def head_slice(row: Mapping, size: int, seed: int) -> tuple[np.ndarray, dict]:
     """(uint8 [size, size] brain-window image, truth dict) for a label row (types as 0/1)."""
-    size = check_size(size)
+    size = images2d.check_size(size)
     rng = np.random.default_rng(seed)
     has = {t: bool(int(row.get(t, 0))) for t in TYPES}
     v, u = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
@@ -81,8 +77,8 @@ def head_slice(row: Mapping, size: int, seed: int) -> tuple[np.ndarray, dict]:
 
     a, b = rng.uniform(0.78, 0.86), rng.uniform(0.90, 0.96)  # skull outer half-axes
     thick = rng.uniform(0.04, 0.06)
-    texture = _smooth_noise(rng, size, 0.02)
-    folds = _smooth_noise(rng, size, 0.015)
+    texture = images2d.smooth_noise(rng, size, 0.02)
+    folds = images2d.smooth_noise(rng, size, 0.015)
     noise = rng.normal(0, 2.0, (size, size))
     streams = {t: np.random.default_rng([seed, k + 1]) for k, t in enumerate(TYPES)}
 
@@ -156,22 +152,17 @@ def head_slice(row: Mapping, size: int, seed: int) -> tuple[np.ndarray, dict]:
     return (image * 255).round().astype(np.uint8), truth
 
 
+STREAM = 3  # this kind's per-image seed stream (images2d.image_seed)
+
+
 def image_seed(seed: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, index, 3]).generate_state(1)[0])
+    """Image `index`'s seed, derived from the cohort seed (independent streams)."""
+    return images2d.image_seed(seed, index, STREAM)
 
 
 def write_cohort(
     out_dir: str | os.PathLike, n: int, size: int, seed: int, progress: bool = True
 ) -> pd.DataFrame:
     """Write `n` slices as `<image_id>.png`, `labels.csv` and `truth.csv`; returns labels."""
-    size, out, table = check_size(size), Path(out_dir), labels(n, seed)
-    rows = []
-    records = tqdm(table.to_dict("records"), desc="head CT", unit="img", disable=not progress)
-    for i, row in enumerate(records):
-        image, truth = head_slice(row, size, image_seed(seed, i))
-        with atomic_path(out / f"{row['image_id']}.png", suffix=".png") as tmp:
-            Image.fromarray(image).save(tmp, format="PNG")
-        rows.append({"image_id": row["image_id"], **truth})
-    write_text(out / "labels.csv", table.to_csv(index=False))
-    write_text(out / "truth.csv", pd.DataFrame(rows).to_csv(index=False))
-    return table
+    return images2d.write_cohort(out_dir, labels(n, seed), head_slice, size=size, seed=seed,
+                                 stream=STREAM, desc="head CT", progress=progress)  # fmt: skip

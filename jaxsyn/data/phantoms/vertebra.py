@@ -29,17 +29,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy import ndimage
-from tqdm.auto import tqdm
 
-from jaxsyn.data.phantoms.cxr import check_size
+from jaxsyn.data.phantoms import images2d
 from jaxsyn.errors import ConfigError
-from jaxsyn.files import atomic_path, write_text
 
 REGIONS = ("cervical", "thoracic", "lumbar")
 PRIOR = (0.25, 0.55, 0.20)  # pGAN: the regions' share of vertebral units
@@ -125,7 +121,7 @@ def _slice(u, v, region: str, z: float, rng_bits: dict) -> np.ndarray:
 
 def vertebral_unit(row: Mapping, size: int, seed: int) -> tuple[np.ndarray, dict]:
     """(uint8 [size, size, 9] unit, truth) for a label row with a `region`."""
-    size = check_size(size)
+    size = images2d.check_size(size)
     region = str(row.get("region"))
     if region not in REGIONS:
         raise ConfigError(f"region is {region!r}; expected one of {REGIONS}")
@@ -147,28 +143,20 @@ def vertebral_unit(row: Mapping, size: int, seed: int) -> tuple[np.ndarray, dict
 
 def mosaic(unit: np.ndarray) -> np.ndarray:
     """[S, S, 9] -> [3S, 3S]: the slices in reading order (a preview)."""
-    s = unit.shape[0]
-    return unit.reshape(s, s, 3, 3).transpose(2, 0, 3, 1).reshape(3 * s, 3 * s)
+    return images2d.mosaic(unit)
+
+
+STREAM = 4  # this kind's per-image seed stream (images2d.image_seed)
 
 
 def image_seed(seed: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, index, 4]).generate_state(1)[0])
+    """Image `index`'s seed, derived from the cohort seed (independent streams)."""
+    return images2d.image_seed(seed, index, STREAM)
 
 
 def write_cohort(
     out_dir: str | os.PathLike, n: int, size: int, seed: int, progress: bool = True
 ) -> pd.DataFrame:
     """Write `n` units as `<image_id>.npy` + `<image_id>.png` previews, `labels.csv`, `truth.csv`."""
-    size, out, table = check_size(size), Path(out_dir), labels(n, seed)
-    rows = []
-    records = tqdm(table.to_dict("records"), desc="vertebrae", unit="unit", disable=not progress)
-    for i, row in enumerate(records):
-        unit, truth = vertebral_unit(row, size, image_seed(seed, i))
-        with atomic_path(out / f"{row['image_id']}.npy", suffix=".npy") as tmp:
-            np.save(tmp, unit)
-        with atomic_path(out / f"{row['image_id']}.png", suffix=".png") as tmp:
-            Image.fromarray(mosaic(unit)).save(tmp, format="PNG")
-        rows.append({"image_id": row["image_id"], **truth})
-    write_text(out / "labels.csv", table.to_csv(index=False))
-    write_text(out / "truth.csv", pd.DataFrame(rows).to_csv(index=False))
-    return table
+    return images2d.write_cohort(out_dir, labels(n, seed), vertebral_unit, size=size, seed=seed,
+                                 stream=STREAM, desc="vertebrae", progress=progress)  # fmt: skip
