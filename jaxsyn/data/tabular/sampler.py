@@ -100,13 +100,6 @@ class ConditionSampler:
         return cum
 
     @property
-    def probabilities(self) -> np.ndarray:
-        """[cond_dim] training P(category | column) for every slot (log-frequency by default)."""
-        cum = self._cumulative(self._weight)
-        p = [np.diff(cum[j, : s.width], prepend=0.0) for j, s in enumerate(self.layout.cond_spans)]
-        return np.concatenate(p) if p else np.zeros(0)
-
-    @property
     def _weight(self) -> np.ndarray:
         return np.log1p(self.counts) if self.log_frequency else self.counts.astype(float)
 
