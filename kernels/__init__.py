@@ -1,4 +1,30 @@
-"""jaxsyn.kernels: accelerator and CPU kernels, each with an XLA reference and a dispatch.
+"""jaxsyn.kernels: CPU and accelerator kernels, each with an XLA reference and a dispatch.
 
-Empty so far: the first kernel (oneDNN 3D convolution for CPU) is tracked in its own issue.
+`conv3d`: 3D convolution through oneDNN on the CPU (an XLA FFI extension, `conv3d_onednn.cc`,
+built by `pip install`), XLA elsewhere or when the extension is absent. `available()` says whether
+the oneDNN path can run, `info()` what `implementation=None` picks and why.
 """
+
+from jaxsyn.kernels.conv3d import (
+    ENV,
+    IMPLEMENTATIONS,
+    KernelUnavailableError,
+    available,
+    conv3d,
+    conv3d_xla,
+    conv_general_dilated,
+    info,
+    use,
+)
+
+__all__ = [
+    "ENV",
+    "IMPLEMENTATIONS",
+    "KernelUnavailableError",
+    "available",
+    "conv3d",
+    "conv3d_xla",
+    "conv_general_dilated",
+    "info",
+    "use",
+]
