@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsyn import kernels
+
 Padding = str | Sequence[tuple[int, int]]
 
 
@@ -25,7 +27,11 @@ def pads(p: int | Sequence[int]) -> tuple[tuple[int, int], ...]:
 
 
 def conv3d(features: int, kernel=3, stride=1, padding=1, dtype=jnp.float32, name=None) -> nn.Conv:
-    """`nn.Conv` with PyTorch's (kernel, stride, padding) conventions and a bias."""
+    """`nn.Conv` with PyTorch's (kernel, stride, padding) conventions and a bias.
+
+    The convolution goes through `jaxsyn.kernels.conv3d`'s dispatch (oneDNN on CPU when built,
+    XLA otherwise); parameters and their init are `nn.Conv`'s.
+    """
     return nn.Conv(
         features,
         triple(kernel),
@@ -33,6 +39,7 @@ def conv3d(features: int, kernel=3, stride=1, padding=1, dtype=jnp.float32, name
         padding=pads(padding),
         dtype=dtype,
         name=name,
+        conv_general_dilated=kernels.conv_general_dilated,
     )
 
 
@@ -150,12 +157,8 @@ class UpConv3d(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape).astype(self.dtype)
         bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
         x = x.astype(self.dtype)
-        dn = ("NDHWC", "DHWIO", "NDHWC")
         if not self.fused:
-            y = jax.lax.conv_general_dilated(
-                upsample2(x), kernel, (1, 1, 1), [(1, 1)] * 3, dimension_numbers=dn
-            )
-            return y + bias
+            return kernels.conv3d(upsample2(x), kernel, 1, 1) + bias
         taps = _PHASE_TAPS.astype(self.dtype)
         padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0)))
         d, h, w = x.shape[1:4]
@@ -165,11 +168,7 @@ class UpConv3d(nn.Module):
                 for c in (0, 1):
                     k = jnp.einsum("xd,ye,zf,defio->xyzio", taps[a], taps[b], taps[c], kernel)
                     window = padded[:, a : a + d + 1, b : b + h + 1, c : c + w + 1]
-                    phases.append(
-                        jax.lax.conv_general_dilated(
-                            window, k, (1, 1, 1), "VALID", dimension_numbers=dn
-                        )
-                    )
+                    phases.append(kernels.conv3d(window, k, 1, "VALID"))
         y = jnp.stack(phases).reshape(2, 2, 2, *phases[0].shape)  # [a, b, c, B, D, H, W, C]
         y = y.transpose(3, 4, 0, 5, 1, 6, 2, 7).reshape(
             x.shape[0], 2 * d, 2 * h, 2 * w, self.features

@@ -1,0 +1,95 @@
+"""The optional compiled part of jaxsyn: `jaxsyn.kernels._onednn`, oneDNN 3D convolution for XLA:CPU.
+
+Everything else about the package lives in pyproject.toml. The extension needs g++ (C++17), the
+XLA FFI headers (`jax.ffi.include_dir()`) and oneDNN 3.2 (`onednn-devel-cpu-gomp`, a build
+requirement on Linux x86_64). Where any of them is missing the build prints why and goes on without
+it: jaxsyn then runs its 3D convolutions on XLA.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+NAME = "jaxsyn.kernels._onednn"
+
+
+def _dist_file(dist: str, name: str) -> Path | None:
+    try:
+        files = importlib.metadata.files(dist) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name == name:
+            return Path(f.locate()).resolve()
+    return None
+
+
+def _ffi_include() -> str:
+    try:
+        import jax
+
+        return jax.ffi.include_dir()
+    except Exception:  # jax not importable in this build environment: find jaxlib's headers
+        spec = importlib.util.find_spec("jaxlib")
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError("jax/jaxlib (for the XLA FFI headers) is not installed") from None
+        return str(Path(spec.submodule_search_locations[0]) / "include")
+
+
+def _onednn_paths() -> tuple[str, str]:
+    header = _dist_file("onednn-devel-cpu-gomp", "dnnl.hpp")
+    header = header if header and header.parent.name == "dnnl" else None
+    library = _dist_file("onednn-cpu-gomp", "libdnnl.so.3")
+    prefix = Path(sys.prefix)
+    if header is None and (prefix / "include/oneapi/dnnl/dnnl.hpp").is_file():
+        header = prefix / "include/oneapi/dnnl/dnnl.hpp"
+    if library is None and (prefix / "lib/libdnnl.so.3").is_file():
+        library = prefix / "lib/libdnnl.so.3"
+    if header is None or library is None:
+        raise RuntimeError(
+            "oneDNN 3.2 headers or library not found (pip install onednn-devel-cpu-gomp==2023.2.0)"
+        )
+    return str(header.parents[2]), str(library.parent)
+
+
+class OptionalBuildExt(build_ext):
+    """Builds the oneDNN extension when it can and says why when it cannot, never failing."""
+
+    def build_extension(self, ext):
+        try:
+            if not (sys.platform.startswith("linux") and _machine() == "x86_64"):
+                raise RuntimeError("the oneDNN path is built on Linux x86_64 only")
+            include, libdir = _onednn_paths()
+            ext.include_dirs += [_ffi_include(), include]
+            ext.library_dirs += [libdir]
+            super().build_extension(ext)
+        except Exception as e:  # any failure: no extension, the XLA path
+            print(f"jaxsyn: not building {ext.name} ({e}); 3D convolutions will use XLA")
+
+
+def _machine() -> str:
+    import platform
+
+    return platform.machine()
+
+
+setup(
+    ext_modules=[
+        Extension(
+            NAME,
+            sources=["kernels/conv3d_onednn.cc"],
+            language="c++",
+            # linked by soname; at run time jaxsyn.kernels preloads libdnnl.so.3 from the wheel
+            extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-w"],
+            extra_link_args=["-l:libdnnl.so.3"],
+            optional=True,
+        )
+    ],
+    cmdclass={"build_ext": OptionalBuildExt},
+)
