@@ -211,24 +211,35 @@ class ResNet18(nn.Module):
         return logits.astype(jnp.float32), features
 
 
-Config = DenseNetConfig | ResNetConfig
+Config = DenseNetConfig | ResNetConfig  # and classifiers3d.ResNet3DConfig for volumes
 
 
 def build(config: Config) -> nn.Module:
-    """The module a config describes."""
+    """The module a config describes (a `classifiers3d.ResNet3DConfig` builds the 3D ResNet)."""
     if isinstance(config, DenseNetConfig):
         return DenseNet121(config)
     if isinstance(config, ResNetConfig):
         return ResNet18(config)
+    from jaxsyn.eval import classifiers3d  # it imports this module
+
+    if isinstance(config, classifiers3d.ResNet3DConfig):
+        return classifiers3d.ResNet3D(config)
     raise ConfigError(
-        f"model config: got {type(config).__name__}, expected DenseNetConfig or ResNetConfig"
+        f"model config: got {type(config).__name__}, expected DenseNetConfig, ResNetConfig or "
+        "ResNet3DConfig"
     )
 
 
+def _spatial_dims(config) -> int:
+    return getattr(config, "spatial_dims", 2)  # 3 for ResNet3DConfig: [N, D, H, W, C]
+
+
 @functools.partial(jax.jit, static_argnames=("config", "image_size"))
-def init(key, config: Config, image_size: int = 32) -> dict:
-    """Variables {"params", "batch_stats"} for images [N, image_size, image_size, in_channels]."""
-    x = jnp.zeros((1, image_size, image_size, config.in_channels), jnp.float32)
+def init(key, config: Config, image_size: int | tuple[int, ...] = 32) -> dict:
+    """Variables {"params", "batch_stats"} for images [N, image_size, image_size, in_channels]
+    (volumes [N, S, S, S, C] for a 3D config; a tuple gives each side)."""
+    sides = (image_size,) * _spatial_dims(config) if isinstance(image_size, int) else image_size
+    x = jnp.zeros((1, *sides, config.in_channels), jnp.float32)
     return dict(build(config).init(key, x, use_running_average=True))
 
 
@@ -285,10 +296,11 @@ def _forward(variables, images, *, config):
 
 def _check_images(images, config: Config, name: str) -> np.ndarray:
     x = np.asarray(images)
-    if x.ndim != 4 or len(x) == 0 or x.shape[-1] != config.in_channels:
+    layout = "[N, H, W, C]" if _spatial_dims(config) == 2 else "[N, D, H, W, C]"
+    if x.ndim != 2 + _spatial_dims(config) or len(x) == 0 or x.shape[-1] != config.in_channels:
         raise DataError(
-            f"{name}: got shape {x.shape}, expected non-empty [N, H, W, {config.in_channels}] "
-            "(config.in_channels)"
+            f"{name}: got shape {x.shape}, expected non-empty {layout} with C = "
+            f"{config.in_channels} (config.in_channels)"
         )
     return x.astype(np.float32, copy=False)
 
@@ -327,6 +339,7 @@ def train_classifier(
     patience: int | None = None,
     progress: bool = False,
     history: list | None = None,
+    init_variables: dict | None = None,
 ) -> dict:
     """Train `config`'s model from scratch on images [N, H, W, C] and labels; returns variables.
 
@@ -335,8 +348,10 @@ def train_classifier(
     (the last incomplete batch is dropped, so one shape is compiled). With `val` = (images,
     labels), the variables of the epoch with the lowest validation loss are returned, and with
     `patience` training stops after that many epochs without improvement. A `history` list gets
-    one dict per epoch ("loss": the mean training loss, "val_loss"). Same inputs and seed: the
-    same variables (CPU).
+    one dict per epoch ("loss": the mean training loss, "val_loss"). `init_variables` starts
+    from given variables (fine-tuning, e.g. `classifiers3d.load_medicalnet`) instead of seed's.
+    Same inputs and seed: the same variables (CPU). A `classifiers3d.ResNet3DConfig` trains on
+    volumes [N, D, H, W, C].
     """
     x = _check_images(images, config, "images")
     y = _check_labels(labels, len(x), config, task, "labels")
@@ -346,7 +361,10 @@ def train_classifier(
     if val is not None:
         vx = _check_images(val[0], config, "val images")
         vy = _check_labels(val[1], len(vx), config, task, "val labels")
-    variables = init(jax.random.key(seed), config, x.shape[1])
+    if init_variables is not None:  # a copy: the step donates its state
+        variables = jax.tree.map(jnp.array, init_variables)
+    else:
+        variables = init(jax.random.key(seed), config, tuple(x.shape[1:-1]))
     state = (variables["params"], variables["batch_stats"], _adam_init(variables["params"]))
     rng, batch = np.random.default_rng(seed), min(batch_size, len(x))
     best, best_loss, waited = None, np.inf, 0

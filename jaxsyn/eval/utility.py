@@ -142,10 +142,10 @@ def _image_set(pair, name: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(pair, tuple | list) or len(pair) != 2:
         raise DataError(f"{name}: expected a pair (images [N, H, W, C], labels)")
     images, labels = np.asarray(pair[0]), np.asarray(pair[1])
-    if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
+    if images.ndim not in (4, 5) or len(images) != len(labels) or len(images) == 0:
         raise DataError(
             f"{name}: images {images.shape} and labels {labels.shape}; expected [N, H, W, C] "
-            "images and one label row per image"
+            "images (or [N, D, H, W, C] volumes) and one label row per image"
         )
     return images.astype(np.float32, copy=False), labels
 
