@@ -333,3 +333,33 @@ def generate(
         raise ConfigError(f"labels of shape {labels.shape}; expected [B, {config.num_labels}]")
     z = latents(key, labels.shape[0], config.latent_dim)
     return _generate(params, z, labels, config, stage or config.size)
+
+
+# --- the growing schedule (pure Python / jnp: training and generation share it) -----------------
+
+
+def fade_level(images, config: ProgGANConfig, stable_images: int, fade_images: int):
+    """log2 of the resolution after `images` training images, fractional while a stage fades in
+    (the reference's TrainingSchedule: each phase trains `stable_images` at a resolution, then
+    fades the next one in over `fade_images`). 3.0 = 8 px stable, 3.25 = 16 px at alpha 0.25.
+    `images` may be a Python int or a traced integer array."""
+    phase = stable_images + fade_images
+    done = images // phase
+    within = images - done * phase
+    fading = (within - stable_images) / max(fade_images, 1)
+    fading = jnp.clip(fading, 0, 1) if isinstance(images, jax.Array) else min(max(fading, 0), 1)
+    level = _log2(config.initial_size) + done + fading
+    top = _log2(config.size)
+    return jnp.minimum(level, top) if isinstance(images, jax.Array) else min(level, top)
+
+
+def stage_at(images: int, config: ProgGANConfig, stable_images: int, fade_images: int) -> int:
+    """The active stage (resolution) after `images` training images (host side, static)."""
+    level = fade_level(int(images), config, stable_images, fade_images)
+    return 2 ** math.ceil(level)
+
+
+def fade_alpha(images, config: ProgGANConfig, stage: int, stable_images: int, fade_images: int):
+    """alpha in [0, 1] of the `stage` block: its share of the output while it fades in."""
+    level = fade_level(images, config, stable_images, fade_images)
+    return jnp.clip(level - (_log2(stage) - 1), 0.0, 1.0)

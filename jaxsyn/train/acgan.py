@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 
 from jaxsyn.checkpoint import as_json
 from jaxsyn.errors import ConfigError, DataError
@@ -109,19 +110,34 @@ def class_order(values: Sequence) -> tuple[str, ...]:
     return REGIONS if set(names) <= set(REGIONS) else tuple(names)
 
 
-def phantom_cohort(spec: str, config: ACGANTrainConfig) -> Cohort:
-    """`phantom:vertebra:N`: N vertebral units made in memory at the model's size."""
-    from jaxsyn.data.phantoms import vertebra
+# phantom kind -> the function drawing one image (shared with jaxsyn.train.gan2d)
+PHANTOM_DRAW = {"vertebra": "vertebral_unit", "cxr": "radiograph", "headct": "head_slice"}
+
+
+def phantom_images(
+    spec: str, size: int, seed: int, kinds: Sequence[str] = tuple(PHANTOM_DRAW)
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """`phantom:KIND:N` made in memory: (images float32 [N, size, size, C] in [0, 1], labels)."""
+    import importlib
 
     parts = spec.split(":")
-    if len(parts) != 3 or parts[1] != "vertebra" or not parts[2].isdigit() or int(parts[2]) < 1:
-        raise ConfigError(f"data is {spec!r}; expected a folder or phantom:vertebra:N with N >= 1")
-    table = vertebra.labels(int(parts[2]), config.seed)
+    if len(parts) != 3 or parts[1] not in kinds or not parts[2].isdigit() or int(parts[2]) < 1:
+        expected = " or ".join(f"phantom:{k}:N" for k in kinds)
+        raise ConfigError(f"data is {spec!r}; expected a folder or {expected} with N >= 1")
+    module = importlib.import_module(f"jaxsyn.data.phantoms.{parts[1]}")
+    draw = getattr(module, PHANTOM_DRAW[parts[1]])
+    table = module.labels(int(parts[2]), seed)
     units = [
-        vertebra.vertebral_unit(row, config.model.size, vertebra.image_seed(config.seed, i))[0]
+        draw(row, size, module.image_seed(seed, i))[0]
         for i, row in enumerate(table.to_dict("records"))
     ]
     images = np.stack(units).astype(np.float32) / 255.0
+    return (images[..., None] if images.ndim == 3 else images), table
+
+
+def phantom_cohort(spec: str, config: ACGANTrainConfig) -> Cohort:
+    """`phantom:vertebra:N`: N vertebral units made in memory at the model's size."""
+    images, table = phantom_images(spec, config.model.size, config.seed, ("vertebra",))
     return _cohort(images, table["region"].tolist(), spec, config, "region")
 
 
