@@ -15,7 +15,8 @@ mean_auroc   the score of one model: "multilabel", the mean over labels with bot
 tstr         images, with a `classifiers` model config (DenseNet-121 for radiographs, ResNet-18
              with a 9-channel stem for vertebral units) trained from scratch.
 tstr_table   tables, with gradient boosting (sklearn HistGradientBoostingClassifier, from the
-             `dev` extra) on `privacy.encode_table` features fitted on the real training table.
+             `dev` extra) or an MLP (sklearn MLPClassifier, `model="mlp"`) on
+             `privacy.encode_table` features fitted on the real training table.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from jaxsyn.eval import classifiers, stats
 from jaxsyn.eval.privacy import encode_table
 
 TASKS = ("multilabel", "multiclass")
+TABLE_MODELS = ("hgb", "mlp")  # tstr_table: gradient boosting or a multilayer perceptron
+# sklearn MLPClassifier's default max_iter: epochs of Adam (early stopping off, as for boosting).
+MLP_MAX_ITER = 200
 SEEDS = (0, 1, 2)  # ours: three repetitions, the fewest for a spread and a one-sided U test
 
 
@@ -216,6 +220,21 @@ def _sklearn_hgb():
     return HistGradientBoostingClassifier
 
 
+def _table_model(model: str, seed: int, max_iter: int, learning_rate: float, hgb):
+    if model == "hgb":
+        return hgb(max_iter=max_iter, learning_rate=learning_rate, early_stopping=False,
+                   random_state=seed)  # fmt: skip
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(max_iter=max_iter, random_state=seed)
+
+
+def _convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning
+
+    return ConvergenceWarning
+
+
 def _limit_threads(n_threads: int | None):
     if n_threads is None:
         return contextlib.nullcontext()
@@ -223,7 +242,7 @@ def _limit_threads(n_threads: int | None):
         raise ConfigError(f"n_threads: got {n_threads!r}, expected a positive integer or None")
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
-    return threadpool_limits(limits=n_threads, user_api="openmp")
+    return threadpool_limits(limits=n_threads)  # OpenMP (boosting) and BLAS (the MLP)
 
 
 def _identifiers(df: pd.DataFrame, target: str) -> list[str]:
@@ -243,11 +262,13 @@ def tstr_table(
     seeds: Sequence[int] = SEEDS,
     augment: bool = False,
     exclude: Sequence[str] | None = None,
-    max_iter: int = 100,
+    max_iter: int | None = None,
     learning_rate: float = 0.1,
     n_threads: int | None = None,
+    model: str = "hgb",
 ) -> UtilityResult:
-    """TRTR vs TSTR for tables: predict `target` from the other columns with gradient boosting.
+    """TRTR vs TSTR for tables: predict `target` from the other columns with gradient boosting
+    (`model="hgb"`) or a multilayer perceptron (`model="mlp"`).
 
     Features: `privacy.encode_table` of the other columns, fitted on `real_train_df` (so all three
     tables share one encoding), less `exclude` (default: text columns whose values are all
@@ -259,7 +280,17 @@ def tstr_table(
     seeds repeat the same AUC and only matter for comparisons with stochastic learners.
     `n_threads` caps its OpenMP threads (default: sklearn's, one per core); 1 avoids the
     spinning OpenMP barriers that slow it down many-fold on cores shared with other work.
+    `model="mlp"`: sklearn's MLPClassifier with its defaults (one hidden layer of 100 ReLU units,
+    Adam at 1e-3, L2 1e-4, batches of 200) for `max_iter` epochs (default 200, sklearn's) and
+    `random_state` = seed, so seeds differ (initialisation and shuffling); `learning_rate` is
+    the boosting's only. Why sklearn and not Flax: the inputs are small dense tables already
+    standardised by `encode_table`, scikit-learn is already required here, and its MLP is
+    deterministic per seed on CPU with no compilation per table shape.
     """
+    if model not in TABLE_MODELS:
+        raise ConfigError(f"model: got {model!r}, expected one of {TABLE_MODELS}")
+    if max_iter is None:
+        max_iter = 100 if model == "hgb" else MLP_MAX_ITER
     hgb = _sklearn_hgb()
     seeds = _check_seeds(seeds)
     for name, df in (("real_train_df", real_train_df), ("synthetic_df", synthetic_df),
@@ -294,19 +325,23 @@ def tstr_table(
             if len(np.unique(y)) < 2:  # nothing to learn: a constant score, AUC 1/2
                 aucs[name].append(0.5)
                 continue
-            with _limit_threads(n_threads):
-                clf = hgb(max_iter=max_iter, learning_rate=learning_rate, early_stopping=False,
-                          random_state=seed).fit(x, y)  # fmt: skip
+            with _limit_threads(n_threads), warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=_convergence_warning())  # fixed epochs
+                clf = _table_model(model, seed, max_iter, learning_rate, hgb).fit(x, y)
                 probs = np.zeros((len(x_test), len(classes)))
                 probs[:, clf.classes_] = clf.predict_proba(x_test)  # a class the set lacks: 0
             score = probs[:, 1] if task == "multilabel" else probs
             aucs[name].append(mean_auroc(y_test, score, task))
     settings = dict(
-        target=target, classes=[str(c) for c in classes], dropped=drop[1:], max_iter=max_iter,
-        learning_rate=learning_rate, n_threads=n_threads, n_train_real=len(sets["real"][1]),
-        n_train_syn=len(sets["syn"][1]), n_test=len(y_test),
+        target=target, classes=[str(c) for c in classes], dropped=drop[1:], n_threads=n_threads,
+        n_train_real=len(sets["real"][1]), n_train_syn=len(sets["syn"][1]), n_test=len(y_test),
     )  # fmt: skip
-    model = "HistGradientBoostingClassifier"
+    if model == "hgb":
+        settings |= dict(max_iter=max_iter, learning_rate=learning_rate)
+        model = "HistGradientBoostingClassifier"
+    else:
+        settings |= dict(hidden_layer_sizes=[100], max_iter=max_iter, solver="adam")
+        model = "MLPClassifier"
     return _summarise("binary" if task == "multilabel" else "multiclass", model, seeds,
                       aucs["real"], aucs["syn"], aucs.get("augmented"), settings)  # fmt: skip
 

@@ -121,6 +121,30 @@ def test_tstr_table_multiclass_and_unknown_classes(clinical):
         utility.tstr_table(train, odd, test, "disease_stage", seeds=(0,), max_iter=20, n_threads=1)
 
 
+def test_tstr_table_mlp(clinical):
+    train, test = clinical
+    train = train.iloc[:400]
+    shuffled = train.assign(hypertension=np.random.default_rng(0).permutation(train.hypertension))
+    result = utility.tstr_table(
+        train,
+        shuffled,
+        test,
+        "hypertension",
+        seeds=(0, 1),
+        model="mlp",
+        max_iter=40,
+        n_threads=1,
+    )
+    assert result.model == "MLPClassifier" and result.settings["max_iter"] == 40
+    assert result.auc_real[0] > 0.7 and result.difference.mean > 0.15, result
+    assert result.auc_real[0] != result.auc_real[1]  # the seed sets initialisation and order
+    again = utility.tstr_table(train, train, test, "hypertension", seeds=(0,), model="mlp",
+                               max_iter=40, n_threads=1)  # fmt: skip
+    assert again.auc_real == again.auc_syn == result.auc_real[:1]  # deterministic per seed
+    with pytest.raises(ConfigError, match="expected one of"):
+        utility.tstr_table(train, train, test, "hypertension", model="svm")
+
+
 def test_occlusion_finds_where_the_label_lives():
     # The label is whether the top-left 4 x 4 corner is bright: a classifier trained on it must
     # lose the most when that corner is occluded.
