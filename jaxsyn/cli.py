@@ -245,7 +245,18 @@ def _train(args, overrides: list[str]) -> None:
         return _train_acgan(args, overrides)
     if args.steps is None:
         raise ConfigError(f"--steps is required for {args.family}")
-    if args.family == "toygan":
+    if args.family in ("proggan", "cpdgan"):
+        from jaxsyn.train import gan2d
+
+        if args.data is None:
+            raise ConfigError(f"--data is required for {args.family}: an image folder with "
+                              "labels.csv, phantom:cxr:N or phantom:headct:N")  # fmt: skip
+        config = gan2d.default_config(args.family, tiny=args.tiny, seed=args.seed)
+        for o in overrides:
+            config = _override(config, o)
+        gan2d.run(args.out, args.data, steps=args.steps, config=config, resume=args.resume,
+                  checkpoint_every=args.checkpoint_every)  # fmt: skip
+    elif args.family == "toygan":
         from jaxsyn.train import toygan
 
         config = toygan.ToyTrainConfig.tiny() if args.tiny else toygan.ToyTrainConfig()
@@ -297,7 +308,7 @@ def _generate(args) -> None:
 
     info = args.run / "config.json"
     family = json.loads(info.read_text()).get("family") if info.is_file() else None
-    if family == "acgan":
+    if family in ("acgan", "proggan", "cpdgan"):
         from jaxsyn.infer.acgan import write_images
 
         conditions = dict(_name_value(c) for c in args.condition)
@@ -404,11 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser(
         "train", help="train a model family; --config.FIELD=VALUE overrides its config"
     )
-    p.add_argument("family", choices=("acgan", "ctgan", "hagan", "toygan"))
+    p.add_argument("family", choices=("acgan", "cpdgan", "ctgan", "hagan", "proggan", "toygan"))
     p.add_argument(
         "--data",
         help="hagan: a store folder or phantom:ct:N; ctgan: a .csv/.parquet table or "
-        "phantom:ct-table:N; acgan: an image folder or phantom:vertebra:N",
+        "phantom:ct-table:N; acgan: an image folder or phantom:vertebra:N; proggan, cpdgan: an "
+        "image folder with 0/1 finding columns in labels.csv, phantom:cxr:N or phantom:headct:N",
     )
     p.add_argument(
         "--out", type=Path, required=True, help="run folder (checkpoints, metrics, previews)"

@@ -10,6 +10,10 @@ Classes not given are drawn from the training data's class prior. `morph_strip` 
 of `jaxsyn.models.acgan.morph` (z fixed, the condition moved linearly from one class to another)
 side by side, one row per channel group. `load_generator` reads only the generator's arrays of a
 run (no Optax, no Grain: generation needs neither).
+
+prog-GAN and cpD-GAN runs (multi-label findings) go through the same writer: `sample_gan2d` draws
+label vectors from the training data's label combinations (those agreeing with
+`--condition FINDING=0|1`) unless given, and labels.csv has one 0/1 column per finding.
 """
 
 from __future__ import annotations
@@ -35,16 +39,18 @@ from jaxsyn.models import acgan as model
 FAMILY = "acgan"
 
 
-def read_info(run_dir: str | os.PathLike) -> dict:
-    """config.json of an AC-GAN run folder (checked to be one)."""
+def read_info(run_dir: str | os.PathLike, families: tuple[str, ...] = (FAMILY,)) -> dict:
+    """config.json of a run folder, checked to be one of `families` (default: AC-GAN)."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(
-            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train acgan`"
+            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train "
+            f"{'|'.join(families)}`"
         )
     info = json.loads(path.read_text())
-    if info.get("family") != FAMILY:
-        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected {FAMILY!r}")
+    if info.get("family") not in families:
+        expected = " or ".join(repr(f) for f in families)
+        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected {expected}")
     return info
 
 
@@ -90,9 +96,18 @@ def write_images(
     seed: int = 0,
     conditions: Mapping[str, str] | None = None,
 ) -> Path:
+    """n images of an AC-GAN, prog-GAN or cpD-GAN run into `out_dir` (the loaders' layout)."""
+    info = read_info(run_dir, (FAMILY, *GAN2D_FAMILIES))
+    conditions = dict(conditions or {})
+    ids = [f"syn_{i:06d}" for i in range(n)]
+    if info["family"] in GAN2D_FAMILIES:
+        images, labels, names = sample_gan2d(run_dir, n=n, seed=seed, conditions=conditions)
+        table = pd.DataFrame({"image_id": ids})
+        for j, name in enumerate(names):
+            table[name] = labels[:, j].astype(np.int64)
+        return save_images(out_dir, ids, images, table, run_dir, seed, conditions, info)
     config, g, stats, info = load_generator(run_dir)
     column = info.get("class_column", "class")
-    conditions = dict(conditions or {})
     unknown = set(conditions) - {column}
     if unknown:
         raise ConfigError(
@@ -105,23 +120,110 @@ def write_images(
         labels = rng.choice(config.num_classes, n, p=np.asarray(info["class_prior"]))
     images = np.asarray(model.generate(g, jax.random.key(seed), labels, config, stats))
     images = (images + 1) / 2  # [-1, 1] -> [0, 1]
+    classes = list(info["classes"])
+    table = pd.DataFrame({"image_id": ids, column: np.asarray(classes)[labels]})
+    for k, name in enumerate(classes):
+        table[name] = (labels == k).astype(np.int64)
+    return save_images(out_dir, ids, images, table, run_dir, seed, conditions, info)
+
+
+def save_images(out_dir, ids, images, table, run_dir, seed, conditions, info) -> Path:
+    """Images [N, H, W, C] in [0, 1] as `<id>.png` (+ `<id>.npy` when C > 1), labels.csv and
+    manifest.json: the layout `jaxsyn.data.images.load_images` reads."""
     out = Path(out_dir)
-    ids = [f"syn_{i:06d}" for i in range(n)]
     for i, image in zip(ids, images, strict=True):
         if image.shape[-1] > 1:
             with files.atomic_path(out / f"{i}.npy", suffix=".npy") as tmp:
                 np.save(tmp, np.clip(image, 0, 1).astype(np.float32))
         with files.atomic_path(out / f"{i}.png", suffix=".png") as tmp:
             Image.fromarray(preview(image)).save(tmp, format="PNG")
-    classes = list(info["classes"])
-    table = pd.DataFrame({"image_id": ids, column: np.asarray(classes)[labels]})
-    for k, name in enumerate(classes):
-        table[name] = (labels == k).astype(np.int64)
     files.write_text(out / "labels.csv", table.to_csv(index=False))
-    manifest = {"family": "acgan", "run": str(Path(run_dir).absolute()), "n": n, "seed": seed,
-                "conditions": conditions, "config": info, "files": files.tree_files(out)}  # fmt: skip
+    manifest = {"family": info["family"], "run": str(Path(run_dir).absolute()), "n": len(ids),
+                "seed": seed, "conditions": conditions, "config": info,
+                "files": files.tree_files(out)}  # fmt: skip
     files.write_json(out / "manifest.json", manifest)
     return out
+
+
+# --- prog-GAN and cpD-GAN runs (multi-label) ------------------------------------------------------
+
+GAN2D_FAMILIES = ("proggan", "cpdgan")
+
+
+def load_gan2d(run_dir: str | os.PathLike) -> tuple[Any, Any, tuple[int, float], dict]:
+    """(model config, generator params, (stage, alpha) reached, run info) of a prog-GAN or
+    cpD-GAN run; reads only the generator's arrays from the latest checkpoint."""
+    from jaxsyn.models import cpdgan, proggan
+
+    run_dir = Path(run_dir)
+    info = read_info(run_dir, GAN2D_FAMILIES)
+    module = proggan if info["family"] == "proggan" else cpdgan
+    cls = proggan.ProgGANConfig if info["family"] == "proggan" else cpdgan.CPDGANConfig
+    config = cls(**info["model"])
+    params = jax.eval_shape(functools.partial(module.init, config=config), jax.random.key(0))
+    g = restore_subtree(run_dir / "checkpoints", {"params": {"g": params["g"]}})["params"]["g"]
+    stage = (config.size, 1.0)
+    if info["family"] == "proggan":  # the stage and alpha of the last step trained
+        steps = [int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()]
+        images = max(max(steps) - 1, 0) * info["batch_size"]
+        args = (config, info["stable_images"], info["fade_images"])
+        at = proggan.stage_at(images, *args)
+        stage = (at, float(proggan.fade_alpha(jax.numpy.int32(images), config, at, *args[1:])))
+    return config, g, stage, info
+
+
+def draw_labels(info: dict, n: int, conditions: Mapping[str, str], seed: int) -> np.ndarray:
+    """Label vectors int [n, L]: combinations drawn with the real data's frequencies, among those
+    that agree with `conditions` (finding -> "0" / "1"); forced to them if none does."""
+    names = list(info["labels"])
+    combos = np.array([c for c, _ in info["label_combinations"]], np.int64)
+    counts = np.array([k for _, k in info["label_combinations"]], np.float64)
+    fixed = {}
+    for name, value in conditions.items():
+        if name not in names or str(value) not in ("0", "1"):
+            raise ConfigError(
+                f"--condition {name}={value}: expected FINDING=0 or FINDING=1 with FINDING one "
+                f"of {names}"
+            )
+        fixed[names.index(name)] = int(value)
+    agree = np.all([combos[:, j] == v for j, v in fixed.items()], axis=0) if fixed else None
+    if agree is not None and agree.any():
+        combos, counts = combos[agree], counts[agree]
+    rows = combos[np.random.default_rng(seed).choice(len(combos), n, p=counts / counts.sum())]
+    for j, v in fixed.items():
+        rows[:, j] = v
+    return rows
+
+
+def sample_gan2d(
+    run_dir: str | os.PathLike,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    conditions: Mapping[str, str] | None = None,
+    labels=None,
+    batch: int = 256,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images float32 [n, S, S, C] in [0, 1], labels int [n, L], finding names) from a prog-GAN
+    or cpD-GAN run. `labels` [n, L] given: generate for them; else draw n label vectors from the
+    real label combinations (`draw_labels`, honouring `conditions`)."""
+    from jaxsyn.models import cpdgan, proggan
+
+    config, g, (stage, alpha), info = load_gan2d(run_dir)
+    if labels is None:
+        if n is None:
+            raise ConfigError("sample_gan2d: give n or labels")
+        labels = draw_labels(info, n, dict(conditions or {}), seed)
+    labels = np.asarray(labels, np.int64)
+    key, out = jax.random.key(seed), []
+    for s in range(0, len(labels), batch):  # image i's z: fold_in(fold_in(key, s), i - s)
+        y, k = labels[s : s + batch], jax.random.fold_in(key, s)
+        if isinstance(config, proggan.ProgGANConfig):
+            out.append(proggan.generate(g, k, y, config, stage, alpha))
+        else:
+            out.append(cpdgan.generate(g, k, y, config))
+    images = np.clip((np.concatenate([np.asarray(x) for x in out]) + 1) / 2, 0, 1)
+    return images.astype(np.float32), labels, list(info["labels"])
 
 
 def morph_strip(

@@ -316,23 +316,30 @@ def latents(key: jax.Array, n: int, latent_dim: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("config", "stage"))
-def _generate(params, z, labels, config, stage):
-    return resize_to(apply_generator(params, z, labels, config, stage), config.size)
+def _generate(params, z, labels, alpha, config, stage):
+    return resize_to(apply_generator(params, z, labels, config, stage, alpha), config.size)
 
 
 def generate(
-    params: Any, key: jax.Array, labels: jax.Array, config: ProgGANConfig, stage: int | None = None
+    params: Any,
+    key: jax.Array,
+    labels: jax.Array,
+    config: ProgGANConfig,
+    stage: int | None = None,
+    alpha: float = 1.0,
 ) -> jax.Array:
-    """Images [B, size, size, channels] (about [-1, 1]) for multi-hot labels [B, L].
+    """Images [B, size, size, channels] (about [-1, 1]) for multi-hot labels [B, L]; image i's z
+    comes from fold_in(key, i).
 
-    `stage`: the resolution the generator had grown to (default: `size`); a smaller stage's
-    images are upsampled (nearest) to `size`, as the reference shows a growing network's output.
+    `stage`, `alpha`: the resolution the generator had grown to (default: `size`) and how far its
+    last block had faded in; a smaller stage's images are upsampled (nearest) to `size`, as the
+    reference shows a growing network's output.
     """
     labels = jnp.asarray(labels, jnp.float32)
     if labels.ndim != 2 or labels.shape[1] != config.num_labels:
         raise ConfigError(f"labels of shape {labels.shape}; expected [B, {config.num_labels}]")
     z = latents(key, labels.shape[0], config.latent_dim)
-    return _generate(params, z, labels, config, stage or config.size)
+    return _generate(params, z, labels, jnp.float32(alpha), config, stage or config.size)
 
 
 # --- the growing schedule (pure Python / jnp: training and generation share it) -----------------
