@@ -119,6 +119,13 @@ def _override(config, assignment: str):
     import dataclasses
 
     name, _, text = assignment.partition("=")
+    if "." in name:  # a dotted path into nested configs, e.g. model.image.size=64
+        head, _, rest = name.partition(".")
+        fields = {f.name for f in dataclasses.fields(config)}
+        if head not in fields or not dataclasses.is_dataclass(getattr(config, head)):
+            raise ConfigError(f"--config.{name}: {head!r} is not a nested config field")
+        inner = _override(getattr(config, head), f"{rest}={text}")
+        return dataclasses.replace(config, **{head: inner})
     targets = [config.model, config] if hasattr(config, "model") else [config]
     for target in targets:
         fields = {f.name: f for f in dataclasses.fields(target)}
@@ -243,6 +250,11 @@ def _train(args, overrides: list[str]) -> None:
         return _train_ctgan(args, overrides)
     if args.family == "acgan":
         return _train_acgan(args, overrides)
+    if args.family == "mmcgan":
+        from jaxsyn import cli_mmcgan
+
+        cli_mmcgan.train(args, overrides, override=_override, store_for=_store_for)
+        return print(f"trained mmcgan in {args.out}")
     if args.steps is None:
         raise ConfigError(f"--steps is required for {args.family}")
     if args.family in ("proggan", "cpdgan"):
@@ -308,6 +320,10 @@ def _generate(args) -> None:
 
     info = args.run / "config.json"
     family = json.loads(info.read_text()).get("family") if info.is_file() else None
+    if family == "mmcgan":
+        from jaxsyn import cli_mmcgan
+
+        return cli_mmcgan.generate(args, name_value=_name_value)
     if family in ("acgan", "proggan", "cpdgan"):
         from jaxsyn.infer.acgan import write_images
 
@@ -415,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser(
         "train", help="train a model family; --config.FIELD=VALUE overrides its config"
     )
-    p.add_argument("family", choices=("acgan", "cpdgan", "ctgan", "hagan", "proggan", "toygan"))
+    p.add_argument(
+        "family", choices=("acgan", "cpdgan", "ctgan", "hagan", "mmcgan", "proggan", "toygan")
+    )
     p.add_argument(
         "--data",
         help="hagan: a store folder or phantom:ct:N; ctgan: a .csv/.parquet table or "
@@ -426,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, help="run folder (checkpoints, metrics, previews)"
     )
     p.add_argument("--steps", type=int, help="train until this step")
-    p.add_argument("--epochs", type=int, help="ctgan: epochs as the reference counts them")
+    p.add_argument("--epochs", type=int, help="ctgan, mmcgan: epochs as the reference counts them")
     p.add_argument("--discrete", help="ctgan: columns to model as categorical, a,b,c")
     p.add_argument("--id-column", help="ctgan: the table's id column (default: detected)")
     p.add_argument("--seed", type=int, default=0)
@@ -440,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preview-every", type=int, default=500, help="hagan: PNG previews every N steps"
     )
-    p.add_argument("--condition-columns", help="hagan: CLASS[,CONTINUOUS...] table columns")
+    p.add_argument("--condition-columns", help="hagan, mmcgan: CLASS[,CONTINUOUS...] table columns")
     p.add_argument("--num-classes", type=int, default=4, help="hagan: classes of the class column")
     p.add_argument("--class-column", default="region", help="acgan: the label column (classes)")
     p.set_defaults(handler=_train)
@@ -486,6 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_evaluate)
+
+    from jaxsyn.cli_mmcgan import add_impute_parser, add_report_parser
+
+    add_impute_parser(verbs)
+    add_report_parser(verbs)
 
     p = verbs.add_parser(
         "morph", help="AC-GAN condition morphing: a strip from one class to another"

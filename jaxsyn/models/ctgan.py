@@ -317,18 +317,24 @@ def sample_rows(
     Gumbel-softmax is a draw from Categorical(softmax(logits)) whatever tau (the Gumbel-max
     trick), so each one-hot span is drawn by inverse CDF with one uniform per span instead of one
     Gumbel per entry, and comes out as an exact one-hot (named conditions included)."""
-    idx = config.index
     kz, ku = jax.random.split(key)
+    z = jax.random.normal(kz, (cond.shape[0], config.embedding_dim))
+    return draw_rows(apply_generator(params, z, cond, config, stats=stats), cond, ku, config)
+
+
+def draw_rows(logits: jax.Array, cond: jax.Array, key: jax.Array, config: CTGANConfig) -> jax.Array:
+    """Raw generator logits [B, data_dim] -> decodable rows: tanh scalars, one exact one-hot per
+    span drawn by inverse CDF from softmax(logits) (named conditions respected)."""
+    idx = config.index
     n = cond.shape[0]
-    z = jax.random.normal(kz, (n, config.embedding_dim))
-    logits = apply_generator(params, z, cond, config, stats=stats).astype(jnp.float32)
+    logits = logits.astype(jnp.float32)
     y = jnp.take(logits, idx.pos, axis=-1)  # [B, S, W]
     excluded = ~idx.valid
     if config.hard_conditions:
         spread = _spread_cond(cond, idx)
         excluded = excluded | ((spread.sum(-1, keepdims=True) > 0) & (spread == 0))
     cum = jnp.cumsum(jax.nn.softmax(jnp.where(excluded, -jnp.inf, y), axis=-1), axis=-1)
-    u = jax.random.uniform(ku, (n, idx.pos.shape[0], 1))
+    u = jax.random.uniform(key, (n, idx.pos.shape[0], 1))
     last = jnp.asarray(idx.valid.sum(-1) - 1)  # guards cum[-1] rounding below u
     choice = jnp.minimum(jnp.sum(u > cum, axis=-1), last)
     choice = jnp.where(jnp.take_along_axis(excluded, choice[..., None], -1)[..., 0],
@@ -355,6 +361,7 @@ __all__: Sequence[str] = (
     "apply_discriminator",
     "apply_generator",
     "cond_loss",
+    "draw_rows",
     "generate",
     "init",
     "init_stats",

@@ -319,17 +319,18 @@ def preview_hook(
     return loop.Hook(every=every, fn=fn)
 
 
-def fit_batch(config: HAGANTrainConfig, n_volumes: int, n_devices: int) -> HAGANTrainConfig:
+def fitted_batch(batch: int, n_volumes: int, n_devices: int) -> int:
     """A batch no larger than a tiny cohort (the reference drops the last partial batch, so it
     needs batch <= cohort), kept a multiple of the device count; says so when it changes."""
-    batch = config.model.batch_size
     fitted = min(batch, max(n_devices, n_volumes // n_devices * n_devices))
     if fitted != batch:
         print(f"batch size {batch} > {n_volumes} volumes: using {fitted} ({n_devices} devices)")
-        config = dataclasses.replace(
-            config, model=dataclasses.replace(config.model, batch_size=fitted)
-        )
-    return config
+    return fitted
+
+
+def fit_batch(config: HAGANTrainConfig, n_volumes: int, n_devices: int) -> HAGANTrainConfig:
+    fitted = fitted_batch(config.model.batch_size, n_volumes, n_devices)
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, batch_size=fitted))
 
 
 def run_info(config: HAGANTrainConfig, store: VolumeStore) -> dict:

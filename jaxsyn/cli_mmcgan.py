@@ -1,0 +1,128 @@
+"""The MMCGAN verbs of the CLI: `train mmcgan`, `generate` for an MMCGAN run, `impute`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from jaxsyn.errors import ConfigError
+
+
+def train(args, overrides: list[str], *, override, store_for) -> None:
+    from jaxsyn.train import mmcgan
+
+    config = (mmcgan.MMCGANTrainConfig.tiny if args.tiny else mmcgan.MMCGANTrainConfig)(
+        seed=args.seed
+    )
+    if args.condition_columns:  # CLASS[,CONTINUOUS...]
+        names = args.condition_columns.split(",")
+        image = dataclasses.replace(
+            config.model.image, num_classes=args.num_classes, num_continuous=len(names) - 1
+        )
+        config = dataclasses.replace(
+            config,
+            model=dataclasses.replace(config.model, image=image),
+            class_column=names[0],
+            continuous_columns=tuple(names[1:]),
+        )
+    for o in overrides:
+        config = override(config, o)
+    if args.data is None:
+        raise ConfigError("--data is required for mmcgan: a store folder or phantom:ct:N")
+    if args.steps is not None and args.epochs is not None:
+        raise ConfigError("give --steps or --epochs for mmcgan, not both")
+    store = store_for(args.data, args.out, config.model.image.size, args.seed)
+    mmcgan.run(
+        args.out,
+        store,
+        steps=args.steps,
+        epochs=args.epochs,
+        config=config,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
+    )
+
+
+def generate(args, *, name_value) -> None:
+    from jaxsyn.infer.mmcgan import write_cohort
+
+    conditions = {}
+    for c in args.condition:
+        name, value = name_value(c)
+        try:
+            conditions[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"--condition {c}: expected NAME=NUMBER") from None
+    out = write_cohort(
+        args.run, args.out, n=args.n, seed=args.seed, conditions=conditions, chunk=args.chunk
+    )
+    print(f"wrote {args.n} patients (synthetic.parquet, NIfTI volumes, manifest.json) to {out}")
+
+
+def impute(args) -> None:
+    from jaxsyn.infer import mmcgan
+
+    if (args.table is None) == (args.images is None):
+        raise ConfigError("give exactly one of --table ROWS.csv and --images DIR")
+    if args.table is not None:
+        out = mmcgan.impute_table(args.run, args.table, args.out, seed=args.seed)
+        print(f"wrote CT volumes for the rows of {args.table} to {out}")
+        return
+    result = mmcgan.impute_images(args.run, args.images, args.out, seed=args.seed, truth=args.truth)
+    print(f"wrote {result['n']} imputed rows to {args.out / 'imputed.parquet'}")
+    if match := result.get("class_match"):
+        print(
+            f"recovered {match['column']} matches the truth for {match['accuracy']:.1%} of "
+            f"{match['n']} volumes (majority-class rate {match['chance']:.1%})"
+        )
+
+
+def add_impute_parser(verbs) -> None:
+    p = verbs.add_parser(
+        "impute", help="MMCGAN cross-modal imputation: CTs for rows, or rows for CTs"
+    )
+    p.add_argument("--run", type=Path, required=True, help="a run folder of `jaxsyn train mmcgan`")
+    p.add_argument("--table", type=Path, help="rows (CSV/Parquet) with the condition columns")
+    p.add_argument("--images", type=Path, help="a folder of CT volumes (NIfTI/DICOM)")
+    p.add_argument("--truth", type=Path, help="--images: a table with the true classes")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=impute)
+
+
+def report(args) -> None:
+    from jaxsyn.eval.mmcgan import mmcgan_report
+
+    slices, classes = None, None
+    if args.run is not None:
+        from jaxsyn.infer.mmcgan import MMCGANSynthesizer
+
+        syn = MMCGANSynthesizer.load(args.run)
+        slices = syn.centre_slices(args.latents, seed=args.seed)
+        classes = list(range(slices.shape[0]))
+    index = mmcgan_report(
+        args.real,
+        args.synthetic,
+        args.out,
+        class_column=args.class_column,
+        slices=slices,
+        slice_classes=classes,
+        umap=None if not args.no_umap else False,
+        seed=args.seed,
+    )
+    print(f"wrote {index} and report.json")
+
+
+def add_report_parser(verbs) -> None:
+    p = verbs.add_parser(
+        "report", help="MMCGAN's figures: tissue fractions by class, slices, columns, UMAPs"
+    )
+    p.add_argument("--real", type=Path, required=True, help="real cohort: volumes + table.csv")
+    p.add_argument("--synthetic", type=Path, required=True, help="a `jaxsyn generate` cohort")
+    p.add_argument("--out", type=Path, required=True, help="report folder (index.html)")
+    p.add_argument("--run", type=Path, help="the MMCGAN run: adds the centre-slice grid")
+    p.add_argument("--latents", type=int, default=8, help="noise columns of the slice grid")
+    p.add_argument("--class-column", default="bmi_class")
+    p.add_argument("--no-umap", action="store_true", help="skip the UMAP figures")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=report)

@@ -1,0 +1,201 @@
+"""MMCGAN: one shared generator for CT volumes and clinical rows (Ziegler et al., NeurIPS 2022
+workshop, "Multi-Modal Conditional GAN: Data Synthesis in the Medical Domain").
+
+    [z (1024); conditions] --shared G (HA-GAN's G^A)--> hypercube h [B, S/4, S/4, S/4, 64]
+        image heads   G^L(h) -> 64³ volume,  G^H(h slab) -> sub-volume (whole volume at inference)
+        tabular head  Bottleneck(h) -> v [B, 128];  CTGAN G([v; continuous], cond_tab) -> row
+    critics: HA-GAN's D^H + D^L (spectral norm), CTGAN's PacGAN critic (WGAN-GP)
+    encoders: E^H (slab -> hypercube slab), E^G (hypercube -> [z; conditions])
+
+No public code exists; this follows the paper and reuses jaxsyn's HA-GAN and CTGAN networks.
+Choices the paper leaves open (its Figs. A.1/A.2 are not available), each a config field:
+  * conditions: one categorical column (one-hot, e.g. bmi_class 0-3) and any continuous ones,
+    fed to the shared generator exactly as HA-GAN's conditions are; D's class/regression heads
+    predict them (HA-GAN's auxiliary losses). The tabular head receives the class as CTGAN's
+    condition vector (the class column's one-hot span in the encoded row's layout), so with
+    hard conditions the row's class column is exactly the condition, and the continuous values
+    beside the bottleneck vector.
+  * bottleneck: `bottleneck_channels` stride-2 4³ convolutions (GroupNorm, ReLU; HA-GAN's block)
+    from the hypercube, a global mean over the remaining voxels and a dense layer to
+    `bottleneck_dim` = CTGAN's noise size (128). At S = 256: 64³×64 -> 32³×64 -> 16³×128 ->
+    8³×128 -> mean -> 128.
+  * E^G ends in latent_dim + num_classes + num_continuous outputs: [ẑ; class logits; continuous];
+    generation from an encoding feeds softmax(class logits) as the one-hot condition.
+  * pac: the paper does not say; CTGAN's 10 would need 10 patients per device in a 3D batch, so
+    the default is 1 (a plain WGAN-GP critic on single rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxsyn.errors import ConfigError
+from jaxsyn.models import ctgan, hagan
+from jaxsyn.models.ctgan import CTGANConfig
+from jaxsyn.models.hagan import EncoderGlobal, Generator, HAGANConfig
+from jaxsyn.nn.layers import ConvGNReLU
+
+# The HA-GAN generator's parameters that form the shared generator (G^A); the rest are the heads.
+SHARED_PREFIXES = ("fc", "trunk_")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MMCGANConfig:
+    """Networks of an MMCGAN. `image` sets the HA-GAN architecture (its optimiser fields are not
+    used: MMCGAN's optimisers are `jaxsyn.train.mmcgan.MMCGANTrainConfig`'s); `table` is bound to
+    the clinical table's encoded layout when a run starts (`bind`)."""
+
+    image: HAGANConfig = dataclasses.field(
+        default_factory=lambda: HAGANConfig(num_classes=4)  # bmi_class 0-3 (the paper's Fig. 4)
+    )
+    table: CTGANConfig = dataclasses.field(default_factory=lambda: CTGANConfig(pac=1))
+    bottleneck_channels: tuple[int, ...] = (64, 128, 128)  # ours (module docstring)
+    bottleneck_dim: int = 128  # = CTGAN's embedding_dim (ctgan.py CTGAN(embedding_dim=128))
+
+    def __post_init__(self):
+        object.__setattr__(self, "bottleneck_channels", tuple(self.bottleneck_channels))
+        cube = self.image.size // 4
+        if 2 ** len(self.bottleneck_channels) > cube:
+            raise ConfigError(
+                f"MMCGANConfig.bottleneck_channels has {len(self.bottleneck_channels)} stride-2 layers; "
+                f"expected at most {cube.bit_length() - 1} for a {cube}³ hypercube"
+            )
+        if any(c % self.image.groups for c in self.bottleneck_channels):
+            raise ConfigError(
+                f"MMCGANConfig.bottleneck_channels {self.bottleneck_channels}: each must divide into {self.image.groups} groups"
+            )
+        want = self.bottleneck_dim + self.image.num_continuous
+        if self.table.embedding_dim != want:  # CTGAN's noise slot holds [v; continuous]
+            object.__setattr__(self, "table", dataclasses.replace(self.table, embedding_dim=want))
+
+    @property
+    def cond_dim(self) -> int:
+        return self.image.cond_dim
+
+    def bind(self, layout: Any) -> MMCGANConfig:
+        return dataclasses.replace(self, table=self.table.bind(layout))
+
+    @classmethod
+    def tiny(cls, **overrides) -> MMCGANConfig:
+        """32³ volumes, widths of 8, a 32-wide tabular head: seconds per step on a CPU."""
+        defaults = dict(
+            image=HAGANConfig.tiny(num_classes=4),
+            table=CTGANConfig(pac=1, generator_dim=(32, 32), discriminator_dim=(32, 32)),
+            bottleneck_channels=(8, 8),
+            bottleneck_dim=16,
+        )
+        return cls(**{**defaults, **overrides})
+
+
+class Bottleneck(nn.Module):
+    """Hypercube [B, n, n, n, C] -> [B, bottleneck_dim] (the tabular head's input)."""
+
+    config: MMCGANConfig
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        c = self.config
+        dt = c.image.compute_dtype
+        x = h.astype(dt)
+        for w in c.bottleneck_channels:
+            x = ConvGNReLU(w, 4, 2, 1, c.image.groups, dt)(x)
+        x = x.astype(jnp.float32).mean(axis=(1, 2, 3))
+        return nn.Dense(c.bottleneck_dim)(x)
+
+
+def encoder_config(config: MMCGANConfig) -> HAGANConfig:
+    """E^G's config: HA-GAN's, with room for the conditions after z in its output."""
+    return dataclasses.replace(config.image, latent_dim=config.image.latent_dim + config.cond_dim)
+
+
+def split_generator(g_params: dict) -> tuple[dict, dict]:
+    """HA-GAN generator parameters -> (shared G^A, image heads G^L + G^H)."""
+    shared = {k: v for k, v in g_params.items() if k.startswith(SHARED_PREFIXES)}
+    heads = {k: v for k, v in g_params.items() if not k.startswith(SHARED_PREFIXES)}
+    return shared, heads
+
+
+def init(key: jax.Array, config: MMCGANConfig) -> dict[str, Any]:
+    """{component: params}, plus "spectral" (D's vectors) and "batch_stats" (the tabular
+    generator's running statistics). Components: shared, image_g, image_d, eh, eg, bottleneck,
+    tab_g, tab_d."""
+    k_img, k_eg, k_b, k_tab = jax.random.split(key, 4)
+    image = hagan.init(k_img, config.image)
+    shared, heads = split_generator(image["g"]["params"])
+    cube = config.image.size // 4
+    h = jnp.zeros((1, cube, cube, cube, config.image.hypercube_channels))
+    eg = EncoderGlobal(encoder_config(config)).init(k_eg, h)["params"]
+    tab = ctgan.init(k_tab, config.table)
+    return {
+        "params": {
+            "shared": shared,
+            "image_g": heads,
+            "image_d": image["d"]["params"],
+            "eh": image["eh"]["params"],
+            "eg": eg,
+            "bottleneck": Bottleneck(config).init(k_b, h)["params"],
+            "tab_g": tab["g"],
+            "tab_d": tab["d"],
+        },
+        "spectral": image["d"]["spectral"],
+        "batch_stats": ctgan.init_stats(config.table),
+    }
+
+
+def generator_params(params: dict) -> dict:
+    """The HA-GAN generator's parameter tree (shared + image heads) from MMCGAN's components."""
+    return {**params["shared"], **params["image_g"]}
+
+
+def hypercube(params: dict, zc: jax.Array, config: MMCGANConfig) -> jax.Array:
+    return Generator(config.image).apply(
+        {"params": generator_params(params)}, zc, method=Generator.hypercube
+    )
+
+
+def table_logits(
+    params: dict,
+    h: jax.Array,
+    continuous: jax.Array,
+    tab_cond: jax.Array,
+    config: MMCGANConfig,
+    *,
+    stats: Any = None,
+    update: bool = False,
+    axis_name: str | None = None,
+):
+    """The tabular head's raw CTGAN logits [B, data_dim] for hypercubes `h`; with `stats` and
+    `update`, also the updated BatchNorm running statistics (as `ctgan.apply_generator`)."""
+    v = Bottleneck(config).apply({"params": params["bottleneck"]}, h)
+    zt = jnp.concatenate([v, continuous.astype(jnp.float32)], axis=-1)
+    return ctgan.apply_generator(
+        params["tab_g"], zt, tab_cond, config.table, axis_name, stats=stats, update=update
+    )
+
+
+def encode(params: dict, volume: jax.Array, config: MMCGANConfig) -> jax.Array:
+    """Whole volumes [B, S, S, S, 1] in [-1, 1] -> E^G's output [B, L + N + M] (E^H is fully
+    convolutional, so it takes the whole volume); `split_encoding` names its parts."""
+    h = hagan.EncoderHigh(config.image).apply({"params": params["eh"]}, volume)
+    return encode_hypercube(params, h, config)
+
+
+def encode_hypercube(params: dict, h: jax.Array, config: MMCGANConfig) -> jax.Array:
+    return EncoderGlobal(encoder_config(config)).apply({"params": params["eg"]}, h)
+
+
+def split_encoding(out: jax.Array, config: MMCGANConfig):
+    """E^G's output -> (ẑ [B, L], class logits [B, N], continuous [B, M])."""
+    latent, n = config.image.latent_dim, config.image.num_classes
+    return out[:, :latent], out[:, latent : latent + n], out[:, latent + n :]
+
+
+def encoded_zc(out: jax.Array, config: MMCGANConfig) -> jax.Array:
+    """[ẑ; softmax(class logits); continuous]: the shared generator's input from an encoding."""
+    z, logits, cont = split_encoding(out, config)
+    return jnp.concatenate([z, jax.nn.softmax(logits, axis=-1), cont], axis=-1)

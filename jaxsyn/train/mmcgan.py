@@ -1,0 +1,506 @@
+"""Training MMCGAN: HA-GAN's image heads and CTGAN's tabular head on one shared generator.
+
+    jaxsyn train mmcgan --data STORE|phantom:ct:N --out runs/mm --epochs 200 --condition-columns bmi_class
+
+One step on a batch of patient records (a volume and its patient's clinical row):
+  tabular D   WGAN-GP: D_tab(real row ⊕ c) vs D_tab(G_tab(B(G^A(z, c))) ⊕ c)      every step
+  image D     HA-GAN's D step on G^L/G^H of the same hypercubes           every `image_d_every`
+  joint G     L_tab(G^A, B, G_tab) [+ L_img(G^A, G^L, G^H) when due]: one gradient for G^A, so
+              every head's gradient reaches the shared generator (paper §2.1)
+  E^H, E^G    HA-GAN's encoder steps; E^G also recovers the conditions   with the image heads
+The image heads update every 5th step (paper §2.5, `image_every`). Whether their discriminator
+follows the same schedule the paper does not say: `image_d_every` defaults to 5 as well, because
+D^H/D^L only see fakes of the image heads, and training them four times for every head update
+(at 4× G's learning rate, Table 1) would let them run far ahead of a generator that does not
+move, while costing the 3D compute the schedule exists to save.
+Optimisers are the paper's Table 1, one per component; the encoders, absent from the table,
+take HA-GAN's (1e-4, betas (0, 0.999)). The tabular critic and generator add CTGAN's coupled
+L2 decay (1e-6). Skipped components keep their parameters and optimiser state bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+
+from jaxsyn.data.store import VolumeStore
+from jaxsyn.data.tabular import TableTransformer, TransformerConfig, infer_schema
+from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.models import ctgan as tab_model
+from jaxsyn.models import mmcgan as model
+from jaxsyn.models.hagan import EncoderHigh, Generator
+from jaxsyn.models.mmcgan import MMCGANConfig
+from jaxsyn.train import ctgan as tab_train
+from jaxsyn.train import hagan as img_train
+from jaxsyn.train import loop, parallel
+from jaxsyn.train import state as state_lib
+
+TRANSFORMER_FILE = "transformer.json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MMCGANTrainConfig:
+    """What determines a run's numbers (checked on resume). Defaults: the paper's Table 1."""
+
+    model: MMCGANConfig = dataclasses.field(default_factory=MMCGANConfig)
+    transformer: TransformerConfig = dataclasses.field(default_factory=TransformerConfig)
+    seed: int = 0
+    class_column: str | None = "bmi_class"  # one-hot condition (paper: BMI class 0-3)
+    continuous_columns: tuple[str, ...] = ()
+    batch_size: int = 4  # records per step; the paper does not say (HA-GAN's reference: 4)
+    lr_shared: float = 1e-4  # Table 1: shared generator 1e-4, betas (0, 0.999)
+    betas_shared: tuple[float, float] = (0.0, 0.999)
+    lr_image_g: float = 1e-4  # Table 1: image generators
+    betas_image_g: tuple[float, float] = (0.0, 0.999)
+    lr_image_d: float = 4e-4  # Table 1: image discriminators
+    betas_image_d: tuple[float, float] = (0.0, 0.999)
+    lr_tab_g: float = 2e-4  # Table 1: tabular generator
+    betas_tab_g: tuple[float, float] = (0.5, 0.9)
+    lr_tab_d: float = 2e-4  # Table 1: tabular discriminator
+    betas_tab_d: tuple[float, float] = (0.5, 0.9)
+    lr_bottleneck: float = 2e-4  # Table 1: tabular bottleneck
+    betas_bottleneck: tuple[float, float] = (0.5, 0.9)
+    lr_encoders: float = 1e-4  # not in Table 1: HA-GAN's train.py
+    betas_encoders: tuple[float, float] = (0.0, 0.999)
+    tab_decay: float = 1e-6  # CTGAN's coupled L2 (generator_decay, discriminator_decay)
+    gp_lambda: float = 10.0  # CTGAN's gradient penalty
+    image_every: int = 5  # paper §2.5: image heads updated every 5th iteration
+    image_d_every: int = 5  # not in the paper: see the module docstring
+    read_threads: int = 4
+
+    def __post_init__(self):
+        for name in ("betas_shared", "betas_image_g", "betas_image_d", "betas_tab_g",
+                     "betas_tab_d", "betas_bottleneck", "betas_encoders"):  # fmt: skip
+            object.__setattr__(self, name, tuple(float(b) for b in getattr(self, name)))
+        object.__setattr__(self, "continuous_columns", tuple(self.continuous_columns))
+        image = self.model.image
+        if bool(self.class_column) != bool(image.num_classes):
+            raise ConfigError(
+                f"class_column is {self.class_column!r} and model.image.num_classes {image.num_classes}; expected both set or neither"
+            )
+        if len(self.continuous_columns) != image.num_continuous:
+            raise ConfigError(
+                f"continuous_columns has {len(self.continuous_columns)} names, model.image.num_continuous is {image.num_continuous}; expected equal"
+            )
+        for name in ("image_every", "image_d_every", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"MMCGANTrainConfig.{name} is {getattr(self, name)}; expected >= 1"
+                )
+
+    @property
+    def condition_columns(self) -> tuple[str, ...]:
+        return ((self.class_column,) if self.class_column else ()) + self.continuous_columns
+
+    @property
+    def tabular(self) -> tab_train.CTGANTrainConfig:
+        """The tabular head's critic settings in CTGAN's terms (for its loss functions)."""
+        t = self.model.table
+        return tab_train.CTGANTrainConfig(model=t, batch_size=t.pac, gp_lambda=self.gp_lambda)
+
+    @classmethod
+    def tiny(cls, **overrides) -> MMCGANTrainConfig:
+        return cls(**{"model": MMCGANConfig.tiny(), "batch_size": 2, **overrides})
+
+
+COMPONENTS = ("shared", "image_g", "image_d", "eh", "eg", "bottleneck", "tab_g", "tab_d")
+
+
+def optimizers(config: MMCGANTrainConfig) -> dict[str, optax.GradientTransformation]:
+    """One Adam per component (Table 1); coupled L2 decay on the tabular G and D as CTGAN's."""
+
+    def adam(lr, betas, decay=0.0):
+        parts = [optax.add_decayed_weights(decay)] if decay else []
+        return optax.chain(*parts, optax.scale_by_adam(*betas, eps=1e-8), optax.scale(-lr))
+
+    c = config
+    return {
+        "shared": adam(c.lr_shared, c.betas_shared),
+        "image_g": adam(c.lr_image_g, c.betas_image_g),
+        "image_d": adam(c.lr_image_d, c.betas_image_d),
+        "eh": adam(c.lr_encoders, c.betas_encoders),
+        "eg": adam(c.lr_encoders, c.betas_encoders),
+        "bottleneck": adam(c.lr_bottleneck, c.betas_bottleneck),
+        "tab_g": adam(c.lr_tab_g, c.betas_tab_g, c.tab_decay),
+        "tab_d": adam(c.lr_tab_d, c.betas_tab_d, c.tab_decay),
+    }
+
+
+# --- the step ------------------------------------------------------------------------------------
+
+
+def _image_fakes(config: MMCGANConfig, g_params, h, slab_index):
+    """(low, slab) of the image heads from hypercubes h, per-example slab positions."""
+    g = Generator(config.image)
+    depth = config.image.size // 32
+    h_slab = jax.vmap(lambda hi, s: jax.lax.dynamic_slice_in_dim(hi, s // 4, depth, axis=0))(
+        h, slab_index
+    )
+    low = g.apply({"params": g_params}, h, method=Generator.low_res)
+    return low, g.apply({"params": g_params}, h_slab, method=Generator.high_res)
+
+
+def _tab_fake(params, stats, h, continuous, tab_cond, keys, config: MMCGANConfig):
+    logits, stats = model.table_logits(
+        params, h, continuous, tab_cond, config, stats=stats, update=True, axis_name=parallel.DATA
+    )
+    return logits, tab_model.activate(logits, tab_cond, keys, config.table), stats
+
+
+def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, config):
+    """One MMCGAN iteration on this device's share of the batch (inside `data_parallel`)."""
+    m, img = config.model, config.model.image
+    opts = optimizers(config)
+    key = jax.random.fold_in(key, state.step)
+    b = batch["slab"].shape[0]
+    ex = parallel.example_keys(key, b)
+
+    def draw(i, shape_fn):
+        return jax.vmap(lambda k: shape_fn(jax.random.fold_in(k, i)))(ex)
+
+    z_d = draw(0, lambda k: jax.random.normal(k, (img.latent_dim,)))
+    z_g = draw(1, lambda k: jax.random.normal(k, (img.latent_dim,)))
+    gumbel_d, gumbel_g = draw(2, lambda k: k), draw(3, lambda k: k)
+    groups = b // m.table.pac
+    group_keys = parallel.example_keys(jax.random.fold_in(key, 1 << 20), groups)
+    k_dgroups, k_ggroups = tab_train.split_each(group_keys, 2)
+
+    labels, continuous = img_train.split_conditions(img, batch["conditions"])
+    cond = img_train.condition_vector(img, labels, continuous)
+    slab, low, idx = batch["slab"], batch["low"], batch["slab_index"]
+    real_row, tab_cond = batch["row"], batch["tab_cond"]
+    params, opt_state = dict(state.params), dict(state.opt_state)
+    spectral, bstats = state.stats["spectral"], state.stats["batch_stats"]
+    due_img = state_lib.is_due(state.step, config.image_every)
+    due_d = state_lib.is_due(state.step, config.image_d_every)
+
+    def update(name, grads, p=None, o=None):
+        p, o = (params, opt_state) if p is None else (p, o)
+        return state_lib.apply_gradients(p[name], o[name], grads, opts[name])
+
+    # 1. Critics, on fakes of one G^A forward (a constant for them).
+    h_d = jax.lax.stop_gradient(model.hypercube(params, jnp.concatenate([z_d, cond], 1), m))
+    _, fake_row, bstats = _tab_fake(params, bstats, h_d, continuous, tab_cond, gumbel_d, m)
+    fake_row = jax.lax.stop_gradient(fake_row)
+    (tab_dl, tab_d_aux), grads = parallel.mean_value_and_grad(tab_train.d_loss, has_aux=True)(
+        params["tab_d"], real_row, tab_cond, fake_row, tab_cond, k_dgroups, config.tabular
+    )
+    params["tab_d"], opt_state["tab_d"] = update("tab_d", grads)
+
+    def image_d_update(d_params, d_opt, spectral):
+        f_low, f_slab = jax.lax.stop_gradient(
+            _image_fakes(m, model.generator_params(params), h_d, idx)
+        )
+
+        def loss(dp):
+            (lr, cr, rr), sp = img_train._discriminate(img, dp, spectral, slab, low, idx)
+            (lf, _, _), sp = img_train._discriminate(img, dp, sp, f_slab, f_low, idx)
+            adv = img_train._bce(lr, 1.0) + img_train._bce(lf, 0.0)
+            return adv + img_train._aux_loss(img, cr, rr, labels, continuous), sp
+
+        (dl, sp), grads = parallel.mean_value_and_grad(loss, has_aux=True)(d_params)
+        d_params, d_opt = state_lib.apply_gradients(d_params, d_opt, grads, opts["image_d"])
+        return (d_params, d_opt, sp), {"image_d_loss": dl}
+
+    (params["image_d"], opt_state["image_d"], spectral), d_metrics = state_lib.scheduled(
+        due_d, image_d_update, params["image_d"], opt_state["image_d"], spectral
+    )
+
+    # 2. The joint generator step: the tabular loss always, the image loss when due, through
+    # one hypercube, so G^A's gradient is the sum of both heads'.
+    zc_g = jnp.concatenate([z_g, cond], 1)
+
+    def g_loss(g, stats, spectral):
+        p = {**params, **g}
+        h = model.hypercube(p, zc_g, m)
+        logits, fake, stats = _tab_fake(p, stats, h, continuous, tab_cond, gumbel_g, m)
+        score = tab_model.apply_discriminator(params["tab_d"], fake, tab_cond, m.table, k_ggroups)
+        ce = jnp.mean(tab_model.cond_loss(logits, tab_cond, m.table))
+        tab = -jnp.mean(score) + ce
+
+        def image_loss(h, spectral):
+            f_low, f_slab = _image_fakes(m, model.generator_params(p), h, idx)
+            (lf, cf, rf), sp = img_train._discriminate(
+                img, params["image_d"], spectral, f_slab, f_low, idx
+            )
+            aux = img_train._aux_loss(img, cf, rf, labels, continuous)
+            return img_train._bce(lf, 1.0) + img.lambda_class * aux, sp
+
+        def no_image(h, spectral):  # a per-device loss like image_loss's, of 0
+            return jax.lax.pcast(jnp.zeros((), jnp.float32), parallel.DATA, to="varying"), spectral
+
+        image, spectral = jax.lax.cond(due_img, image_loss, no_image, h, spectral)
+        return tab + image, (stats, spectral, tab, ce, image)
+
+    trained = ("shared", "image_g", "bottleneck", "tab_g")
+    (g_total, (bstats, spectral, tab_gl, ce, img_gl)), grads = parallel.mean_value_and_grad(
+        g_loss, has_aux=True
+    )({k: params[k] for k in trained}, bstats, spectral)
+    for name in ("shared", "bottleneck", "tab_g"):
+        params[name], opt_state[name] = update(name, grads[name])
+
+    def image_g_update(p, o):
+        p, o = state_lib.apply_gradients(p, o, grads["image_g"], opts["image_g"])
+        return (p, o), {}
+
+    (params["image_g"], opt_state["image_g"]), _ = state_lib.scheduled(
+        due_img, image_g_update, params["image_g"], opt_state["image_g"]
+    )
+
+    # 3. Encoders, with the image heads: E^H inverts G^H on real slabs; E^G recovers [z; c].
+    def encoder_update(eh, eh_opt, eg, eg_opt):
+        g_params = model.generator_params(params)
+        gen = Generator(img)
+
+        def eh_loss(ehp):
+            h = EncoderHigh(img).apply({"params": ehp}, slab)
+            rec = gen.apply({"params": g_params}, h, method=Generator.high_res)
+            return jnp.abs(rec - slab).mean()
+
+        eh_l1, g_eh = parallel.mean_value_and_grad(eh_loss)(eh)
+        eh, eh_opt = state_lib.apply_gradients(eh, eh_opt, g_eh, opts["eh"])
+        h_real = jax.lax.stop_gradient(EncoderHigh(img).apply({"params": eh}, batch["volume"]))
+
+        def eg_loss(egp):
+            out = model.encode_hypercube({"eg": egp}, h_real, m)
+            h = model.hypercube(params, model.encoded_zc(out, m), m)
+            r_low, r_slab = _image_fakes(m, g_params, h, idx)
+            l1 = (jnp.abs(r_slab - slab).mean() + jnp.abs(r_low - low).mean()) / 2
+            _, logits, cont = model.split_encoding(out, m)
+            return l1 + img_train._aux_loss(img, logits, cont, labels, continuous), l1
+
+        (eg_total, eg_l1), g_eg = parallel.mean_value_and_grad(eg_loss, has_aux=True)(eg)
+        eg, eg_opt = state_lib.apply_gradients(eg, eg_opt, g_eg, opts["eg"])
+        metrics = {
+            "eh_l1": eh_l1,
+            "eg_loss": eg_total,
+            "eg_l1": jax.lax.pmean(eg_l1, parallel.DATA),
+        }
+        return (eh, eh_opt, eg, eg_opt), metrics
+
+    (params["eh"], opt_state["eh"], params["eg"], opt_state["eg"]), e_metrics = state_lib.scheduled(
+        due_img, encoder_update, params["eh"], opt_state["eh"], params["eg"], opt_state["eg"]
+    )
+
+    nan = jnp.float32(jnp.nan)
+    metrics = {
+        "tab_d_loss": tab_dl,
+        "g_loss": g_total,
+        **d_metrics,
+        **e_metrics,
+        **jax.lax.pmean({**tab_d_aux, "tab_g_loss": tab_gl, "cond_loss": ce}, parallel.DATA),
+        "image_g_loss": jnp.where(due_img, jax.lax.pmean(img_gl, parallel.DATA), nan),
+    }
+    new = state.replace(
+        params=params,
+        opt_state=opt_state,
+        stats={"spectral": spectral, "batch_stats": bstats},
+        step=state.step + 1,
+    )
+    return new, metrics
+
+
+# --- building blocks of a run --------------------------------------------------------------------
+
+
+def init_state(config: MMCGANTrainConfig) -> state_lib.TrainState:
+    init_key, run_key = jax.random.split(jax.random.key(config.seed))
+    v = model.init(init_key, config.model)
+    stats = {"spectral": v["spectral"], "batch_stats": v["batch_stats"]}
+    return state_lib.create(v["params"], optimizers(config), run_key, stats=stats)
+
+
+def make_step(config: MMCGANTrainConfig, mesh):
+    per_device = config.batch_size // mesh.size if config.batch_size % mesh.size == 0 else 0
+    if not per_device or per_device % config.model.table.pac:
+        raise ConfigError(
+            f"MMCGANTrainConfig.batch_size is {config.batch_size}; expected a multiple of "
+            f"{mesh.size} devices x pac {config.model.table.pac}"
+        )
+    return parallel.data_parallel(functools.partial(train_step, config=config), mesh)
+
+
+@dataclasses.dataclass(frozen=True)
+class Records:
+    """Per volume record: its patient's encoded clinical row and the tabular condition vector."""
+
+    rows: np.ndarray  # float32 [N_volumes, data_dim]
+    tab_cond: np.ndarray  # float32 [N_volumes, cond_dim]
+
+
+class _AddRows(grain.transforms.Map):
+    """Adds each record's encoded row and tabular condition to a batch (picklable)."""
+
+    def __init__(self, records: Records):
+        self.records = records
+
+    def map(self, batch: dict) -> dict:
+        r = np.asarray(batch["record"])
+        return {**batch, "row": self.records.rows[r], "tab_cond": self.records.tab_cond[r]}
+
+
+def patient_table(store: VolumeStore) -> pd.DataFrame:
+    if store.table is None:
+        raise DataError(
+            f"{store.path}: the store has no clinical table; expected one (ingest with --table)"
+        )
+    return store.table
+
+
+def fit_transformer(
+    store: VolumeStore, config: MMCGANTrainConfig, out_dir: Path, progress: bool
+) -> TableTransformer:
+    """The run's table transformer: loaded from `out_dir` when resuming, else fitted on the
+    store's patient table with the class column categorical."""
+    path = out_dir / TRANSFORMER_FILE
+    if path.is_file():
+        return TableTransformer.load(path)
+    table = patient_table(store)
+    kinds = {config.class_column: "categorical"} if config.class_column else {}
+    schema = infer_schema(table, id_column=store.manifest["id_column"], kinds=kinds)
+    return TableTransformer.fit(table, schema, config=config.transformer, progress=progress)
+
+
+def records(
+    store: VolumeStore, transformer: TableTransformer, config: MMCGANTrainConfig, progress: bool
+) -> Records:
+    """Encode the patient table once (mode draws from the seed) and spread it over the volumes."""
+    table = patient_table(store)
+    transformer.schema.check_columns(table, f"{store.path}/table.parquet")
+    data = np.asarray(
+        transformer.transform(table, jax.random.key(config.seed), progress=progress), np.float32
+    )
+    id_column = store.manifest["id_column"]
+    position = {pid: i for i, pid in enumerate(table[id_column].astype(str))}
+    patients = [str(r["patient_id"]) for r in store.manifest["volumes"]]
+    rows = data[[position[p] for p in patients]]
+    layout = transformer.layout
+    tab_cond = np.zeros((len(rows), layout.cond_dim), np.float32)
+    if config.class_column:
+        discrete = [c.name for c in transformer.schema.columns if c.discrete]
+        j = discrete.index(config.class_column)
+        offset = sum(s.width for s in layout.cond_spans[:j])
+        span = layout.cond_spans[j]
+        tab_cond[:, offset : offset + span.width] = rows[:, span.start : span.start + span.width]
+    return Records(rows, tab_cond)
+
+
+def dataset(store: VolumeStore, config: MMCGANTrainConfig, recs: Records):
+    image_config = img_train.HAGANTrainConfig(
+        model=dataclasses.replace(config.model.image, batch_size=config.batch_size),
+        seed=config.seed,
+        class_column=config.class_column,
+        continuous_columns=config.continuous_columns,
+        read_threads=config.read_threads,
+    )
+    img_train.check_store(store, image_config)
+    return img_train.dataset(store, image_config).map(_AddRows(recs))
+
+
+def run_info(config: MMCGANTrainConfig, store: VolumeStore, per_epoch: int) -> dict:
+    """config.json: the config, what writing HU volumes needs, and the real cohort's condition
+    distribution in aggregate (class counts; continuous means and deviations), from which
+    generation draws the conditions it is not given."""
+    values = store.conditions(config.condition_columns)
+    counts = []
+    if config.class_column:
+        labels = values[:, 0].astype(int)
+        counts = np.bincount(labels, minlength=config.model.image.num_classes).tolist()
+    cont = values[:, 1:] if config.class_column else values
+    return {
+        **img_train.run_info(config, store),
+        "family": "mmcgan",
+        "steps_per_epoch": per_epoch,
+        "class_counts": counts,
+        "continuous_mean": cont.mean(0).tolist() if len(cont) else [],
+        "continuous_std": cont.std(0).tolist() if len(cont) else [],
+    }
+
+
+def steps_for(epochs: int, n_records: int, batch_size: int) -> tuple[int, int]:
+    """(total steps, steps per epoch): an epoch is one pass over the volume records."""
+    per_epoch = max(n_records // batch_size, 1)
+    return epochs * per_epoch, per_epoch
+
+
+def run(
+    out_dir: str | os.PathLike,
+    store: str | os.PathLike | VolumeStore,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    config: MMCGANTrainConfig | None = None,
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    keep: int = 3,
+    log_every: int = 1,
+    progress: bool = True,
+    devices: Sequence[jax.Device] | None = None,
+    hooks: Sequence[loop.Hook] = (),
+) -> state_lib.TrainState:
+    """Train MMCGAN on a volume store with a clinical table into `out_dir`: transformer.json,
+    config.json, metrics.jsonl and checkpoints/. Give `epochs` (default 200, the paper's) or
+    `steps`."""
+    if epochs is not None and steps is not None:
+        raise ConfigError("give epochs or steps, not both")
+    parallel.initialize_distributed()
+    config = config or MMCGANTrainConfig()
+    out_dir = Path(out_dir)
+    store = store if isinstance(store, VolumeStore) else VolumeStore(store)
+    if not resume and (out_dir / TRANSFORMER_FILE).exists():
+        raise ConfigError(
+            f"{out_dir} already holds a run; expected a new folder (or --resume to continue it)"
+        )
+    mesh = parallel.make_mesh(devices)
+    config = dataclasses.replace(
+        config, batch_size=img_train.fitted_batch(config.batch_size, len(store), mesh.size)
+    )
+    transformer = fit_transformer(store, config, out_dir, progress)
+    config = dataclasses.replace(config, model=config.model.bind(transformer.layout))
+    recs = records(store, transformer, config, progress)
+    total, per_epoch = steps_for(200 if epochs is None else epochs, len(store), config.batch_size)
+    total = steps if steps is not None else total
+    if jax.process_index() == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        transformer.save(out_dir / TRANSFORMER_FILE)
+    return loop.run(
+        out_dir,
+        config=config,
+        info=run_info(config, store, per_epoch),
+        mesh=mesh,
+        init=functools.partial(init_state, config),
+        step_fn=make_step(config, mesh),
+        data_iter=iter(dataset(store, config, recs)),
+        settings=loop.LoopConfig(
+            steps=total,
+            checkpoint_every=checkpoint_every,
+            keep=keep,
+            log_every=log_every,
+            progress=progress,
+        ),
+        resume=resume,
+        hooks=hooks,
+    )
+
+
+__all__: Sequence[str] = (
+    "COMPONENTS",
+    "MMCGANTrainConfig",
+    "Records",
+    "init_state",
+    "make_step",
+    "optimizers",
+    "records",
+    "run",
+    "train_step",
+)

@@ -1,0 +1,87 @@
+"""MMCGAN networks (jaxsyn.models.mmcgan): components, shapes, and that a condition reaches both
+modalities through the shared generator."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsyn.data.tabular.transformer import Layout, Span
+from jaxsyn.errors import ConfigError
+from jaxsyn.models import ctgan, hagan
+from jaxsyn.models import mmcgan as model
+from jaxsyn.models.mmcgan import MMCGANConfig
+
+# an encoded row: a scalar, a 3-mode span, and a 4-category discrete column (the class)
+LAYOUT = Layout(spans=(Span(0, 1, "scalar"), Span(1, 3, "onehot"), Span(4, 4, "onehot")),
+                discrete=(2,))  # fmt: skip
+CONFIG = MMCGANConfig.tiny().bind(LAYOUT)
+
+
+@pytest.fixture(scope="module")
+def variables():
+    return model.init(jax.random.key(0), CONFIG)
+
+
+def test_components_and_shapes(variables):
+    p = variables["params"]
+    assert set(p) == {"shared", "image_g", "image_d", "eh", "eg", "bottleneck", "tab_g", "tab_d"}
+    # shared + heads is exactly HA-GAN's generator
+    g = hagan.init(jax.random.key(0), CONFIG.image)["g"]["params"]
+    assert set(model.generator_params(p)) == set(g)
+    assert set(p["shared"]) == {k for k in g if k == "fc" or k.startswith("trunk_")}
+    cube = CONFIG.image.size // 4
+    zc = jnp.zeros((2, CONFIG.image.latent_dim + CONFIG.cond_dim))
+    h = model.hypercube(p, zc, CONFIG)
+    assert h.shape == (2, cube, cube, cube, CONFIG.image.hypercube_channels)
+    v = model.Bottleneck(CONFIG).apply({"params": p["bottleneck"]}, h)
+    assert v.shape == (2, CONFIG.bottleneck_dim)
+    assert CONFIG.table.embedding_dim == CONFIG.bottleneck_dim  # no continuous conditions
+    logits = model.table_logits(p, h, jnp.zeros((2, 0)), jnp.zeros((2, 4)), CONFIG,
+                                stats=variables["batch_stats"])  # fmt: skip
+    assert logits.shape == (2, LAYOUT.dim)
+    s = CONFIG.image.size
+    out = model.encode(p, jnp.zeros((2, s, s, s, 1)), CONFIG)
+    assert out.shape == (2, CONFIG.image.latent_dim + CONFIG.cond_dim)
+    z, cls, cont = model.split_encoding(out, CONFIG)
+    assert (z.shape, cls.shape, cont.shape) == ((2, 16), (2, 4), (2, 0))
+
+
+def test_a_condition_changes_the_image_and_the_row(variables):
+    p = variables["params"]
+    z = jax.random.normal(jax.random.key(1), (1, CONFIG.image.latent_dim))
+
+    def both(label: int):
+        zc = jnp.concatenate([z, jax.nn.one_hot(jnp.array([label]), 4)], axis=1)
+        h = model.hypercube(p, zc, CONFIG)
+        g = hagan.Generator(CONFIG.image)
+        image = g.apply({"params": model.generator_params(p)}, h, method=g.high_res)
+        cond = jax.nn.one_hot(jnp.array([label]), 4)
+        logits = model.table_logits(p, h, jnp.zeros((1, 0)), cond, CONFIG,
+                                    stats=variables["batch_stats"])  # fmt: skip
+        row = ctgan.draw_rows(logits, cond, jax.random.key(2), CONFIG.table)
+        return np.asarray(image), np.asarray(logits), np.asarray(row)
+
+    img0, log0, row0 = both(0)
+    img3, log3, row3 = both(3)
+    assert np.abs(img0 - img3).max() > 1e-4
+    assert np.abs(log0[:, :4] - log3[:, :4]).max() > 1e-4  # the numeric column's logits too
+    # hard conditions: the class column is exactly the condition
+    np.testing.assert_array_equal(row0[0, 4:], [1, 0, 0, 0])
+    np.testing.assert_array_equal(row3[0, 4:], [0, 0, 0, 1])
+
+
+def test_table_noise_slot_holds_the_continuous_conditions():
+    image = dataclasses.replace(CONFIG.image, num_continuous=2)
+    cfg = MMCGANConfig.tiny(image=image)
+    assert cfg.table.embedding_dim == cfg.bottleneck_dim + 2
+    assert model.encoder_config(cfg).latent_dim == image.latent_dim + 4 + 2
+
+
+def test_bad_bottleneck_is_refused():
+    with pytest.raises(ConfigError, match="divide into"):
+        MMCGANConfig.tiny(bottleneck_channels=(6,))
