@@ -108,11 +108,18 @@ def test_refusals(folders, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_umap_figure(folders, tmp_path):
+def test_umap_figure_and_umap_space_attacks(folders, tmp_path):
     pytest.importorskip("umap")
-    evaluate(folders / "real", folders / "independent", tmp_path / "u", features={}, umap=True,
-             progress=False)  # fmt: skip
+    evaluate(folders / "real", folders / "copies", tmp_path / "u", holdout=folders / "holdout",
+             features={}, umap=True, progress=False)  # fmt: skip
     assert Image.open(tmp_path / "u" / "figures" / "fidelity_umap_pixels.png").size[0] > 300
+    privacy = json.loads((tmp_path / "u" / "report.json").read_text())["privacy"]
+    assert privacy["pairwise_attack_auc"] > 0.95  # copies, in pixel space ...
+    assert privacy["pairwise_attack_auc_umap"] > 0.9  # ... and in pGAN's 32-d UMAP
+    assert 0 <= privacy["distribution_attack_auc_umap"] <= 1
+    settings = privacy["umap_attack_settings"]
+    assert settings["n_components"] == 32 and settings["n_neighbors"] == 20
+    assert settings["min_dist"] == 0.0
 
 
 def test_utility_in_the_report(folders, tmp_path):
@@ -132,6 +139,10 @@ def test_utility_in_the_report(folders, tmp_path):
     assert (tmp_path / "u" / "figures" / "utility_occlusion.png").is_file()
     domain = report["fidelity"]["domain"]["raw"]  # a real-trained classifier's features
     assert domain["fid"] < 1e-6 and domain["precision"] == 1.0  # copies: the same features
+    nearest = report["privacy"]["nearest_domain"]  # cosine in those features (DuMont S.6)
+    assert nearest["settings"]["metric"] == "cosine" and max(nearest["distance"]) < 1e-6
+    assert report["privacy"]["nearest"]["train_index"] == list(range(8))  # L2 pixels: copies
+    assert (tmp_path / "u" / "figures" / "privacy_nearest_domain.png").is_file()
 
 
 def test_table_utility(tmp_path):
@@ -166,7 +177,27 @@ def test_volume_report_2_5d(tmp_path):
     assert metrics["fid"] > 0 and np.isfinite(metrics["fid_real_real"])
     assert report["inputs"]["n_real"] == 8 and report["privacy"]["pairwise_attack_auc"] is not None
     assert (tmp_path / "r" / "figures" / "fidelity_slices.png").is_file()
-    assert main([*argv, "--synthetic", str(tmp_path / "copies"), "--out", str(tmp_path / "c")]) == 0
+    # Copies, with a label: the 3D domain features (a tiny 3D ResNet trained on --real), the
+    # attacks and cosine neighbours in them, and 3D utility on --test.
+    ct.write_cohort(tmp_path / "test", n=8, size=16, seed=3, progress=False)
+    for name in ("real", "copies", "hold", "test"):  # a balanced label beside the volumes
+        ids = sorted(p.name.removesuffix(".nii.gz") for p in (tmp_path / name).glob("*.nii.gz"))
+        labels = pd.DataFrame({"id": ids, "label": np.arange(len(ids)) % 2})
+        labels.to_csv(tmp_path / name / "labels.csv", index=False)
+    argv += ["--synthetic", str(tmp_path / "copies"), "--out", str(tmp_path / "c")]
+    argv += ["--features", "domain", "--labels", "label", "--test", str(tmp_path / "test")]
+    argv += ["--utility-model", "resnet3d-tiny", "--utility-epochs", "2", "--volume-size", "16"]
+    assert main(argv) == 0
     copies = json.loads((tmp_path / "c" / "report.json").read_text())
     assert copies["fidelity"]["pixels_2p5d"]["fid"] < 1e-6
-    assert copies["privacy"]["pairwise_attack_auc"] > 0.9
+    assert copies["fidelity"]["domain_3d"]["fid"] < 1e-6
+    assert copies["fidelity"]["domain_3d"]["settings"]["volume_size"] == 16
+    privacy = copies["privacy"]
+    assert privacy["pairwise_attack_auc"] > 0.9 and privacy["pairwise_attack_auc_domain_3d"] > 0.9
+    assert max(privacy["nearest_domain_3d"]["distance"]) < 1e-6  # cosine, copies
+    assert privacy["nearest_domain_3d"]["settings"]["metric"] == "cosine"
+    utility = copies["utility"]
+    assert utility["auc_real"] == utility["auc_syn"] and len(utility["auc_real"]) == 3
+    assert "ResNet3DConfig" in utility["model"] and utility["settings"]["volume_size"] == 16
+    for png in ("privacy_nearest.png", "privacy_nearest_domain_3d.png", "utility_auc.png"):
+        assert (tmp_path / "c" / "figures" / png).is_file()

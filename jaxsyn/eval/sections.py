@@ -1,0 +1,224 @@
+"""Report sections that images, volumes and other callers share (MMCGAN's evaluation, say).
+
+    report = Report("reports/ct", title="MMCGAN, epoch 300")
+    f_real = volumes.volume_features(real_hu, "pixels")
+    f_syn = volumes.volume_features(synthetic_hu, "pixels")
+    report.numbers("fidelity.pixels_2p5d", distribution_metrics(f_real, f_syn))
+    umap_figure(report, "pixels_2p5d", f_real, f_syn)
+    attack_section(report, "pixels", f_real, f_syn, f_holdout, umap=True)
+    report.write()
+
+distribution_metrics  FID with FID_rr and r_FID, KID, MMD, precision/recall/density/coverage of
+                      two feature sets [N, F] (`jaxsyn.eval.fidelity`).
+umap_figure           a 2-d UMAP fitted on the real features and applied to both (umap-learn).
+attack_section        pGAN's pairwise and distribution attacks (`jaxsyn.eval.attacks`) on
+                      training members, the holdout's first half ("holdout") and second half
+                      ("test") against the synthetic set in a given space, optionally again in
+                      pGAN's 32-d UMAP; AUCs, top tables and ROC curves in the report.
+nearest_pairs         each of the first synthetic samples beside its nearest training sample
+                      (l2 or cosine, `jaxsyn.eval.neighbours`), pictures and numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxsyn.errors import ConfigError
+from jaxsyn.eval import attacks, fidelity
+from jaxsyn.eval.neighbours import nearest_neighbours
+from jaxsyn.eval.report import Report, figure
+
+GRID = 8  # images per row in the grids
+KID_SUBSET = 1000  # clean-fid / torch-fidelity default subset size (shrinks to small sets)
+
+
+def distribution_metrics(f_real: np.ndarray, f_syn: np.ndarray, seed: int = 0) -> dict:
+    """Every fidelity number of two feature sets [N, F] (a dict of floats)."""
+    fid_rs = fidelity.fid(f_real, f_syn)
+    fid_rr = fidelity.fid_real_real(f_real, seed=seed) if len(f_real) >= 4 else float("nan")
+    kid_mean, kid_std = fidelity.kid(f_real, f_syn, subset_size=KID_SUBSET, seed=seed)
+    return {
+        "fid": fid_rs,
+        "fid_real_real": fid_rr,
+        "fid_ratio": fidelity.fid_ratio(fid_rs, fid_rr) if np.isfinite(fid_rr) else float("nan"),
+        "kid_mean": kid_mean,
+        "kid_std": kid_std,
+        "mmd": fidelity.mmd(f_real, f_syn, seed=seed),
+        **fidelity.prdc(f_real, f_syn, k=min(fidelity.PRDC_K, len(f_real) - 1, len(f_syn) - 1)),
+    }
+
+
+def _umap():
+    try:
+        import umap as umap_learn
+    except ImportError as e:
+        raise ConfigError("--umap needs umap-learn: pip install 'jaxsyn[umap]'") from e
+    return umap_learn
+
+
+def umap_figure(
+    report: Report, name: str, real_features, synthetic_features, seed: int = 0,
+    section: str = "fidelity",
+) -> None:  # fmt: skip
+    """A 2-d UMAP (umap-learn defaults, `random_state` = seed) fitted on the real features [N, F]
+    and applied to the synthetic ones [M, F], as `section`'s figure `umap_<name>`."""
+    reducer = _umap().UMAP(n_components=2, random_state=seed).fit(np.asarray(real_features))
+    e_real, e_syn = reducer.embedding_, reducer.transform(np.asarray(synthetic_features))
+    fig, ax = figure(5, 4.5)
+    ax[0, 0].scatter(*e_real.T, s=4, alpha=0.6, label="real")
+    ax[0, 0].scatter(*e_syn.T, s=4, alpha=0.6, label="synthetic")
+    ax[0, 0].legend(fontsize=7)
+    ax[0, 0].set(title=f"UMAP of {name} features (fitted on real)")
+    report.figure(section, f"umap_{name}", fig, caption=f"UMAP of {name} features")
+
+
+def attack_section(
+    report: Report, space: str, real, synthetic, holdout, *, seed: int = 0, umap: bool = False,
+    section: str = "privacy", key_suffix: str = "",
+) -> bool:  # fmt: skip
+    """Both pGAN attacks in one space (rows of [N, ...] arrays, flattened); False when the holdout
+    is too small (a note says so). Numbers: `<section>.pairwise_attack_auc<key_suffix>` (by the
+    minimum distance; `_median`, `_ratio` the other scores), `distribution_attack_auc`, and with
+    `umap` the same AUCs in pGAN's 32-d UMAP (`..._umap`); details under
+    `<section>.pairwise_attack<key_suffix>` and `distribution_attack<key_suffix>`."""
+    half = len(holdout) // 2
+    n = 3 * min(len(real), half, len(holdout) - half)
+    if n < 6:
+        report.text(section, f"Membership attacks in {space} skipped: {len(holdout)} holdout "
+                    "samples; expected at least 4.")  # fmt: skip
+        return False
+    candidates, member, groups = attacks.make_candidates(
+        real, holdout[:half], holdout[half:], n=n, seed=seed
+    )
+    found = attacks.membership_attacks(candidates, member, synthetic, groups=groups, seed=seed)
+    pw, dist = found["pairwise"], found["distribution"]
+    s = key_suffix
+    report.numbers(section, {
+        f"pairwise_attack_auc{s}": pw.by_min.auc,
+        f"pairwise_attack_auc_median{s}": pw.by_median.auc,
+        f"pairwise_attack_auc_ratio{s}": pw.by_ratio.auc,
+        f"distribution_attack_auc{s}": dist.by_count.auc,
+    })  # fmt: skip
+    report.numbers(f"{section}.attack_settings{s}", {
+        "space": space, "metric": "l2", "n_candidates": n, "quantile": dist.quantile,
+        "groups": "train / holdout first half / holdout second half as test"})  # fmt: skip
+    report.numbers(f"{section}.pairwise_attack{s}", {
+        "auc_by_group": pw.by_min.auc_by_group, "top_k": pw.by_min.top_k,
+        "top_k_hits": pw.by_min.top_k_hits, "top_third_hits": pw.by_min.top_third_hits,
+        "min_distance": pw.min_distance})  # fmt: skip
+    report.numbers(f"{section}.distribution_attack{s}", {
+        "auc_by_group": dist.by_count.auc_by_group, "threshold": dist.threshold,
+        "top_k_hits": dist.by_count.top_k_hits, "counts": dist.counts})  # fmt: skip
+    curves = {"pairwise (min distance)": pw.by_min, "distribution": dist.by_count}
+    if umap:
+        _umap()  # a clear error before the fit if umap-learn is missing
+        found = attacks.membership_attacks(
+            candidates, member, synthetic, groups=groups, embed="umap", seed=seed
+        )
+        pu, du = found["pairwise"], found["distribution"]
+        report.numbers(section, {
+            f"pairwise_attack_auc_umap{s}": pu.by_min.auc,
+            f"pairwise_attack_auc_ratio_umap{s}": pu.by_ratio.auc,
+            f"distribution_attack_auc_umap{s}": du.by_count.auc,
+        })  # fmt: skip
+        report.numbers(f"{section}.umap_attack_settings{s}", {
+            "space": f"UMAP of {space}", "quantile": du.quantile,
+            **{k: v for k, v in attacks.UMAP_SETTINGS.items()},
+            "fitted_on": "candidates + synthetic"})  # fmt: skip
+        curves |= {"pairwise, UMAP": pu.by_min, "distribution, UMAP": du.by_count}
+    fig, ax = figure(9, 3.2, ncols=2)
+    for name, r in curves.items():
+        ax[0, 0].plot(r.roc_fpr, r.roc_tpr, label=f"{name}: AUC {r.auc:.3f}")
+    ax[0, 0].plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax[0, 0].set(xlabel="false positive rate", ylabel="true positive rate", title="attack ROC")
+    ax[0, 0].legend(fontsize=7)
+    low = np.asarray(pw.min_distance)
+    for g in ("train", "holdout", "test"):
+        ax[0, 1].hist(low[np.asarray(pw.groups) == g], bins=30, alpha=0.5, label=g)
+    ax[0, 1].set(xlabel=f"distance to nearest synthetic ({space})", title="candidates")
+    ax[0, 1].legend(fontsize=7)
+    report.figure(section, f"attacks{s}", fig,
+                  caption=f"membership attacks in {space}: ROC and distances")  # fmt: skip
+    return True
+
+
+def nearest_pairs(
+    report: Report, name: str, synthetic_images, real_images, f_syn, f_real, *,
+    metric: str = "l2", space: str = "", section: str = "privacy",
+) -> None:  # fmt: skip
+    """The first `GRID` synthetic samples (top) over their nearest real training samples (bottom)
+    by `metric` between features f_syn [M, F] and f_real [N, F]; pictures are images [., H, W, C]
+    in [0, 1]. Numbers under `<section>.<name>`: the distances and the training indices."""
+    k = min(GRID, len(f_syn))
+    d, idx = nearest_neighbours(np.asarray(f_syn)[:k], f_real, metric=metric)
+    fig, ax = figure(GRID * 1.2, 2 * 1.3, ncols=GRID, nrows=2)
+    for j in range(GRID):
+        for row in (0, 1):
+            ax[row, j].axis("off")
+        if j < k:
+            for row, image in ((0, synthetic_images[j]), (1, real_images[idx[j, 0]])):
+                ax[row, j].imshow(image.mean(-1), cmap="gray", vmin=0, vmax=1)
+            ax[1, j].set_title(f"d={d[j, 0]:.3g}", fontsize=7)
+    report.figure(section, name, fig, caption=f"synthetic samples (top) and their nearest "
+                  f"training samples (bottom, {metric} in {space})")  # fmt: skip
+    report.numbers(f"{section}.{name}", {"distance": d[:, 0], "train_index": idx[:, 0]},
+                   settings={"metric": metric, "space": space})  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------
+# Utility helpers (images and volumes)
+
+# 2D classifiers for images; 3D ResNets (MedicalNet layout) for volumes.
+UTILITY_MODELS = ("densenet121", "resnet18", "densenet-tiny", "resnet-tiny")
+UTILITY_MODELS_3D = ("resnet3d-10", "resnet3d-18", "resnet3d-tiny")
+
+
+def targets(labels: list[str], t_real):
+    """(task, outputs, labels-of(table)): several 0/1 columns -> multi-label; one column of
+    other values -> multi-class with the real table's classes."""
+    from jaxsyn.errors import DataError
+
+    if len(labels) == 1 and not set(t_real[labels[0]].dropna().unique()) <= {0, 1}:
+        classes = sorted(t_real[labels[0]].astype(str).unique())
+
+        def y(t):
+            values = t[labels[0]].astype(str)
+            unknown = sorted(set(values) - set(classes))
+            if unknown:
+                raise DataError(f"labels {unknown} of {labels[0]!r} are not in --real's {classes}")
+            return values.map({c: k for k, c in enumerate(classes)}).to_numpy(np.int32)
+
+        return "multiclass", len(classes), y
+    return "multilabel", len(labels), lambda t: t[labels].to_numpy(np.float32)
+
+
+def classifier_config(model: str, channels: int, outputs: int):
+    """The classifier config a `--utility-model` name gives (2D or 3D)."""
+    from jaxsyn.eval import classifiers, classifiers3d
+
+    if model in UTILITY_MODELS_3D:
+        make = {"resnet3d-10": classifiers3d.ResNet3DConfig,
+                "resnet3d-18": classifiers3d.ResNet3DConfig.resnet18,
+                "resnet3d-tiny": classifiers3d.ResNet3DConfig.tiny}[model]  # fmt: skip
+        return make(in_channels=channels, num_outputs=outputs)
+    if model not in UTILITY_MODELS:
+        raise ConfigError(
+            f"utility model {model!r}: expected one of {UTILITY_MODELS} (images) or "
+            f"{UTILITY_MODELS_3D} (volumes)"
+        )
+    base = classifiers.DenseNetConfig if model.startswith("densenet") else classifiers.ResNetConfig
+    make = base.tiny if model.endswith("tiny") else base
+    return make(in_channels=channels, num_outputs=outputs)
+
+
+def utility_figure(report: Report, result) -> None:
+    """Test AUROC per seed by training set (a `utility.UtilityResult`)."""
+    fig, ax = figure(5, 3.5)
+    groups = {"real": result.auc_real, "synthetic": result.auc_syn}
+    if result.auc_augmented is not None:
+        groups["real + synthetic"] = result.auc_augmented
+    for k, (name, aucs) in enumerate(groups.items()):
+        ax[0, 0].scatter([k] * len(aucs), aucs, label=name)
+    ax[0, 0].set_xticks(range(len(groups)), list(groups))
+    ax[0, 0].set(ylabel="AUROC on held-out real data", title="trained on")
+    report.figure("utility", "auc", fig, caption="test AUROC per seed by training set")

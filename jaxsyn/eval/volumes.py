@@ -1,0 +1,322 @@
+"""The volume parts of `jaxsyn evaluate`, and volume features for callers holding HU arrays.
+
+For a model that makes CT volumes (HA-GAN, MMCGAN) held as numpy arrays in Hounsfield units:
+
+    f_real = volume_features(real_hu, "pixels")                   # 2.5D: [N, 1024]
+    f_real = volume_features(real_hu, "inception", weights=PATH)  # 2.5D: [N, 2048]
+    clf = train_volume_classifier(real_hu, labels, model="resnet3d-10")
+    f_real = volume_features(real_hu, "3d-domain", classifier=clf)  # 3D: [N, 512]
+    metrics = sections.distribution_metrics(f_real, f_syn)        # FID, KID, PRDC, ...
+
+volumes_hu are float [N, D, H, W] (or one channel [N, D, H, W, 1]) in HU. Two views of them:
+  2.5D   `volume_planes`: the central axial, coronal and sagittal slices in the training window
+         (-1024, 600) HU -> [0, 1], each resized to S x S (S: the largest side, or `size`):
+         [N, 3, S, S, 1]. A 2D extractor runs on each plane; the features are averaged.
+  3D     `volume_grid`: the whole volume in the same window, trilinearly resized to
+         `size`^3 (default `VOLUME_SIZE`): [N, S, S, S, 1], the input of the 3D ResNet
+         (`jaxsyn.eval.classifiers3d`). Its "domain" features are the pooled last stage of a
+         3D classifier trained on real volumes' labels (`train_volume_classifier`).
+In the report (`jaxsyn evaluate` on folders of .nii/.nii.gz): fidelity per 2D extractor in 2.5D
+(`fidelity.<name>_2p5d`) and, with --labels (`--features domain` or by default when labels are
+given), in the 3D domain features (`fidelity.domain_3d`); privacy: pGAN's attacks on the stacked
+planes' pixels (`privacy.pairwise_attack_auc`, ...), again in the 3D domain features
+(`privacy.pairwise_attack_auc_domain_3d`, ...), with --umap in UMAP space (`..._umap`), and
+nearest training volumes of synthetic ones: L2 on the planes' pixels, cosine in the 3D domain
+features (DuMont et al. S.6); utility: `utility.tstr` with a 3D ResNet on `volume_grid`s.
+Labels of a volume folder come from its labels.csv or table.csv (the phantom's), matched to the
+file names by an id column (`id`, `patient_id`, or any column holding every file's id).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from jaxsyn.data.volumes import NIFTI_SUFFIXES
+from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.eval import features as feats
+from jaxsyn.eval.report import figure
+from jaxsyn.eval.sections import (
+    attack_section,
+    classifier_config,
+    distribution_metrics,
+    nearest_pairs,
+    targets,
+    umap_figure,
+    utility_figure,
+)
+
+WINDOW_HU = (-1024.0, 600.0)  # HA-GAN's CT window, the one the generators train in
+# Ours: the 3D ResNet's input side. MedicalNet trains on larger crops; 64^3 keeps a ResNet-10
+# affordable on CPU and still shows organs at the phantoms' 400 mm field of view (6 mm voxels).
+VOLUME_SIZE = 64
+EXTRACTORS_3D = ("3d-domain",)
+
+
+def _as_hu(volumes_hu) -> np.ndarray:
+    v = np.asarray(volumes_hu)
+    if v.ndim == 5 and v.shape[-1] == 1:
+        v = v[..., 0]
+    if v.ndim != 4 or len(v) == 0 or v.dtype.kind not in "iuf":
+        raise DataError(f"volumes: got {v.dtype} {v.shape}, expected HU numbers [N, D, H, W]")
+    return v
+
+
+def _window01(hu: np.ndarray) -> np.ndarray:
+    lo, hi = WINDOW_HU
+    return np.clip((hu.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _planes_one(hu: np.ndarray, size: int | None) -> np.ndarray:
+    from jaxsyn.data.images import resize
+    from jaxsyn.data.preview import orthogonal_slices
+
+    tiles = orthogonal_slices(hu, WINDOW_HU).astype(np.float32) / 255  # [S, 3S], radiological
+    s = tiles.shape[0]
+    planes = tiles.reshape(s, 3, s).transpose(1, 0, 2)[..., None]
+    return np.stack([resize(x, size) for x in planes]) if size else planes
+
+
+def _grid_one(hu: np.ndarray, size: int) -> np.ndarray:
+    from scipy import ndimage
+
+    x = _window01(hu)
+    if x.shape != (size,) * 3:
+        x = ndimage.zoom(x, [size / n for n in x.shape], order=1, grid_mode=True, mode="nearest")
+    return x[..., None].astype(np.float32)
+
+
+def volume_planes(volumes_hu, size: int | None = None) -> np.ndarray:
+    """Central axial, coronal and sagittal slices in [0, 1]: float32 [N, 3, S, S, 1]."""
+    v = _as_hu(volumes_hu)
+    return np.stack([_planes_one(x, size or max(v.shape[1:])) for x in v])
+
+
+def volume_grid(volumes_hu, size: int = VOLUME_SIZE) -> np.ndarray:
+    """Whole volumes windowed to [0, 1] and resized to size^3: float32 [N, S, S, S, 1]."""
+    return np.stack([_grid_one(x, size) for x in _as_hu(volumes_hu)])
+
+
+def planes_features(extract, planes: np.ndarray, *, progress: bool = False, name: str = ""):
+    """A 2D extractor's features of each plane [N, 3, S, S, C], averaged: [N, F]."""
+    per_plane = [
+        feats.extract(extract, planes[:, k], progress=progress, name=name) for k in range(3)
+    ]
+    return np.mean(per_plane, axis=0)
+
+
+def train_volume_classifier(
+    volumes_hu, labels, *, task: str = "multilabel", model: str = "resnet3d-10",
+    size: int = VOLUME_SIZE, epochs: int = 10, seed: int = 0, progress: bool = False,
+) -> tuple[dict, object]:  # fmt: skip
+    """A 3D ResNet (`model` in `sections.UTILITY_MODELS_3D`) trained on `volume_grid(volumes_hu,
+    size)` and labels ([N, L] 0/1 for "multilabel", [N] class indices for "multiclass"):
+    (variables, config), the `classifier` that `volume_features(..., "3d-domain")` takes."""
+    from jaxsyn.eval import classifiers
+
+    y = np.asarray(labels)
+    outputs = (y.reshape(len(y), -1).shape[1]) if task == "multilabel" else int(y.max()) + 1
+    config = classifier_config(model, 1, outputs)
+    if getattr(config, "spatial_dims", 2) != 3:
+        raise ConfigError(f"model {model!r} is a 2D classifier; volumes take a resnet3d-*")
+    x = volume_grid(volumes_hu, size)
+    variables = classifiers.train_classifier(config, x, y, task=task, epochs=epochs, seed=seed,
+                                             batch_size=8, progress=progress)  # fmt: skip
+    return variables, config
+
+
+def volume_features(
+    volumes_hu, extractor="pixels", *, weights: str | None = None, classifier=None,
+    size: int | None = None, batch: int = 8, progress: bool = False,
+) -> np.ndarray:  # fmt: skip
+    """Features float32 [N, F] of volumes in HU [N, D, H, W].
+
+    extractor: "pixels" or "inception" (`weights`: its file; default the installed FID weights)
+    or any 2D extractor callable: 2.5D, on `volume_planes(volumes_hu, size)` averaged over the
+    three planes; "3d-domain": `classifier` = (variables, config) from
+    `train_volume_classifier`, on `volume_grid(volumes_hu, size or VOLUME_SIZE)`. Volumes are
+    converted `batch` at a time, so memory stays bounded by the batch."""
+    from jaxsyn.eval import classifiers
+
+    v = _as_hu(volumes_hu)
+    if extractor == "3d-domain":
+        if classifier is None:
+            raise ConfigError("extractor '3d-domain' needs classifier=(variables, config), e.g. "
+                              "from train_volume_classifier")  # fmt: skip
+        variables, config = classifier
+        out = [
+            classifiers.embed(variables, config, volume_grid(v[s : s + batch], size or VOLUME_SIZE))
+            for s in tqdm(range(0, len(v), batch), "3d features", disable=not progress)
+        ]
+        return np.concatenate(out).astype(np.float32)
+    extract = extractor if callable(extractor) else feats.builtin(extractor, weights)
+    side = size or max(v.shape[1:])
+    out = [
+        planes_features(extract, volume_planes(v[s : s + batch], side))
+        for s in tqdm(range(0, len(v), batch), "2.5d features", disable=not progress)
+    ]
+    return np.concatenate(out).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# Folders of NIfTI volumes
+
+
+def _paths(folder) -> list[Path]:
+    paths = sorted(p for p in Path(folder).iterdir() if p.name.endswith(NIFTI_SUFFIXES))
+    if not paths:
+        raise DataError(f"{folder}: no .nii/.nii.gz volumes")
+    return paths
+
+
+def read_folder(folder, plane_size: int | None = None, grid_size: int | None = None,
+                progress: bool = True):  # fmt: skip
+    """(planes [N, 3, S, S, 1], grids [N, G, G, G, 1] or None, ids) of a folder's volumes, one
+    volume in memory at a time. Planes' S: the first volume's largest side or `plane_size`."""
+    from jaxsyn.data.volumes import load_volume, volume_stem
+
+    paths = _paths(folder)
+    planes, grids = [], []
+    for p in tqdm(paths, "volumes", unit="vol", disable=not progress or len(paths) < 8):
+        hu = load_volume(p).hu
+        plane_size = plane_size or max(hu.shape)
+        planes.append(_planes_one(hu, plane_size))
+        if grid_size:
+            grids.append(_grid_one(hu, grid_size))
+    shapes = {x.shape for x in planes}
+    if len(shapes) > 1:
+        raise DataError(f"{folder}: volumes of different sizes {sorted(shapes)}; pass size=")
+    return np.stack(planes), np.stack(grids) if grid_size else None, [volume_stem(p) for p in paths]
+
+
+def load_planes(folder: str | os.PathLike, size: int | None = None, progress: bool = True):
+    """The central axial, coronal and sagittal slices of every NIfTI volume in `folder`, in the
+    training HU window (-1024, 600) -> [0, 1]: float32 [N, 3, S, S, 1] (S: the volume's largest
+    side, or `size`), and the volume ids."""
+    planes, _, ids = read_folder(folder, size, None, progress)
+    return planes, ids
+
+
+def volume_labels(folder, ids: list[str], labels: list[str]) -> pd.DataFrame:
+    """The `labels` columns of a volume folder's labels.csv (or table.csv), one row per id."""
+    folder = Path(folder)
+    found = [folder / n for n in ("labels.csv", "table.csv") if (folder / n).is_file()]
+    if not found:
+        raise DataError(f"{folder}: no labels.csv or table.csv; expected one with {labels}")
+    table = pd.read_csv(found[0])
+    absent = [c for c in labels if c not in table.columns]
+    if absent:
+        raise DataError(f"{found[0]}: no column(s) {absent}; expected {labels}")
+    names = [c for c in ("id", "patient_id") if c in table.columns] + list(table.columns)
+    for c in names:
+        keys = table[c].astype(str)
+        if keys.is_unique and set(ids) <= set(keys):
+            return table.set_index(keys).loc[ids, labels].reset_index(drop=True)
+    raise DataError(f"{found[0]}: no column holds every volume's id (e.g. {ids[0]!r})")
+
+
+# ------------------------------------------------------------------------------------------------
+# Report sections
+
+
+def volumes(report, real, synthetic, holdout, features, umap, domain, seed, progress,
+            volume_size: int = VOLUME_SIZE) -> None:  # fmt: skip
+    """Fidelity and privacy of volume folders: 2.5D per 2D extractor; in the 3D domain features
+    when `domain` = (labels, model, epochs) has labels and `features` is None or names domain."""
+    labels, model, epochs = domain
+    extractors = {"pixels": None, **(features or {})}
+    use_3d = "domain" in extractors or (features is None and bool(labels))
+    extractors.pop("domain", None)
+    if use_3d and not labels:
+        raise ConfigError("--features domain needs --labels: the 3D classifier is trained on them")
+    grid = volume_size if use_3d else None
+    p_real, g_real, ids = read_folder(real, None, grid, progress)
+    size = p_real.shape[2]
+    p_syn, g_syn, _ = read_folder(synthetic, size, grid, progress)
+    p_hold, g_hold = read_folder(holdout, size, grid, progress)[:2] if holdout else (None, None)
+    report.numbers("inputs", {"n_real": len(p_real), "n_synthetic": len(p_syn),
+                              "n_holdout": 0 if p_hold is None else len(p_hold),
+                              "plane_size": size, "volume_size": grid})  # fmt: skip
+    rows = min(4, len(p_real), len(p_syn))
+    fig, ax = figure(6, 2 * rows * 0.8 + 0.5, ncols=2, nrows=rows)
+    for r in range(rows):
+        for c, (v, label) in enumerate(((p_real, "real"), (p_syn, "synthetic"))):
+            ax[r, c].imshow(np.concatenate(list(v[r, ..., 0]), axis=1), cmap="gray", vmin=0, vmax=1)
+            ax[r, c].axis("off")
+            ax[0, c].set_title(label, fontsize=8)
+    report.figure("fidelity", "slices", fig, caption="central axial, coronal, sagittal slices")
+
+    for name, path in extractors.items():
+        extract = feats.builtin(name, path)
+        f_real, f_syn = (planes_features(extract, p, progress=progress, name=name)
+                         for p in (p_real, p_syn))  # fmt: skip
+        if umap:
+            umap_figure(report, f"{name}_2p5d", f_real, f_syn, seed)
+        report.numbers(f"fidelity.{name}_2p5d", distribution_metrics(f_real, f_syn, seed),
+                       settings={"extractor": name, "weights": path, "features": "mean of the "
+                                 "axial, coronal and sagittal central slices' features",
+                                 "window_hu": list(WINDOW_HU)})  # fmt: skip
+
+    def tiles(p):  # the three planes side by side: [N, S, 3S, 1], for pictures and pixel space
+        return p.transpose(0, 2, 1, 3, 4).reshape(len(p), size, 3 * size, 1)
+
+    pix_real, pix_syn = feats.pixels(tiles(p_real)), feats.pixels(tiles(p_syn))
+    nearest_pairs(report, "nearest", tiles(p_syn), tiles(p_real), pix_syn, pix_real,
+                  metric="l2", space="pixel space of the three central slices")  # fmt: skip
+    d_real = d_syn = d_hold = None
+    if use_3d:
+        t_real = volume_labels(real, ids, labels)
+        task, outputs, y = targets(labels, t_real)
+        config = classifier_config(model, 1, outputs)
+        if getattr(config, "spatial_dims", 2) != 3:
+            raise ConfigError(f"--utility-model {model!r} is 2D; volumes take {EXTRACTORS_3D} "
+                              "features from a resnet3d-*")  # fmt: skip
+        from jaxsyn.eval import classifiers
+
+        variables = classifiers.train_classifier(config, g_real, y(t_real), task=task,
+                                                 epochs=epochs, batch_size=8, seed=0,
+                                                 progress=progress)  # fmt: skip
+        d_real, d_syn = (classifiers.embed(variables, config, g) for g in (g_real, g_syn))
+        d_hold = None if g_hold is None else classifiers.embed(variables, config, g_hold)
+        if umap:
+            umap_figure(report, "domain_3d", d_real, d_syn, seed)
+        report.numbers("fidelity.domain_3d", distribution_metrics(d_real, d_syn, seed),
+                       settings={"extractor": f"{model} trained on --real's {labels} (seed 0, "
+                                 f"{epochs} epochs), pooled last stage", "volume_size": grid,
+                                 "window_hu": list(WINDOW_HU)})  # fmt: skip
+        nearest_pairs(report, "nearest_domain_3d", tiles(p_syn), tiles(p_real), d_syn, d_real,
+                      metric="cosine", space="the real-trained 3D classifier's features")  # fmt: skip
+    if p_hold is None:
+        report.text("privacy", "Membership attacks skipped: they need --holdout.")
+        report.numbers("privacy", {"pairwise_attack_auc": None, "distribution_attack_auc": None})
+        return
+    attack_section(report, "pixels of the three central slices", pix_real, pix_syn,
+                   feats.pixels(tiles(p_hold)), seed=seed, umap=umap)  # fmt: skip
+    if d_hold is not None:
+        attack_section(report, "3D domain features", d_real, d_syn, d_hold, seed=seed,
+                       umap=umap, key_suffix="_domain_3d")  # fmt: skip
+
+
+def volume_utility(report, real, synthetic, test, labels, model, epochs, augment, progress,
+                   volume_size: int = VOLUME_SIZE) -> None:  # fmt: skip
+    """TRTR vs TSTR with a 3D ResNet on the volume folders' labels, tested on `test`."""
+    from jaxsyn.eval import utility
+
+    sets = {}
+    for name, folder in (("real", real), ("synthetic", synthetic), ("test", test)):
+        _, g, ids = read_folder(folder, None, volume_size, progress)
+        sets[name] = (g, volume_labels(folder, ids, labels))
+    task, outputs, y = targets(labels, sets["real"][1])
+    config = classifier_config(model, 1, outputs)
+    if getattr(config, "spatial_dims", 2) != 3:
+        raise ConfigError(f"--utility-model {model!r} is 2D; volumes take a resnet3d-*")
+    pairs = [(g, y(t)) for g, t in sets.values()]
+    result = utility.tstr(*pairs, model=config, task=task, epochs=epochs, augment=augment,
+                          batch_size=8, progress=progress)  # fmt: skip
+    report.numbers("utility", result.asdict(), settings={"labels": labels, "model": model,
+                   "volume_size": volume_size, "window_hu": list(WINDOW_HU)})  # fmt: skip
+    utility_figure(report, result)
