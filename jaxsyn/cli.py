@@ -376,6 +376,7 @@ def _evaluate(args) -> None:
         utility_epochs=args.utility_epochs,
         augment=args.augment,
         occlusion=args.occlusion,
+        volume_size=args.volume_size,
         seed=args.seed,
     )
     print(f"wrote {index} and report.json")
@@ -487,17 +488,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME[=PATH]",
-        help="pixels, inception[=WEIGHTS], domain (default: pixels + inception if installed)",
+        help="pixels, inception[=WEIGHTS], domain (default: pixels + inception if installed; "
+        "volumes with --labels: + the 3D domain features)",
     )
-    p.add_argument("--umap", action="store_true", help="UMAP figures (the umap extra)")
+    p.add_argument(
+        "--umap", action="store_true", help="UMAP figures and UMAP-space attacks (umap extra)"
+    )
     p.add_argument("--test", type=Path, help="utility: held-out real data with labels")
     p.add_argument("--labels", help="utility: label columns a,b (tables: the target column)")
     p.add_argument(
         "--utility-model",
-        default="densenet121",
-        help="densenet121, resnet18, densenet-tiny or resnet-tiny",
+        default=None,
+        help="images: densenet121 (default), resnet18, densenet-tiny, resnet-tiny; volumes: "
+        "resnet3d-10 (default), resnet3d-18, resnet3d-tiny; tables: hgb (default) or mlp",
     )
     p.add_argument("--utility-epochs", type=int, default=10)
+    p.add_argument(
+        "--volume-size", type=int, default=64, help="volumes: side of the 3D classifier's input"
+    )
     p.add_argument("--augment", action="store_true", help="utility: also train on real + synthetic")
     p.add_argument(
         "--occlusion", action="store_true", help="utility: occlusion maps, real vs synthetic"
