@@ -12,8 +12,9 @@ from PIL import Image
 from jaxsyn.cli import main
 from jaxsyn.data.phantoms import cxr
 from jaxsyn.data.phantoms.ct import clinical_table
-from jaxsyn.errors import DataError
+from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.eval.evaluate import evaluate
+from jaxsyn.eval.tables import table_utility
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,12 @@ def test_table_utility(tmp_path):
     u = json.loads((tmp_path / "r" / "report.json").read_text())["utility"]
     assert 0.6 < u["auc_real"][0] <= 1 and 0.6 < u["auc_syn"][0] <= 1  # same generative story
     assert abs(u["difference"]["mean"]) < 0.1
+    assert main([*argv, "--utility-model", "mlp", "--out", str(tmp_path / "m")]) == 0
+    u = json.loads((tmp_path / "m" / "report.json").read_text())["utility"]
+    assert u["model"] == "MLPClassifier" and u["settings"]["model"] == "mlp"
+    assert 0.6 < u["auc_real"][0] <= 1 and abs(u["difference"]["mean"]) < 0.15
+    with pytest.raises(ConfigError, match="tables take one of"):
+        table_utility(None, "real.csv", "syn.csv", "test.csv", ["hypertension"], False, "resnet18")
 
 
 def test_volume_report_2_5d(tmp_path):
