@@ -5,7 +5,7 @@ built by `pip install`), XLA elsewhere or when the extension is absent. `availab
 the oneDNN path can run, `info()` what `implementation=None` picks and why.
 """
 
-from jaxsyn.kernels.conv3d import (
+from jaxsyn.kernels.conv import (
     ENV,
     IMPLEMENTATIONS,
     KernelUnavailableError,

@@ -229,7 +229,26 @@ def conv3d_xla(x, w, stride=(1, 1, 1), padding: Pads = ((0, 0),) * 3, dilation=(
     )
 
 
-def _call(name: str, out: jax.ShapeDtypeStruct, a, b, stride, padding, dilation):
+def _varying(x) -> frozenset:
+    """The shard_map mesh axes `x` varies over (empty outside shard_map)."""
+    mat = getattr(jax.typeof(x), "mat", None)
+    return mat.varying if mat is not None else frozenset()
+
+
+def _same_varying(x, w):
+    """Cast x and w to vary over the same mesh axes (what lax's conv does implicitly): an FFI
+    call needs equal ones, and AD turns the cast of replicated weights into a psum of dw."""
+    vx, vw = _varying(x), _varying(w)
+    if vw - vx:
+        x = lax.pcast(x, tuple(sorted(vw - vx)), to="varying")
+    if vx - vw:
+        w = lax.pcast(w, tuple(sorted(vx - vw)), to="varying")
+    return x, w
+
+
+def _call(name: str, shape, a, b, stride, padding, dilation):
+    # the operand's type with the result's shape: same dtype, mesh sharding and varying axes
+    out = jax.typeof(a).update(shape=tuple(shape), weak_type=False)
     return jax.ffi.ffi_call(_TARGET.format(name), out, vmap_method="sequential")(
         a,
         b,
@@ -248,8 +267,7 @@ def _onednn(x, w, stride, padding, dilation):
             x.shape[1:4], w.shape[:3], stride, dilation, padding, strict=True
         )
     ]
-    out = jax.ShapeDtypeStruct((x.shape[0], *spatial, w.shape[4]), x.dtype)
-    return _call("conv3d_fwd", out, x, w, stride, padding, dilation)
+    return _call("conv3d_fwd", (x.shape[0], *spatial, w.shape[4]), x, w, stride, padding, dilation)
 
 
 def _onednn_fwd(x, w, stride, padding, dilation):
@@ -259,18 +277,8 @@ def _onednn_fwd(x, w, stride, padding, dilation):
 def _onednn_bwd(stride, padding, dilation, residuals, dy):
     x, w = residuals
     dy = dy.astype(x.dtype)
-    dx = _call(
-        "conv3d_bwd_data", jax.ShapeDtypeStruct(x.shape, x.dtype), dy, w, stride, padding, dilation
-    )
-    dw = _call(
-        "conv3d_bwd_weights",
-        jax.ShapeDtypeStruct(w.shape, w.dtype),
-        x,
-        dy,
-        stride,
-        padding,
-        dilation,
-    )
+    dx = _call("conv3d_bwd_data", x.shape, dy, w, stride, padding, dilation)
+    dw = _call("conv3d_bwd_weights", w.shape, x, dy, stride, padding, dilation)
     return dx, dw
 
 
@@ -314,7 +322,7 @@ def conv3d(
         raise KernelUnavailableError(f"conv3d: the oneDNN path was {how} but cannot run: {why_not}")
     if implementation == "xla":
         return conv3d_xla(x, w, stride, padding, dilation)
-    return _onednn(x, w, stride, padding, dilation)
+    return _onednn(*_same_varying(x, w), stride, padding, dilation)
 
 
 def _why_not_onednn(x, w, stride, padding, dilation) -> str | None:
