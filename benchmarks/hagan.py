@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/hagan.py --size 128 --batch 4 --steps 3
     .venv/bin/python benchmarks/hagan.py --size 256 --what generate --impl jaxsyn
     .venv/bin/python benchmarks/hagan.py --size 256 --what cli --impl jaxsyn   # `jaxsyn generate`
+    .venv/bin/python benchmarks/hagan.py --size 128 --what train --conv both   # oneDNN vs XLA convs
 
 Prints one JSON object per line per implementation: impl, size, batch, iteration_seconds (median
 of --steps training iterations after one warm-up: D, G, E^H and E^G steps), volume_seconds (one
@@ -10,6 +11,9 @@ full-resolution volume, median of 2 after warm-up; jaxsyn: chunked G^H), peak_rs
 process that ran it: training and generation each run in their own process), and for jaxsyn
 compiled_bytes_onepass / compiled_bytes_chunked (XLA's memory_analysis of generation).
 The torch side is `benchmarks/hagan_torch.py` (the `bench` extra); skipped if torch is absent.
+`--conv` picks jaxsyn's 3D convolution path (jaxsyn.kernels: `auto`, `xla`, `onednn`, or `both`
+for one jaxsyn row per path, each in its own child processes via $JAXSYN_CONV3D); each jaxsyn row
+says which path ran (`conv`).
 Data are random volumes in [-1, 1]: throughput does not depend on them.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -149,6 +154,9 @@ def jaxsyn_cli_generate(size: int, chunk: int) -> dict:
 
 def child(args) -> None:
     """Run one measurement in this process and print its JSON."""
+    from jaxsyn import kernels
+
+    conv = kernels.info()["implementation"] or kernels.info()["float32"]
     if args.what == "train":
         result = jaxsyn_train(args.size, args.batch, args.steps)
     elif args.what == "generate":
@@ -157,11 +165,11 @@ def child(args) -> None:
         result = jaxsyn_cli_generate(args.size, args.chunk)
     else:
         result = jaxsyn_memory(args.size, args.chunk)
-    print(json.dumps({**result, "peak_rss_bytes": rss_bytes()}))
+    print(json.dumps({**result, "conv": conv, "peak_rss_bytes": rss_bytes()}))
 
 
-def run_child(cmd: list[str]) -> dict:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def run_child(cmd: list[str], env: dict | None = None) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -179,13 +187,21 @@ def main() -> None:
     parser.add_argument("--impl", choices=("jaxsyn", "torch", "both"), default="both")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--unfused", action="store_true", help="jaxsyn: reference upsample+conv")
+    parser.add_argument(
+        "--conv",
+        choices=("auto", "xla", "onednn", "both"),
+        default="auto",
+        help="jaxsyn: 3D convolution path (jaxsyn.kernels); both: a row for xla and for onednn",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
     whats = ("train", "generate") if args.what == "both" else (args.what,)
     common = ["--size", str(args.size), "--batch", str(args.batch), "--steps", str(args.steps)]
-    if args.impl in ("jaxsyn", "both"):
+    convs = ("xla", "onednn") if args.conv == "both" else (args.conv,)
+    for conv in convs if args.impl in ("jaxsyn", "both") else ():
+        env = {**os.environ, "JAXSYN_CONV3D": conv}
         row = {"impl": "jaxsyn", "size": args.size, "batch": args.batch, "steps": args.steps}
         for what in (*whats, "memory") if "generate" in whats else whats:
             cmd = [
@@ -199,7 +215,7 @@ def main() -> None:
                 str(args.chunk),
                 *common,
             ]
-            result = run_child(cmd)
+            result = run_child(cmd, env)
             row[f"peak_rss_bytes_{what}"] = result.pop("peak_rss_bytes")
             row.update(result)
         row.pop("peak_rss_bytes_memory", None)  # the compile-only child measures nothing real
