@@ -26,7 +26,14 @@ D = jax.jit(model.apply_discriminator, static_argnames=("config", "stage"))
 
 @pytest.fixture(scope="module")
 def params():
-    return jax.jit(model.init, static_argnums=1)(jax.random.key(0), TINY)
+    """Parameters of `init`'s shapes drawn on the host (kernels N(0, 1) as the equalized-lr
+    storage; biases small, non-zero): no compiled init, which costs seconds on two cores."""
+    rng = np.random.default_rng(0)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), TINY))
+    return jax.tree_util.tree_map_with_path(
+        lambda path, s: rng.normal(0, 1 if "kernel" in str(path) else 0.1, s.shape).astype(s.dtype),
+        shapes,
+    )
 
 
 def _inputs(n=4, seed=1):
@@ -38,7 +45,7 @@ def _inputs(n=4, seed=1):
 
 def test_shapes_and_one_tree_for_every_stage(params):
     z, y = _inputs()
-    for stage in (4, 8, 16):
+    for stage in (8, 16):
         x = G(params["g"], z, y, TINY, stage, 0.5)
         assert x.shape == (4, stage, stage, 1) and x.dtype == jnp.float32
         score, aux = D(params["d"], x, TINY, stage, 0.5)
