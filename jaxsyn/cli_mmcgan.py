@@ -110,6 +110,15 @@ def report(args) -> None:
         umap=None if not args.no_umap else False,
         seed=args.seed,
     )
+    import json
+
+    conditioning = json.loads((args.out / "report.json").read_text())["conditioning"]
+    for cohort in ("real", "synthetic"):
+        r = conditioning[cohort]["spearman_class_fat"]
+        print(
+            f"{cohort}: Spearman rho({args.class_column}, fat fraction) = {r['rho']:.3f} "
+            f"(p = {r['p_value']:.2g}, n = {r['n']})"
+        )
     print(f"wrote {index} and report.json")
 
 

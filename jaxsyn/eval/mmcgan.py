@@ -257,9 +257,9 @@ def mmcgan_report(
         )
         from jaxsyn.eval.privacy import encode_table
 
-        er, es = encode_table(
-            real_rows.drop(columns=[class_column]), syn_rows.drop(columns=[class_column])
-        )
+        fit = real_rows.drop(columns=[class_column])
+        er = encode_table(fit)
+        es = encode_table(syn_rows.drop(columns=[class_column]), fit_on=fit)
         report.figure("umap", "clinical", umap_figure(er, es, c_real, c_syn, "clinical rows", seed))
     else:
         report.text(
