@@ -6,6 +6,10 @@ term differentiates through D twice and every loss is summed per device, then ac
 results agree to rounding, not bit for bit). These configs raise Adam's eps to 1e-2: with the
 papers' beta1 = 0 and eps = 1e-8, a first update is lr * sign(g), so a near-zero gradient whose
 sign rounding flips moves a weight by 2 lr - amplified rounding, not a sharding error.
+For cpD-GAN the optimiser state is left out of the comparison: with beta1 = 0 Adam's first moment
+*is* the step's raw gradient, and a few of G's (dense_4 and CPN biases, sums over every pixel of
+the batch of terms that largely cancel) differ by up to ~1e-3 between summation orders; the
+parameters Adam makes of them, the losses and the metrics agree within 1e-4.
 The compiled-step tests are `slow` (minutes on a loaded 2-core machine: every stage compiles
 a WGAN-GP step with a double backward pass, for 1 and for 8 devices).
 """
@@ -86,6 +90,8 @@ def test_sharded_step_matches_single_device(cohort, config):
     one = _steps(parallel.make_mesh(devices[:1]), config, batches)
     eight = _steps(parallel.make_mesh(devices), config, batches)
     for (s1, m1), (s8, m8) in zip(one, eight, strict=True):
+        if config is CPD:  # Adam's moments are the raw gradients: see the module docstring
+            s1, s8 = ({k: v for k, v in s.items() if ".opt_state" not in k} for s in (s1, s8))
         assert_trees_close(s8, s1, **TOL)
         assert_trees_close(m8, m1, **TOL)
     start = host(gan2d.init_state(config))
