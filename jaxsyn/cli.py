@@ -477,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_generate)
 
     p = verbs.add_parser(
-        "evaluate", help="fidelity and privacy of synthetic images or tables: an HTML report"
+        "evaluate",
+        help="fidelity, utility and privacy of synthetic images, volumes or tables: a report",
     )
     p.add_argument("--real", type=Path, required=True, help="the generator's training data")
     p.add_argument("--synthetic", type=Path, required=True, help="generated data, same kind")
