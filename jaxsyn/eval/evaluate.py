@@ -45,18 +45,25 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 DEFAULT_MODELS = {"images": "densenet121", "volumes": "resnet3d-10", "table": "hgb"}
 
 
-def kind_of(path: str | os.PathLike) -> str:
-    """ "images", "volumes" or "table" for a data path (a folder of NIfTI volumes, a folder with
-    labels.csv, a table file, or a folder holding synthetic.parquet)."""
+def kind_of(path: str | os.PathLike, prefer: str | None = None) -> str:
+    """ "images", "volumes" or "table" for a data path: a folder of NIfTI volumes (with
+    labels.csv or table.csv for --labels), a folder with labels.csv (images), a table file, or a
+    folder holding synthetic.parquet. A folder with both volumes and synthetic.parquet (MMCGAN's
+    `jaxsyn generate`) is `prefer` ("volumes" or "table": --real's kind), else "table"."""
     path = Path(path)
     if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
         return "table"
-    if path.is_dir() and any(p.name.endswith(NIFTI_SUFFIXES) for p in path.iterdir()):
-        return "volumes"  # before labels.csv: a volume folder may carry one for --labels
-    if path.is_dir() and (path / "labels.csv").is_file():
-        return "images"
-    if path.is_dir() and (path / "synthetic.parquet").is_file():
-        return "table"
+    if path.is_dir():
+        volumes = any(p.name.endswith(NIFTI_SUFFIXES) for p in path.iterdir())
+        table = (path / "synthetic.parquet").is_file()
+        if volumes and table:
+            return prefer if prefer in ("volumes", "table") else "table"
+        if volumes:
+            return "volumes"  # before labels.csv: a volume folder may carry one for --labels
+        if (path / "labels.csv").is_file():
+            return "images"
+        if table:
+            return "table"
     raise DataError(
         f"{path}: neither an image folder (with labels.csv), a folder of NIfTI volumes, nor a "
         "table (.csv/.parquet, or a folder with synthetic.parquet)"
@@ -95,7 +102,8 @@ def evaluate(
     and one trained on synthetic images (seed 0), side by side."""
     from jaxsyn.eval import images, tables, volumes
 
-    kinds = {kind_of(real), kind_of(synthetic)} | ({kind_of(holdout)} if holdout else set())
+    first = kind_of(real)
+    kinds = {first, kind_of(synthetic, first)} | ({kind_of(holdout, first)} if holdout else set())
     if len(kinds) > 1:
         raise DataError(f"--real, --synthetic and --holdout are {sorted(kinds)}; expected one kind")
     (kind,) = kinds

@@ -176,7 +176,8 @@ def _paths(folder) -> list[Path]:
 def read_folder(folder, plane_size: int | None = None, grid_size: int | None = None,
                 progress: bool = True):  # fmt: skip
     """(planes [N, 3, S, S, 1], grids [N, G, G, G, 1] or None, ids) of a folder's volumes, one
-    volume in memory at a time. Planes' S: the first volume's largest side or `plane_size`."""
+    volume in memory at a time. Planes' S: the first volume's largest side or `plane_size`
+    (every volume's planes are resized to it)."""
     from jaxsyn.data.volumes import load_volume, volume_stem
 
     paths = _paths(folder)
@@ -187,27 +188,26 @@ def read_folder(folder, plane_size: int | None = None, grid_size: int | None = N
         planes.append(_planes_one(hu, plane_size))
         if grid_size:
             grids.append(_grid_one(hu, grid_size))
-    shapes = {x.shape for x in planes}
-    if len(shapes) > 1:
-        raise DataError(f"{folder}: volumes of different sizes {sorted(shapes)}; pass size=")
     return np.stack(planes), np.stack(grids) if grid_size else None, [volume_stem(p) for p in paths]
 
 
 def load_planes(folder: str | os.PathLike, size: int | None = None, progress: bool = True):
     """The central axial, coronal and sagittal slices of every NIfTI volume in `folder`, in the
-    training HU window (-1024, 600) -> [0, 1]: float32 [N, 3, S, S, 1] (S: the volume's largest
-    side, or `size`), and the volume ids."""
+    training HU window (-1024, 600) -> [0, 1]: float32 [N, 3, S, S, 1] (S: the first volume's
+    largest side, or `size`), and the volume ids."""
     planes, _, ids = read_folder(folder, size, None, progress)
     return planes, ids
 
 
 def volume_labels(folder, ids: list[str], labels: list[str]) -> pd.DataFrame:
-    """The `labels` columns of a volume folder's labels.csv (or table.csv), one row per id."""
+    """The `labels` columns of a volume folder's labels.csv (or table.csv, or synthetic.parquet
+    as MMCGAN's `jaxsyn generate` writes), one row per id."""
     folder = Path(folder)
-    found = [folder / n for n in ("labels.csv", "table.csv") if (folder / n).is_file()]
+    names = ("labels.csv", "table.csv", "synthetic.parquet")
+    found = [folder / n for n in names if (folder / n).is_file()]
     if not found:
-        raise DataError(f"{folder}: no labels.csv or table.csv; expected one with {labels}")
-    table = pd.read_csv(found[0])
+        raise DataError(f"{folder}: none of {names}; expected one with the columns {labels}")
+    table = pd.read_parquet(found[0]) if found[0].suffix == ".parquet" else pd.read_csv(found[0])
     absent = [c for c in labels if c not in table.columns]
     if absent:
         raise DataError(f"{found[0]}: no column(s) {absent}; expected {labels}")

@@ -82,3 +82,16 @@ def test_cosine_nearest_pairs_match_brute_force(tmp_path):
     np.testing.assert_allclose(got["distance"], brute.min(1), rtol=1e-12, atol=1e-12)
     assert got["settings"]["metric"] == "cosine"
     assert (tmp_path / "figures" / "privacy_nn.png").is_file()
+
+
+def test_kind_of_volume_folders(tmp_path):
+    from jaxsyn.eval.evaluate import kind_of
+
+    (tmp_path / "P0.nii.gz").touch()
+    (tmp_path / "labels.csv").write_text("id,y\nP0,1\n")
+    assert kind_of(tmp_path) == "volumes"  # labels.csv beside volumes: labels, not images
+    pd.DataFrame({"patient_id": ["P0"], "y": [0]}).to_parquet(tmp_path / "synthetic.parquet")
+    assert kind_of(tmp_path) == "table"  # MMCGAN's output: volumes and their table ...
+    assert kind_of(tmp_path, "volumes") == "volumes"  # ... read as --real's kind
+    (tmp_path / "labels.csv").unlink()
+    assert volumes.volume_labels(tmp_path, ["P0"], ["y"])["y"].tolist() == [0]
