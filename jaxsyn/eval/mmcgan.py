@@ -11,8 +11,9 @@
     association heat maps (Figs. 3, A.5), with the tabular quality scores;
   * UMAPs of image features and of clinical rows fitted on real and applied to both (Fig. 2),
     when umap-learn is installed (the `umap` extra); otherwise the report says so.
-Image features for the UMAP are the 2.5D pixel features of the evaluation suite (central axial,
-coronal and sagittal slices, downsampled); no pretrained MedicalNet weights are available offline.
+Image features for the UMAP are the evaluation suite's 2.5D pixel features
+(`jaxsyn.eval.volumes.volume_features`: central axial, coronal and sagittal slices); the paper
+used a pretrained MedicalNet, whose weights are not available offline.
 """
 
 from __future__ import annotations
@@ -148,15 +149,6 @@ def univariate_figure(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list
     return fig
 
 
-def planes(hu: np.ndarray, size: int = 32) -> np.ndarray:
-    """2.5D pixel features: central axial, coronal, sagittal slices, block-averaged to size²."""
-    d = hu.shape[0]
-    cuts = (hu[d // 2], hu[:, d // 2], hu[:, :, d // 2])
-    f = max(1, d // size)
-    out = [c[: f * size, : f * size].reshape(size, f, size, f).mean((1, 3)) for c in cuts]
-    return np.concatenate([o.ravel() for o in out]).astype(np.float32) / 1000.0
-
-
 def umap_figure(real: np.ndarray, synthetic: np.ndarray, classes_real, classes_syn, title: str,
                 seed: int = 0):  # fmt: skip
     """2-D UMAP fitted on the real features and applied to both, coloured by class."""
@@ -248,8 +240,10 @@ def mmcgan_report(
         except ImportError:
             umap = False
     if umap and len(hu_real) >= 5:
-        fr = np.stack([planes(h) for h in hu_real])
-        fs = np.stack([planes(h) for h in hu_syn])
+        from jaxsyn.eval.volumes import volume_features
+
+        fr = volume_features(np.stack(hu_real), "pixels")
+        fs = volume_features(np.stack(hu_syn), "pixels")
         report.figure(
             "umap",
             "images",
