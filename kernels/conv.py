@@ -88,7 +88,13 @@ class _Extension:
 
 def _preload_libdnnl() -> str:
     """Load libdnnl.so.3 (from the onednn-cpu-gomp wheel, which installs it into <prefix>/lib,
-    outside the loader's search path) with RTLD_GLOBAL, so the extension's dependency resolves."""
+    outside the loader's search path) with RTLD_GLOBAL, so the extension's dependency resolves.
+
+    Unless the user chose otherwise, OpenMP threads sleep when idle (OMP_WAIT_POLICY=PASSIVE, read
+    when libgomp loads): with GNU OpenMP's default spinning, every small convolution waited
+    tens of milliseconds for its team on a busy 2-core machine (0.3 ms passive), while large
+    ones ran as fast either way (benchmarks/RESULTS.md)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     candidates = []
     try:
         files = importlib.metadata.files("onednn-cpu-gomp") or []
@@ -137,6 +143,7 @@ def info() -> dict:
             isa=module.isa(),
             library=_EXT.library,
             omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
+            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
         )
     return facts
 
