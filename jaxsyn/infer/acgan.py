@@ -19,7 +19,6 @@ label vectors from the training data's label combinations (those agreeing with
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +33,7 @@ from jaxsyn import files
 from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.data.phantoms import images2d
 from jaxsyn.errors import ConfigError
+from jaxsyn.infer import run_info
 from jaxsyn.models import acgan as model
 
 FAMILY = "acgan"
@@ -41,17 +41,7 @@ FAMILY = "acgan"
 
 def read_info(run_dir: str | os.PathLike, families: tuple[str, ...] = (FAMILY,)) -> dict:
     """config.json of a run folder, checked to be one of `families` (default: AC-GAN)."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ConfigError(
-            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train "
-            f"{'|'.join(families)}`"
-        )
-    info = json.loads(path.read_text())
-    if info.get("family") not in families:
-        expected = " or ".join(repr(f) for f in families)
-        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected {expected}")
-    return info
+    return run_info(run_dir, families)
 
 
 def load_generator(run_dir: str | os.PathLike) -> tuple[model.ACGANConfig, Any, Any, dict]:

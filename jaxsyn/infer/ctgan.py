@@ -46,6 +46,7 @@ from jaxsyn import files
 from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.data.tabular import TableTransformer, condition_vector
 from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.infer import run_info
 from jaxsyn.models import ctgan as model
 from jaxsyn.models.ctgan import CTGANConfig
 
@@ -261,13 +262,7 @@ def _range(name: str, value: Any) -> tuple[float, float]:
 
 
 def read_info(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: no config.json; expected a folder made by `jaxsyn train`")
-    info = json.loads(path.read_text())
-    if info.get("family") != "ctgan":
-        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected 'ctgan'")
-    return info
+    return run_info(run_dir, ("ctgan",))
 
 
 def write_table(

@@ -16,7 +16,6 @@ The result equals one-pass generation within float32 rounding (tests/models/test
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.data.volumes import Volume, diagonal_affine, save_nifti, unwindow
 from jaxsyn.errors import ConfigError
 from jaxsyn.files import MANIFEST, atomic_dir, tree_files, write_json
+from jaxsyn.infer import run_info
 from jaxsyn.models.hagan import Generator, HAGANConfig, conditions_vector, init
 from jaxsyn.nn.layers import group_stats
 
@@ -182,14 +182,7 @@ def compiled_memory(params, zc, config: HAGANConfig, chunk: int = 4) -> dict[str
 def load_generator(run_dir: str | os.PathLike) -> tuple[HAGANConfig, dict, dict]:
     """(model config, generator params, run info) from a run folder; reads only G's arrays."""
     run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ConfigError(
-            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train hagan`"
-        )
-    info = json.loads(path.read_text())
-    if info.get("family") != "hagan":
-        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected 'hagan'")
+    info = run_info(run_dir, ("hagan",))
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in info["model"].items()}
     config = HAGANConfig(**fields)
     shapes = jax.eval_shape(functools.partial(init, config=config), jax.random.key(0))

@@ -45,6 +45,7 @@ from jaxsyn.data.volumes import (
 )
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.infer import hagan as hagan_infer
+from jaxsyn.infer import run_info
 from jaxsyn.models import ctgan as tab_model
 from jaxsyn.models import mmcgan as model
 from jaxsyn.models.ctgan import CTGANConfig
@@ -56,15 +57,7 @@ ENCODERS = ("eh", "eg")
 
 
 def read_info(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ConfigError(
-            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train mmcgan`"
-        )
-    info = json.loads(path.read_text())
-    if info.get("family") != "mmcgan":
-        raise ConfigError(f"{path}: field family is {info.get('family')!r}; expected 'mmcgan'")
-    return info
+    return run_info(run_dir, ("mmcgan",))
 
 
 def model_config(info: dict) -> MMCGANConfig:
