@@ -19,13 +19,14 @@ from setuptools.command.build_ext import build_ext
 NAME = "jaxsyn.kernels._onednn"
 
 
-def _dist_file(dist: str, name: str) -> Path | None:
+def _dist_file(dist: str, suffix: str) -> Path | None:
+    """The installed file of distribution `dist` whose path ends with `suffix`."""
     try:
         files = importlib.metadata.files(dist) or []
     except importlib.metadata.PackageNotFoundError:
         return None
     for f in files:
-        if f.name == name:
+        if f.as_posix().endswith(suffix):
             return Path(f.locate()).resolve()
     return None
 
@@ -43,9 +44,9 @@ def _ffi_include() -> str:
 
 
 def _onednn_paths() -> tuple[str, str]:
-    header = _dist_file("onednn-devel-cpu-gomp", "dnnl.hpp")
-    header = header if header and header.parent.name == "dnnl" else None
-    library = _dist_file("onednn-cpu-gomp", "libdnnl.so.3")
+    # (the wheel also ships a top-level include/dnnl.hpp; the include root is oneapi/dnnl's grandparent)
+    header = _dist_file("onednn-devel-cpu-gomp", "include/oneapi/dnnl/dnnl.hpp")
+    library = _dist_file("onednn-cpu-gomp", "lib/libdnnl.so.3")
     prefix = Path(sys.prefix)
     if header is None and (prefix / "include/oneapi/dnnl/dnnl.hpp").is_file():
         header = prefix / "include/oneapi/dnnl/dnnl.hpp"
