@@ -22,8 +22,11 @@ TARGET = "jaxsyn_onednn_conv3d_fwd"
 WIDE = hagan.HAGANTrainConfig.tiny(model=HAGANConfig.tiny(batch_size=8, groups=4))
 
 
+@pytest.mark.slow  # two HA-GAN steps compiled for 8 devices: 20 s warm, ~3 min from a cold cache
 @pytest.mark.skipif(not kernels.available(), reason="oneDNN extension not built")
 def test_sharded_step_with_onednn_equals_xla():
+    """(In `make test`, tests/train/test_hagan_train.py already runs the 8- vs 1-device step on the
+    default path, oneDNN where built; this pins oneDNN against XLA on the whole step.)"""
     c = WIDE.model
     rng = np.random.default_rng(0)
     volume = rng.uniform(-1, 1, (8, c.size, c.size, c.size, 1)).astype(np.float32)
