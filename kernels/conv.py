@@ -253,9 +253,10 @@ def _same_varying(x, w):
     return x, w
 
 
-def _call(name: str, shape, a, b, stride, padding, dilation):
-    # the operand's type with the result's shape: same dtype, mesh sharding and varying axes
-    out = jax.typeof(a).update(shape=tuple(shape), weak_type=False)
+def _call(name: str, out, a, b, stride, padding, dilation):
+    """`out`: the result's type, taken from an operand of the same layout so that it keeps its
+    dtype, mesh sharding and the shard_map axes it varies over."""
+    out = out.update(weak_type=False)
     return jax.ffi.ffi_call(_TARGET.format(name), out, vmap_method="sequential")(
         a,
         b,
@@ -274,7 +275,8 @@ def _onednn(x, w, stride, padding, dilation):
             x.shape[1:4], w.shape[:3], stride, dilation, padding, strict=True
         )
     ]
-    return _call("conv3d_fwd", (x.shape[0], *spatial, w.shape[4]), x, w, stride, padding, dilation)
+    out = jax.typeof(x).update(shape=(x.shape[0], *spatial, w.shape[4]))
+    return _call("conv3d_fwd", out, x, w, stride, padding, dilation)
 
 
 def _onednn_fwd(x, w, stride, padding, dilation):
@@ -284,8 +286,8 @@ def _onednn_fwd(x, w, stride, padding, dilation):
 def _onednn_bwd(stride, padding, dilation, residuals, dy):
     x, w = residuals
     dy = dy.astype(x.dtype)
-    dx = _call("conv3d_bwd_data", x.shape, dy, w, stride, padding, dilation)
-    dw = _call("conv3d_bwd_weights", w.shape, x, dy, stride, padding, dilation)
+    dx = _call("conv3d_bwd_data", jax.typeof(x), dy, w, stride, padding, dilation)
+    dw = _call("conv3d_bwd_weights", jax.typeof(w), x, dy, stride, padding, dilation)
     return dx, dw
 
 
