@@ -46,12 +46,17 @@ def _ffi_include() -> str:
 def _onednn_paths() -> tuple[str, str]:
     # (the wheel also ships a top-level include/dnnl.hpp; the include root is oneapi/dnnl's grandparent)
     header = _dist_file("onednn-devel-cpu-gomp", "include/oneapi/dnnl/dnnl.hpp")
-    library = _dist_file("onednn-cpu-gomp", "lib/libdnnl.so.3")
+    library = _dist_file("onednn-cpu-gomp", "libdnnl.so.3")
     prefix = Path(sys.prefix)
     if header is None and (prefix / "include/oneapi/dnnl/dnnl.hpp").is_file():
         header = prefix / "include/oneapi/dnnl/dnnl.hpp"
-    if library is None and (prefix / "lib/libdnnl.so.3").is_file():
-        library = prefix / "lib/libdnnl.so.3"
+    # In pip's isolated build the runtime wheel sits in the build environment beside the headers
+    # (<env>/include, <env>/lib), not yet in the target environment.
+    candidates = [library] if library is not None and library.is_file() else []
+    if header is not None:
+        candidates.append(header.parents[3] / "lib" / "libdnnl.so.3")
+    candidates.append(prefix / "lib" / "libdnnl.so.3")
+    library = next((c for c in candidates if c.is_file()), None)
     if header is None or library is None:
         raise RuntimeError(
             "oneDNN 3.2 headers or library not found (pip install onednn-devel-cpu-gomp==2023.2.0)"
