@@ -53,15 +53,17 @@ $(VENV)/.installed-fid: | $(BIN)/python
 
 # The install builds jaxsyn.kernels' oneDNN extension (setup.py); this says whether it loaded, so
 # a CI log shows that tests/kernels ran on the oneDNN path and not skipped.
+# --dist loadfile: a module's tests share one worker, so its module-scoped fixtures (a trained
+# run, compiled steps) are built once instead of once per worker.
 test: $(VENV)/.installed-dev $(VENV)/.installed-fid
 	$(BIN)/python -c "import jaxsyn.kernels as k; print('jaxsyn.kernels:', k.info())"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test-slow: $(VENV)/.installed-dev $(VENV)/.installed-fid
 	$(PIP) install --quiet "umap-learn>=0.5"
-	$(BIN)/pytest -q -n 2 -m slow
+	$(BIN)/pytest -q -n 2 --dist loadfile -m slow
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
