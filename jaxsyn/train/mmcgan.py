@@ -26,16 +26,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pandas as pd
 
 from jaxsyn.data.store import VolumeStore
-from jaxsyn.data.tabular import TableTransformer, TransformerConfig, infer_schema
-from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.data.tabular import TransformerConfig
+from jaxsyn.errors import ConfigError
 from jaxsyn.models import ctgan as tab_model
 from jaxsyn.models import mmcgan as model
 from jaxsyn.models.hagan import EncoderHigh, Generator
@@ -44,8 +42,13 @@ from jaxsyn.train import ctgan as tab_train
 from jaxsyn.train import hagan as img_train
 from jaxsyn.train import loop, parallel
 from jaxsyn.train import state as state_lib
-
-TRANSFORMER_FILE = "transformer.json"
+from jaxsyn.train.mmcgan_data import (  # noqa: F401 (re-exported)
+    TRANSFORMER_FILE,
+    Records,
+    dataset,
+    fit_transformer,
+    records,
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -328,83 +331,6 @@ def make_step(config: MMCGANTrainConfig, mesh):
             f"{mesh.size} devices x pac {config.model.table.pac}"
         )
     return parallel.data_parallel(functools.partial(train_step, config=config), mesh)
-
-
-@dataclasses.dataclass(frozen=True)
-class Records:
-    """Per volume record: its patient's encoded clinical row and the tabular condition vector."""
-
-    rows: np.ndarray  # float32 [N_volumes, data_dim]
-    tab_cond: np.ndarray  # float32 [N_volumes, cond_dim]
-
-
-class _AddRows(grain.transforms.Map):
-    """Adds each record's encoded row and tabular condition to a batch (picklable)."""
-
-    def __init__(self, records: Records):
-        self.records = records
-
-    def map(self, batch: dict) -> dict:
-        r = np.asarray(batch["record"])
-        return {**batch, "row": self.records.rows[r], "tab_cond": self.records.tab_cond[r]}
-
-
-def patient_table(store: VolumeStore) -> pd.DataFrame:
-    if store.table is None:
-        raise DataError(
-            f"{store.path}: the store has no clinical table; expected one (ingest with --table)"
-        )
-    return store.table
-
-
-def fit_transformer(
-    store: VolumeStore, config: MMCGANTrainConfig, out_dir: Path, progress: bool
-) -> TableTransformer:
-    """The run's table transformer: loaded from `out_dir` when resuming, else fitted on the
-    store's patient table with the class column categorical."""
-    path = out_dir / TRANSFORMER_FILE
-    if path.is_file():
-        return TableTransformer.load(path)
-    table = patient_table(store)
-    kinds = {config.class_column: "categorical"} if config.class_column else {}
-    schema = infer_schema(table, id_column=store.manifest["id_column"], kinds=kinds)
-    return TableTransformer.fit(table, schema, config=config.transformer, progress=progress)
-
-
-def records(
-    store: VolumeStore, transformer: TableTransformer, config: MMCGANTrainConfig, progress: bool
-) -> Records:
-    """Encode the patient table once (mode draws from the seed) and spread it over the volumes."""
-    table = patient_table(store)
-    transformer.schema.check_columns(table, f"{store.path}/table.parquet")
-    data = np.asarray(
-        transformer.transform(table, jax.random.key(config.seed), progress=progress), np.float32
-    )
-    id_column = store.manifest["id_column"]
-    position = {pid: i for i, pid in enumerate(table[id_column].astype(str))}
-    patients = [str(r["patient_id"]) for r in store.manifest["volumes"]]
-    rows = data[[position[p] for p in patients]]
-    layout = transformer.layout
-    tab_cond = np.zeros((len(rows), layout.cond_dim), np.float32)
-    if config.class_column:
-        discrete = [c.name for c in transformer.schema.columns if c.discrete]
-        j = discrete.index(config.class_column)
-        offset = sum(s.width for s in layout.cond_spans[:j])
-        span = layout.cond_spans[j]
-        tab_cond[:, offset : offset + span.width] = rows[:, span.start : span.start + span.width]
-    return Records(rows, tab_cond)
-
-
-def dataset(store: VolumeStore, config: MMCGANTrainConfig, recs: Records):
-    image_config = img_train.HAGANTrainConfig(
-        model=dataclasses.replace(config.model.image, batch_size=config.batch_size),
-        seed=config.seed,
-        class_column=config.class_column,
-        continuous_columns=config.continuous_columns,
-        read_threads=config.read_threads,
-    )
-    img_train.check_store(store, image_config)
-    return img_train.dataset(store, image_config).map(_AddRows(recs))
 
 
 def run_info(config: MMCGANTrainConfig, store: VolumeStore, per_epoch: int) -> dict:

@@ -1,0 +1,104 @@
+"""MMCGAN's training records: each volume of the store with its patient's encoded clinical row.
+
+The patient table is encoded once (CTGAN's mode-specific normaliser, mode draws from the run's
+seed) and spread over the volumes; a Grain map adds each record's row and tabular condition to
+HA-GAN's batches, so the data iterator stays checkpointable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grain
+import jax
+import numpy as np
+import pandas as pd
+
+from jaxsyn.data.store import VolumeStore
+from jaxsyn.data.tabular import TableTransformer, infer_schema
+from jaxsyn.errors import DataError
+from jaxsyn.train import hagan as img_train
+
+if TYPE_CHECKING:  # the config lives with the step; this module only reads its fields
+    from jaxsyn.train.mmcgan import MMCGANTrainConfig
+
+TRANSFORMER_FILE = "transformer.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Records:
+    """Per volume record: its patient's encoded clinical row and the tabular condition vector."""
+
+    rows: np.ndarray  # float32 [N_volumes, data_dim]
+    tab_cond: np.ndarray  # float32 [N_volumes, cond_dim]
+
+
+class _AddRows(grain.transforms.Map):
+    """Adds each record's encoded row and tabular condition to a batch (picklable)."""
+
+    def __init__(self, records: Records):
+        self.records = records
+
+    def map(self, batch: dict) -> dict:
+        r = np.asarray(batch["record"])
+        return {**batch, "row": self.records.rows[r], "tab_cond": self.records.tab_cond[r]}
+
+
+def patient_table(store: VolumeStore) -> pd.DataFrame:
+    if store.table is None:
+        raise DataError(
+            f"{store.path}: the store has no clinical table; expected one (ingest with --table)"
+        )
+    return store.table
+
+
+def fit_transformer(
+    store: VolumeStore, config: MMCGANTrainConfig, out_dir: Path, progress: bool
+) -> TableTransformer:
+    """The run's table transformer: loaded from `out_dir` when resuming, else fitted on the
+    store's patient table with the class column categorical."""
+    path = out_dir / TRANSFORMER_FILE
+    if path.is_file():
+        return TableTransformer.load(path)
+    table = patient_table(store)
+    kinds = {config.class_column: "categorical"} if config.class_column else {}
+    schema = infer_schema(table, id_column=store.manifest["id_column"], kinds=kinds)
+    return TableTransformer.fit(table, schema, config=config.transformer, progress=progress)
+
+
+def records(
+    store: VolumeStore, transformer: TableTransformer, config: MMCGANTrainConfig, progress: bool
+) -> Records:
+    """Encode the patient table once (mode draws from the seed) and spread it over the volumes."""
+    table = patient_table(store)
+    transformer.schema.check_columns(table, f"{store.path}/table.parquet")
+    data = np.asarray(
+        transformer.transform(table, jax.random.key(config.seed), progress=progress), np.float32
+    )
+    id_column = store.manifest["id_column"]
+    position = {pid: i for i, pid in enumerate(table[id_column].astype(str))}
+    patients = [str(r["patient_id"]) for r in store.manifest["volumes"]]
+    rows = data[[position[p] for p in patients]]
+    layout = transformer.layout
+    tab_cond = np.zeros((len(rows), layout.cond_dim), np.float32)
+    if config.class_column:
+        discrete = [c.name for c in transformer.schema.columns if c.discrete]
+        j = discrete.index(config.class_column)
+        offset = sum(s.width for s in layout.cond_spans[:j])
+        span = layout.cond_spans[j]
+        tab_cond[:, offset : offset + span.width] = rows[:, span.start : span.start + span.width]
+    return Records(rows, tab_cond)
+
+
+def dataset(store: VolumeStore, config: MMCGANTrainConfig, recs: Records):
+    image_config = img_train.HAGANTrainConfig(
+        model=dataclasses.replace(config.model.image, batch_size=config.batch_size),
+        seed=config.seed,
+        class_column=config.class_column,
+        continuous_columns=config.continuous_columns,
+        read_threads=config.read_threads,
+    )
+    img_train.check_store(store, image_config)
+    return img_train.dataset(store, image_config).map(_AddRows(recs))
