@@ -83,14 +83,15 @@ def global_stats(params, padded, config: HAGANConfig, chunk: int):
     return mean, variances.mean(0) + jnp.square(means - mean).mean(0)
 
 
-def generate_chunks(params, zc, config: HAGANConfig, chunk: int = 4):
+def generate_chunks(params, zc, config: HAGANConfig, chunk: int = 4, *, padded=None):
     """Yield (first slice, [B, 4·chunk, S, S] float32 numpy) for the volumes of `zc` [B, L+N+M].
 
-    The next chunk is dispatched before the current one is copied to the host, so the device
-    computes while the caller writes.
+    `padded`: `hypercube(params, zc, config)` when the caller already has it (MMCGAN's rows use
+    the same hypercube). The next chunk is dispatched before the current one is copied to the
+    host, so the device computes while the caller writes.
     """
     _check_chunk(config, chunk)
-    padded = hypercube(params, zc, config)
+    padded = hypercube(params, zc, config) if padded is None else padded
     mean, var = global_stats(params, padded, config, chunk)
     starts = range(0, config.size // 4, chunk)
     pending = None

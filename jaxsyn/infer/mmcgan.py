@@ -177,27 +177,32 @@ class MMCGANSynthesizer:
 
     # --- generation --------------------------------------------------------------------------
 
-    def rows(self, zc: jax.Array, labels, cont, seed: int, first: int = 0) -> pd.DataFrame:
-        """Decoded clinical rows for the shared generator's inputs `zc` (no id column)."""
-        n = zc.shape[0]
+    def hypercube(self, zc: jax.Array) -> jax.Array:
+        """G^A for `zc`, depth-padded by one slice each side (what chunked G^H reads)."""
+        return hagan_infer.hypercube(model.generator_params(self.params), zc, self.config.image)
+
+    def rows(self, padded: jax.Array, labels, cont, seed: int, first: int = 0) -> pd.DataFrame:
+        """Decoded clinical rows from `hypercube(zc)`'s output (no id column)."""
+        n = padded.shape[0]
         tab_cond = (
             self.tab_cond(labels)
             if labels is not None
             else np.zeros((n, self.transformer.layout.cond_dim), np.float32)
         )
         key = jax.random.fold_in(jax.random.key(seed + 2), first)
-        encoded = _rows(self.params, self.stats, zc, jnp.asarray(cont), jnp.asarray(tab_cond),
+        encoded = _rows(self.params, self.stats, padded, jnp.asarray(cont), jnp.asarray(tab_cond),
                         key, self.config)  # fmt: skip
         df = self.transformer.inverse_transform(np.asarray(encoded), ids=False, progress=False)
         return df
 
-    def volumes(self, zc: jax.Array, chunk: int = 4) -> np.ndarray:
-        """[n, S, S, S] int16 HU, chunked G^H (bounded memory)."""
+    def volumes(self, zc: jax.Array, chunk: int = 4, *, padded=None) -> np.ndarray:
+        """[n, S, S, S] int16 HU, chunked G^H (bounded memory); `padded` reuses `hypercube(zc)`."""
         g = model.generator_params(self.params)
         lo, hi = self.info["window"]
         s = self.config.image.size
         out = np.empty((zc.shape[0], s, s, s), np.int16)
-        for first, block in hagan_infer.generate_chunks(g, zc, self.config.image, chunk):
+        chunks = hagan_infer.generate_chunks(g, zc, self.config.image, chunk, padded=padded)
+        for first, block in chunks:
             out[:, first : first + block.shape[1]] = to_hu(block, lo, hi)
         return out
 
@@ -206,7 +211,8 @@ class MMCGANSynthesizer:
         """(rows DataFrame, volumes [n, S, S, S] int16 HU) of n synthetic patients."""
         labels, cont = self.conditions(n, conditions, seed, first)
         zc = self.zc(n, labels, cont, seed, first)
-        return self.rows(zc, labels, cont, seed, first), self.volumes(zc, chunk)
+        padded = self.hypercube(zc)  # G^A once, for both modalities
+        return self.rows(padded, labels, cont, seed, first), self.volumes(zc, chunk, padded=padded)
 
     def centre_slices(self, n_latent: int = 8, *, seed: int = 0, chunk: int = 4) -> np.ndarray:
         """[classes, n_latent, S, S] HU: the centre transverse slice of patients that share their
@@ -237,8 +243,8 @@ def to_hu(x, lo: float, hi: float) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _rows(params, stats, zc, cont, tab_cond, key, config: MMCGANConfig):
-    h = model.hypercube(params, zc, config)
+def _rows(params, stats, padded, cont, tab_cond, key, config: MMCGANConfig):
+    h = padded[:, 1:-1]  # the depth padding chunked G^H needs
     logits = model.table_logits(params, h, cont, tab_cond, config, stats=stats)
     return tab_model.draw_rows(logits, tab_cond, key, config.table)
 
@@ -389,7 +395,7 @@ def impute_images(
             [z, jax.nn.one_hot(labels, img.num_classes) if labels is not None else z[:, :0], cont],
             1,
         )
-        row = syn.rows(zc, labels, np.asarray(cont), seed, first=i)
+        row = syn.rows(syn.hypercube(zc), labels, np.asarray(cont), seed, first=i)
         row.insert(0, "image_id", volume_stem(path))
         if labels is not None:
             row.insert(1, f"recovered_{syn.info['class_column']}", int(labels[0]))
