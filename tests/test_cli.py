@@ -7,6 +7,7 @@ import pytest
 
 from jaxsyn.cli import build_parser, main
 from jaxsyn.data.store import VolumeStore
+from jaxsyn.errors import DataError
 
 
 def test_ingest_stream_and_preview(cohort, tmp_path, capsys):
@@ -83,11 +84,26 @@ def test_debug_shows_the_traceback(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "DataError" in proc.stderr
 
 
-@pytest.mark.parametrize("verb", ["phantom", "ingest", "preview", "stream"])
+def test_debug_after_the_verb(tmp_path):
+    argv = ["ingest", "--images", str(tmp_path / "no"), "--out", str(tmp_path / "s")]
+    with pytest.raises(DataError, match="no such image folder"):
+        main([*argv, "--debug"])
+    assert main(argv) == 1  # without it: one line, exit 1
+
+
+VERBS = sorted(build_parser()._subparsers._group_actions[0].choices)
+
+
+def test_the_command_has_its_verbs():
+    expected = "evaluate generate impute ingest morph phantom preview report stream train"
+    assert expected.split() == VERBS
+
+
+@pytest.mark.parametrize("verb", VERBS)
 def test_every_verb_has_help(verb, capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([verb, "--help"])
-    assert exit_.value.code == 0 and "usage: jaxsyn" in capsys.readouterr().out
+    assert exit_.value.code == 0 and f"usage: jaxsyn {verb}" in capsys.readouterr().out
 
 
 def test_bad_flag_values_exit_nonzero(cohort, tmp_path, capsys):

@@ -19,7 +19,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from jaxsyn.data.volumes import Volume
+from jaxsyn.data.volume import Volume
 from jaxsyn.errors import DataError
 
 SPACING_RTOL = 0.01  # slice gaps may differ by 1%: positions are stored as rounded decimal strings

@@ -1,14 +1,11 @@
 """Volume I/O: NIfTI (and DICOM series) into one canonical layout, resampling, cube fitting, windows.
 
-Layout. A `Volume` holds Hounsfield units as `hu[D, H, W]`, the axes of nibabel's RAS+ canonical
-array reversed: D runs inferior→superior (axial slices), H posterior→anterior, W left→right (the
-patient's). `affine` maps the canonical (W, H, D) = (x, y, z) voxel index to RAS+ millimetres, as in
-the NIfTI header, so `save_nifti` writes back exactly what `load_volume` read.
+Layout: `jaxsyn.data.volume.Volume` (Hounsfield units `hu[D, H, W]` in RAS+ canonical order and
+the NIfTI affine), so `save_nifti` writes back exactly what `load_volume` read.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -16,28 +13,12 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from jaxsyn.data.volume import Volume  # the record (re-exported: jaxsyn.data.volumes.Volume)
 from jaxsyn.errors import DataError
 from jaxsyn.files import atomic_path
 
 AIR_HU = -1024.0  # fill value for padding: air, as HA-GAN pads with the window's lower bound
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-
-@dataclasses.dataclass(frozen=True)
-class Volume:
-    hu: np.ndarray  # [D, H, W] float32 (or int16 once stored), Hounsfield units
-    affine: np.ndarray  # [4, 4] canonical (x, y, z) voxel index -> RAS+ mm
-    source: str = ""
-
-    @property
-    def spacing(self) -> tuple[float, float, float]:
-        """Voxel size in mm along (D, H, W)."""
-        zooms = np.linalg.norm(self.affine[:3, :3], axis=0)  # along x, y, z
-        return tuple(float(s) for s in zooms[::-1])
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.hu.shape)
 
 
 def is_volume_path(path: Path) -> bool:

@@ -92,6 +92,9 @@ class DenseNetConfig:
         fields = dict(growth_rate=8, block_layers=(2, 2), stem_features=16, stem_kernel=3)
         return cls(**{**fields, "stem_pool": False, **overrides})
 
+    def module(self) -> nn.Module:
+        return DenseNet121(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ResNetConfig:
@@ -117,6 +120,9 @@ class ResNetConfig:
         """Width 8, two stages of one block, a 3x3/2 stem without pooling."""
         fields = dict(stage_sizes=(1, 1), width=8, stem_kernel=3, stem_pool=False)
         return cls(**{**fields, **overrides})
+
+    def module(self) -> nn.Module:
+        return ResNet18(self)
 
 
 def _stem(x, features, kernel, stride, pool, norm, dtype, init):
@@ -215,19 +221,14 @@ Config = DenseNetConfig | ResNetConfig  # and classifiers3d.ResNet3DConfig for v
 
 
 def build(config: Config) -> nn.Module:
-    """The module a config describes (a `classifiers3d.ResNet3DConfig` builds the 3D ResNet)."""
-    if isinstance(config, DenseNetConfig):
-        return DenseNet121(config)
-    if isinstance(config, ResNetConfig):
-        return ResNet18(config)
-    from jaxsyn.eval import classifiers3d  # it imports this module
-
-    if isinstance(config, classifiers3d.ResNet3DConfig):
-        return classifiers3d.ResNet3D(config)
-    raise ConfigError(
-        f"model config: got {type(config).__name__}, expected DenseNetConfig, ResNetConfig or "
-        "ResNet3DConfig"
-    )
+    """The module a config describes: each config class names its module (`config.module()`), so
+    this module needs no import of the 3D configs (`classifiers3d.ResNet3DConfig`)."""
+    if not callable(getattr(config, "module", None)):
+        raise ConfigError(
+            f"model config: got {type(config).__name__}, expected DenseNetConfig, ResNetConfig or "
+            "ResNet3DConfig"
+        )
+    return config.module()
 
 
 def _spatial_dims(config) -> int:

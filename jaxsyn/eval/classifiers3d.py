@@ -73,6 +73,9 @@ class ResNet3DConfig:
         fields = dict(stage_sizes=(1, 1), width=4, stem_kernel=3, stem_pool=False)
         return cls(**{**fields, **overrides})
 
+    def module(self) -> nn.Module:
+        return ResNet3D(self)
+
 
 class _BasicBlock3D(nn.Module):
     features: int

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import grain
 import jax
@@ -20,9 +19,7 @@ from jaxsyn.data.store import VolumeStore
 from jaxsyn.data.tabular import TableTransformer, infer_schema
 from jaxsyn.errors import DataError
 from jaxsyn.train import hagan as img_train
-
-if TYPE_CHECKING:  # the config lives with the step; this module only reads its fields
-    from jaxsyn.train.mmcgan import MMCGANTrainConfig
+from jaxsyn.train.mmcgan_config import MMCGANTrainConfig
 
 TRANSFORMER_FILE = "transformer.json"
 

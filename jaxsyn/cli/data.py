@@ -107,7 +107,7 @@ def _stream(args) -> None:
         print(f"wrote {args.out}")
 
 
-def add_data_parsers(verbs) -> None:
+def add_parsers(verbs) -> None:
     p = verbs.add_parser("phantom", help="write a procedural phantom cohort with known truth")
     p.add_argument("kind", choices=PHANTOM_KINDS)
     p.add_argument("--n", type=int, required=True, help="number of patients")

@@ -1,14 +1,16 @@
-"""The MMCGAN verbs of the CLI: `train mmcgan`, `generate` for an MMCGAN run, `impute`."""
+"""MMCGAN's CLI: `train mmcgan`, `generate` for an MMCGAN run (a cohort of table rows + CTs),
+`impute` (CTs for rows, rows for CTs) and `report` (the paper's figures)."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
+from jaxsyn.cli.common import apply_overrides, numeric_conditions, store_for
 from jaxsyn.errors import ConfigError
 
 
-def train(args, overrides: list[str], *, override, store_for) -> None:
+def train(args, overrides: list[str]) -> None:
     from jaxsyn.train import mmcgan
 
     config = (mmcgan.MMCGANTrainConfig.tiny if args.tiny else mmcgan.MMCGANTrainConfig)(
@@ -25,8 +27,7 @@ def train(args, overrides: list[str], *, override, store_for) -> None:
             class_column=names[0],
             continuous_columns=tuple(names[1:]),
         )
-    for o in overrides:
-        config = override(config, o)
+    config = apply_overrides(config, overrides)
     if args.data is None:
         raise ConfigError("--data is required for mmcgan: a store folder or phantom:ct:N")
     if args.steps is not None and args.epochs is not None:
@@ -41,18 +42,13 @@ def train(args, overrides: list[str], *, override, store_for) -> None:
         resume=args.resume,
         checkpoint_every=args.checkpoint_every,
     )
+    print(f"trained mmcgan in {args.out}")
 
 
-def generate(args, *, name_value) -> None:
+def generate(args) -> None:
     from jaxsyn.infer.mmcgan import write_cohort
 
-    conditions = {}
-    for c in args.condition:
-        name, value = name_value(c)
-        try:
-            conditions[name] = float(value)
-        except ValueError:
-            raise ConfigError(f"--condition {c}: expected NAME=NUMBER") from None
+    conditions = numeric_conditions(args.condition)
     out = write_cohort(
         args.run, args.out, n=args.n, seed=args.seed, conditions=conditions, chunk=args.chunk
     )
@@ -75,19 +71,6 @@ def impute(args) -> None:
             f"recovered {match['column']} matches the truth for {match['accuracy']:.1%} of "
             f"{match['n']} volumes (majority-class rate {match['chance']:.1%})"
         )
-
-
-def add_impute_parser(verbs) -> None:
-    p = verbs.add_parser(
-        "impute", help="MMCGAN cross-modal imputation: CTs for rows, or rows for CTs"
-    )
-    p.add_argument("--run", type=Path, required=True, help="a run folder of `jaxsyn train mmcgan`")
-    p.add_argument("--table", type=Path, help="rows (CSV/Parquet) with the condition columns")
-    p.add_argument("--images", type=Path, help="a folder of CT volumes (NIfTI/DICOM)")
-    p.add_argument("--truth", type=Path, help="--images: a table with the true classes")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler=impute)
 
 
 def report(args) -> None:
@@ -122,7 +105,18 @@ def report(args) -> None:
     print(f"wrote {index} and report.json")
 
 
-def add_report_parser(verbs) -> None:
+def add_parsers(verbs) -> None:
+    p = verbs.add_parser(
+        "impute", help="MMCGAN cross-modal imputation: CTs for rows, or rows for CTs"
+    )
+    p.add_argument("--run", type=Path, required=True, help="a run folder of `jaxsyn train mmcgan`")
+    p.add_argument("--table", type=Path, help="rows (CSV/Parquet) with the condition columns")
+    p.add_argument("--images", type=Path, help="a folder of CT volumes (NIfTI/DICOM)")
+    p.add_argument("--truth", type=Path, help="--images: a table with the true classes")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=impute)
+
     p = verbs.add_parser(
         "report", help="MMCGAN's figures: tissue fractions by class, slices, columns, UMAPs"
     )
