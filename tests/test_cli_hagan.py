@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -34,7 +35,8 @@ def test_train_writes_a_run_folder(run_dir):
     assert (run_dir / "previews" / "step_0000002.png").is_file()
 
 
-def test_resume_and_refusals(run_dir, capsys):
+def test_resume_and_refusals(run_dir, tmp_path, capsys):
+    run_dir = shutil.copytree(run_dir, tmp_path / "run")  # the shared run stays at step 2
     base = ["train", "hagan", "--tiny", "--data", "phantom:ct:8", "--out", str(run_dir)]
     base += ["--condition-columns", "bmi_class", "--checkpoint-every", "1", "--preview-every", "9"]
     base += ["--config.batch_size=8"]
