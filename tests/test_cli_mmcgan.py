@@ -13,6 +13,7 @@ from jaxsyn import cli, files
 from jaxsyn.data.phantoms.ct import COLUMNS
 from jaxsyn.data.volumes import load_volume
 from jaxsyn.eval import mmcgan as evaluation
+from jaxsyn.eval import tabular
 from jaxsyn.infer import mmcgan as infer
 from tests.train.helpers import assert_trees_equal, host
 
@@ -109,17 +110,29 @@ def test_impute_rows_from_images_and_images_from_rows(run, tmp_path):
                      "--out", str(tmp_path / "rows")]) == 0  # fmt: skip
     rows = pd.read_parquet(tmp_path / "rows" / "imputed.parquet")
     assert len(rows) == 8 and set(COLUMNS) <= set(rows.columns)
-    result = json.loads((tmp_path / "rows" / files.MANIFEST).read_text())
-    match = result["class_match"]
-    assert match["n"] == 8 and 0.0 <= match["accuracy"] <= 1.0
-    # the recovered class is what the tabular head was conditioned on
+    # the reported accuracy is the recovered classes' agreement with the cohort's table
+    truth = pd.read_csv(cohort / "table.csv").set_index("patient_id")["bmi_class"]
+    agree = rows["recovered_bmi_class"].to_numpy() == truth.loc[rows["image_id"]].to_numpy()
+    match = json.loads((tmp_path / "rows" / files.MANIFEST).read_text())["class_match"]
+    assert match["n"] == 8 and match["accuracy"] == pytest.approx(agree.mean())
+    assert match["chance"] == pytest.approx(truth.value_counts().max() / len(truth))
+    # the tabular head is conditioned on the recovered class (hard condition)
     assert (rows["bmi_class"] == rows["recovered_bmi_class"]).all()
 
     pd.DataFrame({"patient_id": ["A", "B"], "bmi_class": [0, 3]}).to_csv(tmp_path / "r.csv")
     assert cli.main(["impute", "--run", str(run), "--table", str(tmp_path / "r.csv"),
                      "--out", str(tmp_path / "cts")]) == 0  # fmt: skip
-    assert load_volume(tmp_path / "cts" / "A.nii.gz").shape == (32, 32, 32)
-    assert (tmp_path / "cts" / "B.nii.gz").is_file()
+    written = [load_volume(tmp_path / "cts" / f"{p}.nii.gz").hu for p in ("A", "B")]
+    # each equals the Python API's volume for that row's class and the same seed and position
+    syn = infer.MMCGANSynthesizer.load(run)
+    for i, cls in enumerate((0, 3)):
+        labels, cont = syn.conditions(1, {"bmi_class": float(cls)}, 0, first=i)
+        assert labels.tolist() == [cls]
+        want = syn.volumes(syn.zc(1, labels, cont, 0, first=i))[0]
+        np.testing.assert_array_equal(written[i], want)
+    # and the class matters: class 3 for row A's noise gives another volume than class 0
+    labels, cont = syn.conditions(1, {"bmi_class": 3.0}, 0, first=0)
+    assert not np.array_equal(syn.volumes(syn.zc(1, labels, cont, 0, first=0))[0], written[0])
 
 
 def test_report_holds_the_papers_numbers(run, tmp_path):
@@ -133,7 +146,14 @@ def test_report_holds_the_papers_numbers(run, tmp_path):
     # the phantom's fat grows with BMI: its own cohort must show it
     assert real["spearman_class_fat"]["rho"] > 0.5 and real["n"] == 8
     assert report["conditioning"]["synthetic"]["n"] == 4
-    assert 0.0 <= report["tabular"]["quality"]["column_shapes"] <= 1.0
+    # the tabular scores are those of the real table and the generated rows
+    real_t, _ = evaluation.read_cohort(cohort_of(run))
+    syn_t, _ = evaluation.read_cohort(gen)
+    columns = [c for c in real_t.columns if c != "patient_id" and c in syn_t.columns]
+    want = tabular.quality(real_t[columns], syn_t[columns])
+    got = report["tabular"]["quality"]
+    assert got["column_shapes"] == pytest.approx(want["column_shapes"], abs=1e-12)
+    assert got["overall"] == pytest.approx(want["overall"], abs=1e-12)
     html = (out / "index.html").read_text()
     for figure in ("conditioning_fractions", "conditioning_centre_slices", "tabular_univariate",
                    "tabular_heatmaps"):  # fmt: skip

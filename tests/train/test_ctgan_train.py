@@ -1,6 +1,7 @@
 """CTGAN training: data parallel == single device, bitwise resume, determinism, the optimiser,
 and a short run that learns a known conditional structure (sampled exactly, several columns)."""
 
+import copy
 import dataclasses
 
 import jax
@@ -182,3 +183,21 @@ def test_resume_is_bitwise_and_runs_are_deterministic(tmp_path):
         pd.testing.assert_frame_equal(runs[0].sample(50, key=1), other.sample(50, key=1))
     lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4
+
+
+def test_free_conditions_follow_the_empirical_frequencies(trained):
+    """Free samples name a column uniformly and its category with the training frequencies (the
+    reference: log-frequency). On a skewed column (900 / 90 / 10 rows) the two differ by far more
+    than the sampling error, so this fails on a log-frequency draw."""
+    _, synth = trained
+    synth = copy.copy(synth)
+    synth.counts = {**synth.counts, "a": [900, 90, 10]}
+    n = 200_000
+    cond = np.asarray(synth.free_conditions(jax.random.key(0), n))
+    assert cond.shape == (n, 5) and (cond.sum(1) == 1).all()
+    b = np.asarray(synth.counts["b"], float)
+    want = np.concatenate([np.array([900, 90, 10]) / 1000, b / b.sum()]) / 2
+    sigma = np.sqrt(want * (1 - want) / n)
+    np.testing.assert_array_less(np.abs(cond.mean(0) - want), 5 * sigma)
+    log = np.log1p([900, 90, 10]) / np.log1p([900, 90, 10]).sum() / 2
+    assert np.abs(cond.mean(0)[:3] - log).max() > 50 * sigma[:3].max()

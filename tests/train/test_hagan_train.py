@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxsyn.data.phantoms.ct import write_cohort
 from jaxsyn.data.store import VolumeStore, ingest
 from jaxsyn.errors import DataError
-from jaxsyn.models.hagan import HAGANConfig
+from jaxsyn.models.hagan import Generator, HAGANConfig
 from jaxsyn.train import hagan, loop, parallel
 from tests.train.helpers import assert_trees_close, assert_trees_equal, host
 
@@ -103,6 +104,40 @@ def test_spectral_vectors_advance(one_step):
     assert any(k.endswith("/u']") for k in keys)
     for k in keys:
         assert not np.array_equal(before[k], after[k]), k
+
+
+# --- slab positions ------------------------------------------------------------------------------
+
+
+def test_slabs_are_aligned_and_the_fake_slab_covers_the_real_slices(stores):
+    """Real slab = volume rows [s, s + S/8) with s a multiple of 4 (one hypercube row), drawn per
+    example; the fake slab is G^H of hypercube rows [s/4, s/4 + S/32), which G^H's 4x upsampling
+    maps onto exactly those full-resolution rows."""
+    config = hagan.HAGANTrainConfig.tiny(model=HAGANConfig.tiny(size=64, batch_size=4))
+    m = config.model
+    depth = m.size // 8
+    batches = [b for b, _ in zip(hagan.dataset(stores[64], config), range(6), strict=False)]
+    for b in batches:
+        for s, slab, volume in zip(b["slab_index"], b["slab"], b["volume"], strict=True):
+            assert s % 4 == 0 and 0 <= s <= m.size - depth, s
+            np.testing.assert_array_equal(slab, volume[s : s + depth])
+    assert len({int(s) for b in batches for s in b["slab_index"]}) >= 4  # positions vary
+
+    g = Generator(m)
+    zc = jax.random.normal(jax.random.key(0), (4, m.latent_dim))
+    params = g.init(jax.random.key(1), zc[:1], jnp.int32(0))["params"]
+    starts = jnp.array([0, 4, 28, m.size - depth], jnp.int32)  # one position per example
+    _, fake = hagan._fake(m, params, zc, jnp.zeros((4, 0)), starts)
+    h = g.apply({"params": params}, zc, method=Generator.hypercube)
+    rows = m.size // 32  # hypercube rows per slab
+    assert 4 * rows == depth and fake.shape == (4, depth, m.size, m.size, 1)
+    for i, s in enumerate(starts.tolist()):
+        want = g.apply({"params": params}, h[i : i + 1, s // 4 : s // 4 + rows],
+                       method=Generator.high_res)  # fmt: skip
+        np.testing.assert_allclose(fake[i : i + 1], want, rtol=1e-5, atol=1e-6)
+        shifted = g.apply({"params": params}, h[i : i + 1, s // 4 + 1 : s // 4 + 1 + rows],
+                          method=Generator.high_res)  # fmt: skip
+        assert s // 4 + 1 + rows > m.size // 4 or np.abs(fake[i] - shifted[0]).max() > 1e-3
 
 
 # --- whole runs ----------------------------------------------------------------------------------
