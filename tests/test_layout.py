@@ -5,6 +5,8 @@ models above nn above kernels; models and data independent; eval never imports t
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -114,3 +116,12 @@ def test_the_graph_sees_lazy_and_relative_imports(tmp_path):
     assert _imports("jaxsyn.a", pkg / "a.py", mods) == {"jaxsyn.b"}
     assert _imports("jaxsyn.b", pkg / "b.py", mods) == {"jaxsyn.a", "jaxsyn.c"}
     assert _imports("jaxsyn.c", pkg / "c.py", mods) == {"jaxsyn.b"}
+
+
+@pytest.mark.xdist_group("layout")
+def test_xdist_groups_take_effect(request):
+    """`make test` runs with --dist loadgroup: modules with a costly fixture share one worker only
+    if xdist can tag their node ids (it cannot under pytest 9, which pyproject therefore excludes)."""
+    if not getattr(request.config.option, "loadgroup", False):  # set on xdist workers
+        pytest.skip("not running under pytest-xdist --dist loadgroup")
+    assert request.node.nodeid.endswith("@layout"), request.node.nodeid

@@ -344,7 +344,7 @@ def make_step(config: ACGANTrainConfig, mesh):
             f"ACGANTrainConfig.batch_size is {config.batch_size}; expected a multiple of the "
             f"{mesh.size} devices"
         )
-    return parallel.data_parallel(functools.partial(train_step, config=config), mesh)
+    return parallel.cached_step(train_step, config, mesh)
 
 
 def run_info(config: ACGANTrainConfig, cohort: Cohort, class_column: str = "region") -> dict:

@@ -238,7 +238,7 @@ def make_step(config: HAGANTrainConfig, mesh):
         raise ConfigError(
             f"model.batch_size is {config.model.batch_size}; expected a multiple of the {mesh.size} devices"
         )
-    return parallel.data_parallel(functools.partial(train_step, config=config.model), mesh)
+    return parallel.cached_step(train_step, config.model, mesh)
 
 
 def check_store(store: VolumeStore, config: HAGANTrainConfig) -> None:

@@ -264,7 +264,7 @@ def make_step(config: MMCGANTrainConfig, mesh):
             f"MMCGANTrainConfig.batch_size is {config.batch_size}; expected a multiple of "
             f"{mesh.size} devices x pac {config.model.table.pac}"
         )
-    return parallel.data_parallel(functools.partial(train_step, config=config), mesh)
+    return parallel.cached_step(train_step, config, mesh)
 
 
 def run_info(config: MMCGANTrainConfig, store: VolumeStore, per_epoch: int) -> dict:

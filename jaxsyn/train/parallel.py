@@ -8,6 +8,7 @@ The same code runs on one CPU, 8 simulated devices, a GPU node or a pod: only th
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -120,6 +121,15 @@ def data_parallel(
         body, mesh=mesh, in_specs=(jax.P(), jax.P(DATA)), out_specs=(jax.P(), jax.P())
     )
     return jax.jit(sharded, donate_argnums=(0,))
+
+
+@functools.lru_cache(maxsize=16)
+def cached_step(train_step: Callable, config: Any, mesh: jax.sharding.Mesh) -> Callable:
+    """`data_parallel(partial(train_step, config=config), mesh)`, made once per (step function,
+    config, mesh) in a process: a run resumed or repeated in the same process (a notebook, a sweep,
+    the tests) reuses the traced and compiled step instead of tracing it again (about 10 s for
+    MMCGAN's). `config` must be hashable (the frozen dataclass configs are)."""
+    return data_parallel(functools.partial(train_step, config=config), mesh)
 
 
 def mean_value_and_grad(

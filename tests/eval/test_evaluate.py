@@ -208,3 +208,27 @@ def test_volume_report_2_5d(tmp_path):
     assert "ResNet3DConfig" in utility["model"] and utility["settings"]["volume_size"] == 16
     for png in ("privacy_nearest.png", "privacy_nearest_domain_3d.png", "utility_auc.png"):
         assert (tmp_path / "c" / "figures" / png).is_file()
+
+
+@pytest.mark.slow  # 35 s: 8 Frechet distances at F = 2048 (eigh + SVD in float64) and 4 traces
+def test_image_report_with_inception(tmp_path):
+    """`evaluate` once with the FID Inception extractor (8 grey 32² images a side: the shape of
+    the committed reference features in tests/eval/test_inception.py, one compilation): the
+    report's FID is that of the Inception features of the images as loaded."""
+    from jaxsyn.data.images import load_images
+    from jaxsyn.eval import fidelity, inception
+
+    weights = inception.find_fid_weights()
+    if weights is None:
+        pytest.skip("no FID Inception weights (make test installs them)")
+    for name, seed in (("real", 0), ("synthetic", 1)):
+        cxr.write_cohort(tmp_path / name, n=8, size=32, seed=seed, progress=False)
+    evaluate(tmp_path / "real", tmp_path / "synthetic", tmp_path / "r",
+             features={"inception": str(weights)}, progress=False)  # fmt: skip
+    got = json.loads((tmp_path / "r" / "report.json").read_text())["fidelity"]["inception"]["raw"]
+    variables = inception.load_fid_weights(weights)
+    real, syn = (load_images(tmp_path / n, progress=False)[0] for n in ("real", "synthetic"))
+    assert real.shape == (8, 32, 32, 1)
+    f_real, f_syn = (inception.fid_features(variables, x) for x in (real, syn))
+    assert got["fid"] == pytest.approx(fidelity.fid(f_real, f_syn), rel=1e-6)
+    assert got["fid"] > 0

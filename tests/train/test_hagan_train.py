@@ -21,15 +21,21 @@ from jaxsyn.models.hagan import Generator, HAGANConfig
 from jaxsyn.train import hagan, loop, parallel
 from tests.train.helpers import assert_trees_close, assert_trees_equal, host
 
+pytestmark = pytest.mark.xdist_group("hagan")  # with tests/test_cli_hagan.py: one compiled step
 TOL = dict(rtol=1e-5, atol=1e-5)
 SEED = 1  # the phantom cohort's: its 4 patients' bmi_class are 1, 2, 1, 3
-# The whole runs: conditional on bmi_class, batch 2 on 2 devices.
-RUN = hagan.HAGANTrainConfig.tiny(model=HAGANConfig.tiny(num_classes=4), class_column="bmi_class")
-# The 1- vs 8-device step: unconditional, one example a device, and 4 GroupNorm groups. With
-# tiny()'s 8 groups over width-8 layers, the convs' biases before a GroupNorm get only rounding
-# noise as gradient, which Adam scales to about ±lr: up to 5e-5 apart between the two meshes
-# (tests/models/test_hagan.py::test_tiny_preset_has_no_dead_parameters).
-WIDE = hagan.HAGANTrainConfig.tiny(model=HAGANConfig.tiny(batch_size=8, groups=4))
+# One configuration for every compiled step of this module and of tests/test_cli_hagan.py (whose
+# CLI run sets the same fields: --tiny --condition-columns bmi_class --config.batch_size=8
+# --config.groups=4), so the step is traced and compiled once per mesh in the worker that runs
+# both modules (their shared xdist group): conditional on bmi_class, one example a device on 8
+# devices, and 4 GroupNorm groups. With tiny()'s 8 groups over width-8 layers, the convs' biases
+# before a GroupNorm get only rounding noise as gradient, which Adam scales to about +-lr: up to
+# 5e-5 apart between the two meshes (tests/models/test_hagan.py::
+# test_tiny_preset_has_no_dead_parameters).
+RUN = hagan.HAGANTrainConfig.tiny(
+    model=HAGANConfig.tiny(num_classes=4, batch_size=8, groups=4), class_column="bmi_class"
+)
+WIDE = RUN  # the 1- vs 8-device step
 NETWORKS = ("g", "d", "eh", "eg")
 
 
@@ -125,26 +131,30 @@ def test_slabs_are_aligned_and_the_fake_slab_covers_the_real_slices(stores):
 
     g = Generator(m)
     zc = jax.random.normal(jax.random.key(0), (4, m.latent_dim))
-    params = g.init(jax.random.key(1), zc[:1], jnp.int32(0))["params"]
+    params = jax.jit(g.init)(jax.random.key(1), zc[:1], jnp.int32(0))["params"]
     starts = jnp.array([0, 4, 28, m.size - depth], jnp.int32)  # one position per example
-    _, fake = hagan._fake(m, params, zc, jnp.zeros((4, 0)), starts)
-    h = g.apply({"params": params}, zc, method=Generator.hypercube)
+    _, fake = jax.jit(hagan._fake, static_argnums=0)(m, params, zc, jnp.zeros((4, 0)), starts)
+    h = jax.jit(lambda p: g.apply({"params": p}, zc, method=Generator.hypercube))(params)
+    high = jax.jit(lambda p, h: g.apply({"params": p}, h, method=Generator.high_res))
     rows = m.size // 32  # hypercube rows per slab
     assert 4 * rows == depth and fake.shape == (4, depth, m.size, m.size, 1)
     for i, s in enumerate(starts.tolist()):
-        want = g.apply({"params": params}, h[i : i + 1, s // 4 : s // 4 + rows],
-                       method=Generator.high_res)  # fmt: skip
-        np.testing.assert_allclose(fake[i : i + 1], want, rtol=1e-5, atol=1e-6)
-        shifted = g.apply({"params": params}, h[i : i + 1, s // 4 + 1 : s // 4 + 1 + rows],
-                          method=Generator.high_res)  # fmt: skip
-        assert s // 4 + 1 + rows > m.size // 4 or np.abs(fake[i] - shifted[0]).max() > 1e-3
+        np.testing.assert_allclose(
+            fake[i : i + 1],
+            high(params, h[i : i + 1, s // 4 : s // 4 + rows]),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+        if s // 4 + 1 + rows <= m.size // 4:  # one hypercube row later is another slab
+            shifted = high(params, h[i : i + 1, s // 4 + 1 : s // 4 + 1 + rows])
+            assert np.abs(fake[i] - shifted[0]).max() > 1e-3
 
 
 # --- whole runs ----------------------------------------------------------------------------------
 
 
 def _run(out, store, steps: int, config=RUN, **kwargs):
-    kwargs = {"checkpoint_every": 2, "progress": False, "devices": _devices(2), **kwargs}
+    kwargs = {"checkpoint_every": 2, "progress": False, "devices": _devices(8), **kwargs}
     return hagan.run(out, store, steps=steps, config=config, **kwargs)
 
 
@@ -196,7 +206,7 @@ def test_conditional_run_trains_on_the_classes(straight):
 
 def test_store_of_another_size_is_refused(stores, tmp_path):
     with pytest.raises(DataError, match="holds 64³ volumes; expected 32³ \\(model.size"):
-        _run(tmp_path, stores[64], 1, config=WIDE)
+        _run(tmp_path, stores[64], 1)
 
 
 def test_class_out_of_range_is_refused(stores, tmp_path):
@@ -212,5 +222,5 @@ def test_class_out_of_range_is_refused(stores, tmp_path):
 def test_batch_larger_than_store_on_all_devices(stores, tmp_path):
     """A batch of 8 splits over the 8 devices, and the pipeline repeats a 4-volume store to fill
     it (as `one_step` does): the tiny-cohort clamp must not shrink it below the device count."""
-    state = _run(tmp_path, stores[32], 1, config=WIDE, devices=_devices(8))
+    state = _run(tmp_path, stores[32], 1)
     assert int(state.step) == 1

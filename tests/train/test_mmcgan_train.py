@@ -8,6 +8,7 @@ image heads) and the every-5th schedule. Resuming is tested through the CLI
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import numpy as np
@@ -66,7 +67,8 @@ def _steps(store, n_devices: int) -> list[dict]:
     with pytest.MonkeyPatch.context() as patch, jax.set_mesh(mesh):
         patch.setattr(mmcgan, "optimizers", _sgd)
         state = born_replicated(lambda: mmcgan.init_state(config), mesh)
-        step = mmcgan.make_step(config, mesh)
+        # not make_step's cached step: this one is traced with the patched optimisers
+        step = parallel.data_parallel(functools.partial(mmcgan.train_step, config=config), mesh)
         states = [host(state.params)]
         metrics = []
         for _ in range(STEPS):
