@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.peers  # make test-peers
+
 torch = pytest.importorskip("torch")
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "hagan_torch.py"

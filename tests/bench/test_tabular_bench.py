@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.peers  # make test-peers
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tabular.py"
 
 POSITIVE = (

@@ -69,7 +69,7 @@ def test_learns_a_separable_label_deterministically():
     assert C.embed(a, TINY, x_test, batch=7).shape == (32, 8)  # padded last batch
 
 
-@pytest.mark.slow  # imports torch (~10 s)
+@pytest.mark.peers  # imports torch (~10 s): make test-peers
 def test_medicalnet_weights_from_a_torch_file(tmp_path):
     torch = pytest.importorskip("torch")
     config = ResNet3DConfig(stage_sizes=(1, 1), width=4, medicalnet=True)

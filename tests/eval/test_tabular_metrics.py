@@ -136,6 +136,7 @@ def assert_close(ours, theirs, tol=TOL):
     assert np.all(np.abs(ours[both] - theirs[both]) < tol), (ours, theirs)
 
 
+@pytest.mark.peers
 def test_column_shapes_match_sdmetrics_metrics(tables):
     real, syn, kinds = tables
     shapes = tabular.column_shapes(real, syn, kinds)
@@ -152,6 +153,7 @@ def labelled(data, bins, pair):
     return pd.DataFrame({c: bins[c] if c in bins else data[c] for c in pair})
 
 
+@pytest.mark.peers
 def test_pair_scores_match_sdmetrics_metrics(tables):
     real, syn, kinds = tables
     pairs = tabular.column_pair_trends(real, syn, kinds, **ALL_PAIRS)
@@ -178,6 +180,7 @@ def test_pair_scores_match_sdmetrics_metrics(tables):
         assert_close(row.score, theirs)
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("thresholds", THRESHOLDS)
 def test_quality_matches_sdmetrics_report(tables, thresholds):
     real, syn, kinds = tables
@@ -250,6 +253,7 @@ def test_thresholds_are_strict(diabetes):
     assert below["meets_threshold"].to_numpy().nonzero()[0].tolist() == [s1_s2.argmax()]
 
 
+@pytest.mark.peers
 def test_large_table_subsamples_contingency_pairs_deterministically(diabetes):
     real, _, kinds = diabetes
     columns = ["age", "sex", "bmi", "s5", "target"]  # 10 pairs, 4 of them contingency pairs
