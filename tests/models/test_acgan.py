@@ -95,8 +95,8 @@ def test_every_gradient_finite_and_nonzero(params, stats):
             -jax.nn.log_softmax(cls)[jnp.arange(4), labels]
         )
 
-    grads = jax.jit(lambda g, d: {"d": jax.grad(d_loss)(d), "g": jax.grad(g_loss)(g)})
-    for name, grads in grads(params["g"], params["d"]).items():
+    both = jax.jit(lambda g, d: {"d": jax.grad(d_loss)(d), "g": jax.grad(g_loss)(g)})
+    for name, grads in both(params["g"], params["d"]).items():
         for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
             where = f"{name}{jax.tree_util.keystr(path)}"
             assert bool(jnp.all(jnp.isfinite(g))), where
