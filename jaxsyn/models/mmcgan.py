@@ -28,6 +28,7 @@ Choices the paper leaves open (its Figs. A.1/A.2 are not available), each a conf
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -120,10 +121,11 @@ def split_generator(g_params: dict) -> tuple[dict, dict]:
     return shared, heads
 
 
+@functools.partial(jax.jit, static_argnames="config")
 def init(key: jax.Array, config: MMCGANConfig) -> dict[str, Any]:
     """{component: params}, plus "spectral" (D's vectors) and "batch_stats" (the tabular
     generator's running statistics). Components: shared, image_g, image_d, eh, eg, bottleneck,
-    tab_g, tab_d."""
+    tab_g, tab_d. Compiled once per config, as `hagan.init`."""
     k_img, k_eg, k_b, k_tab = jax.random.split(key, 4)
     image = hagan.init(k_img, config.image)
     shared, heads = split_generator(image["g"]["params"])

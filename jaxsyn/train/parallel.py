@@ -124,12 +124,13 @@ def data_parallel(
 
 
 @functools.lru_cache(maxsize=16)
-def cached_step(train_step: Callable, config: Any, mesh: jax.sharding.Mesh) -> Callable:
-    """`data_parallel(partial(train_step, config=config), mesh)`, made once per (step function,
-    config, mesh) in a process: a run resumed or repeated in the same process (a notebook, a sweep,
-    the tests) reuses the traced and compiled step instead of tracing it again (about 10 s for
-    MMCGAN's). `config` must be hashable (the frozen dataclass configs are)."""
-    return data_parallel(functools.partial(train_step, config=config), mesh)
+def cached_step(train_step: Callable, config: Any, mesh: jax.sharding.Mesh, **static) -> Callable:
+    """`data_parallel(partial(train_step, config=config, **static), mesh)`, made once per (step
+    function, config, mesh, static arguments) in a process: a run resumed or repeated in the same
+    process (a notebook, a sweep, the tests) reuses the traced and compiled step instead of tracing
+    it again (about 10 s for MMCGAN's). `config` and `static` must be hashable (the frozen dataclass
+    configs are)."""
+    return data_parallel(functools.partial(train_step, config=config, **static), mesh)
 
 
 def mean_value_and_grad(

@@ -146,6 +146,20 @@ def test_resume_is_bitwise_and_fade_follows_the_schedule(tmp_path, cohort):
         infer.draw_labels(info, 2, {"mass": "1"}, seed=0)
 
 
+def test_resume_in_a_fade_is_bitwise(tmp_path, cohort):
+    """The make-test check of the slow test above: 3 straight steps (8 px; then 16 px fading in,
+    alpha 0.25 and 0.75, Adam reset at step 2) == 2 steps, then resumed inside the fade to 3."""
+    kw = dict(config=PROG, checkpoint_every=2, progress=False, devices=jax.devices()[:1])
+    straight = gan2d.run(tmp_path / "a", cohort, steps=3, **kw)
+    gan2d.run(tmp_path / "b", cohort, steps=2, **kw)
+    resumed = gan2d.run(tmp_path / "b", cohort, steps=3, resume=True, **kw)
+    assert_trees_equal(host(resumed), host(straight))
+    rows = loop.read_metrics(tmp_path / "b" / "metrics.jsonl")
+    np.testing.assert_allclose([r["alpha"] for r in rows], [1.0, 0.25, 0.75], rtol=1e-6)
+    # Adam restarted when the fade began (step 2) and was restored, not restarted, at step 3
+    assert int(resumed.opt_state["g"][0].count) == 2
+
+
 def test_bad_configs_are_config_errors():
     with pytest.raises(ConfigError, match="batch_size is 0"):
         gan2d.CPDGANTrainConfig(batch_size=0)

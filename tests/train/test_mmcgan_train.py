@@ -11,6 +11,7 @@ import dataclasses
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -52,12 +53,15 @@ def store(tmp_path_factory) -> VolumeStore:
 def _sgd(config):
     """Plain SGD per component at its learning rate: the 1- vs 8-device comparison checks the
     gradients, which Adam's first update would hide (it maps a gradient of rounding size, whose
-    sign is noise, to +-lr)."""
-    return {name: optax.sgd(LR_OF[name]) for name in mmcgan.COMPONENTS}
+    sign is noise, to +-lr). The rate sits in the optimiser state (inject_hyperparams), so one
+    compiled step serves every rate (test_each_update_is_its_rate_times_a_gradient)."""
+    sgd = optax.inject_hyperparams(optax.sgd)
+    return {name: sgd(learning_rate=LR_OF[name]) for name in mmcgan.COMPONENTS}
 
 
 def _steps(store, n_devices: int) -> list[dict]:
-    """Host copies of the state's params before step 1 and after each of STEPS steps (SGD)."""
+    """Host copies of the state's params before step 1 and after each of STEPS steps (SGD), the
+    metrics, and (step, state before the last step, its batch) to run that step again."""
     mesh = parallel.make_mesh(jax.devices()[:n_devices])
     unused = store.path.parent / f"unused{n_devices}"  # no transformer is saved there
     transformer = mmcgan.fit_transformer(store, CONFIG, unused, progress=False)
@@ -71,11 +75,14 @@ def _steps(store, n_devices: int) -> list[dict]:
         step = parallel.data_parallel(functools.partial(mmcgan.train_step, config=config), mesh)
         states = [host(state.params)]
         metrics = []
-        for _ in range(STEPS):
-            state, m = step(state, parallel.shard_batch(next(it), mesh))
+        for i in range(STEPS):
+            batch = parallel.shard_batch(next(it), mesh)
+            if i == STEPS - 1:  # keep a copy: the step donates its state
+                last = (step, jax.tree.map(jnp.copy, state), batch)
+            state, m = step(state, batch)
             states.append(host(state.params))
             metrics.append({k: float(v) for k, v in jax.device_get(m).items()})
-    return states, metrics
+    return states, metrics, last
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +91,7 @@ def runs(store):
 
 
 def test_eight_devices_equal_one(runs):
-    (one, m1), (eight, m8) = runs[1], runs[8]
+    (one, m1, _), (eight, m8, _) = runs[1], runs[8]
     assert_trees_close(one[-1], eight[-1], **TOL)
     for a, b in zip(m1, m8, strict=True):
         assert a.keys() == b.keys()
@@ -103,7 +110,7 @@ def _moved(a: dict, b: dict, name: str) -> float:
 
 
 def test_image_heads_train_every_fifth_step_and_tabular_every_step(runs):
-    states, metrics = runs[1]
+    states, metrics, _ = runs[1]
     for i in range(1, STEPS + 1):
         image_due = i % 5 == 0
         for name in IMAGE_PARTS:
@@ -113,6 +120,38 @@ def test_image_heads_train_every_fifth_step_and_tabular_every_step(runs):
             assert _moved(states[i - 1], states[i], name) > 0, (i, name)
         assert np.isnan(metrics[i - 1]["image_d_loss"]) != image_due
         assert np.isfinite(metrics[i - 1]["tab_d_loss"])
+
+
+def test_each_update_is_its_rate_times_a_gradient(runs):
+    """The optimiser wiring, on the 5th step (every component trains): with SGD a component's
+    update is -lr_c * g_c, with g_c computed before c moves, so doubling lr_c doubles exactly c's
+    update, and the components that update before c in the step (tab_d, then image_d, then the
+    generators, then the encoders) do not move differently."""
+    states, _, (step, before, batch) = runs[1]
+    order = ["tab_d", "image_d", "shared", "bottleneck", "tab_g", "image_g", "eh", "eg"]
+    assert sorted(order) == sorted(mmcgan.COMPONENTS)
+    base = {c: _delta(states[-2], states[-1], c) for c in order}
+    for i, name in enumerate(order):
+        state = jax.tree.map(jnp.copy, before)
+        rate = state.opt_state[name].hyperparams["learning_rate"]
+        assert float(rate) == pytest.approx(LR_OF[name])
+        state.opt_state[name].hyperparams["learning_rate"] = 2 * rate
+        after, _ = step(state, batch)
+        got = {c: _delta(states[-2], host(after.params), c) for c in order}
+        above = 0.0  # the component's largest update, in units of its rounding
+        for path, d in base[name].items():
+            # float32 rounding of p - lr g, relative to |p|: the updates are differences
+            atol = 4e-7 * max(np.abs(states[-2][path]).max(), 1e-3)
+            above = max(above, np.abs(d).max() / atol)
+            np.testing.assert_allclose(got[name][path], 2 * d, rtol=1e-4, atol=atol, err_msg=path)
+        assert above > 100, (name, above)  # updates far above rounding: the check has teeth
+        for earlier in order[:i]:  # computed before `name` moves: not a bit different
+            for path, d in base[earlier].items():
+                np.testing.assert_array_equal(got[earlier][path], d, err_msg=f"{name}: {path}")
+
+
+def _delta(before: dict, after: dict, name: str) -> dict:
+    return {k: after[k] - before[k] for k in _component(before, name)}
 
 
 def test_each_component_gets_its_learning_rate():
