@@ -2,6 +2,7 @@
 patients, shipped inside scikit-learn) and the CT phantom's clinical table."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -59,22 +60,21 @@ def test_generate_writes_parquet_and_manifest(run_dir, diabetes_csv, tmp_path):
     assert manifest["conditions"] == {"sex": "2", "bmi": "20:35"} and manifest["n"] == 25
 
 
-def test_phantom_table_and_errors(tmp_path, capsys):
-    run = tmp_path / "phantom"
-    argv = ["train", "ctgan", "--tiny", "--data", "phantom:ct-table:200", "--out", str(run)]
-    assert main([*argv, "--steps", "2"]) == 0
-    assert main([*argv, "--steps", "2"]) == 1
+def test_resume_and_errors(run_dir, diabetes_csv, tmp_path, capsys):
+    """Resume and refusals on a copy of the diabetes run (no second table, no second compile)."""
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    argv = ["train", "ctgan", "--tiny", "--data", str(diabetes_csv[0]), "--out", str(run)]
+    argv += ["--discrete", "sex", "--id-column", "patient_id"]
+    assert main([*argv, "--epochs", "3"]) == 1
     assert "already holds a run" in capsys.readouterr().err
-    assert main([*argv, "--steps", "4", "--resume"]) == 0
-    out = tmp_path / "gen"
-    gen = ["generate", "--run", str(run), "--n", "10", "--out", str(out)]
-    assert main([*gen, "--condition", "bmi_class=3", "--condition", "site=S02"]) == 0
-    df = pd.read_parquet(out / "synthetic.parquet")
-    assert (df["bmi_class"] == 3).all() and (df["site"] == "S02").all()
+    assert main([*argv, "--epochs", "4", "--resume"]) == 0
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["step"] == 4 * (442 // 80)
+    gen = ["generate", "--run", str(run), "--n", "10", "--out", str(tmp_path / "gen")]
     for bad, words in [
         (["--condition", "hair=red"], "hair='red': not a column"),
-        (["--condition", "site=X"], "site='X': unknown value"),
-        (["--condition", "site"], "expected NAME=VALUE"),
+        (["--condition", "sex=3"], "sex='3': unknown value"),
+        (["--condition", "sex"], "expected NAME=VALUE"),
     ]:
         assert main([*gen, *bad]) == 1
         assert words in capsys.readouterr().err
@@ -88,3 +88,16 @@ def test_phantom_table_and_errors(tmp_path, capsys):
         main(["train", "ctgan", "--data", "phantom:ct-table:50", "--out", str(tmp_path / "y")]) == 1
     )
     assert "exactly one of --epochs and --steps" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a second table (another layout): another compiled step
+def test_phantom_table(tmp_path):
+    run = tmp_path / "phantom"
+    argv = ["train", "ctgan", "--tiny", "--data", "phantom:ct-table:200", "--out", str(run)]
+    assert main([*argv, "--steps", "2"]) == 0
+    out = tmp_path / "gen"
+    gen = ["generate", "--run", str(run), "--n", "10", "--out", str(out)]
+    assert main([*gen, "--condition", "bmi_class=3", "--condition", "site=S02"]) == 0
+    df = pd.read_parquet(out / "synthetic.parquet")
+    assert (df["bmi_class"] == 3).all() and (df["site"] == "S02").all()
+    assert main([*gen, "--condition", "site=X"]) == 1

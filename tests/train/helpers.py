@@ -83,7 +83,13 @@ def worker(out: Path, *, steps: int, devices: int, checkpoint_every: int, **flag
 
 
 def worker_env(**extra: str) -> dict[str, str]:
+    """The session's environment without its JAX/XLA settings (a worker sets its own devices),
+    except the code generation level tests/conftest.py sets: a worker must compute the session's
+    bits (levels differ in the last bit of float32 results)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_"))}
+    level = [f for f in os.environ.get("XLA_FLAGS", "").split() if "optimization_level" in f]
+    if level:
+        env["XLA_FLAGS"] = " ".join(level)
     env.update(extra)
     return env
 
