@@ -21,9 +21,9 @@ def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "run"
     argv = ["train", "hagan", "--tiny", "--data", "phantom:ct:8", "--out", str(run), "--steps", "2"]
     argv += ["--checkpoint-every", "1", "--preview-every", "2", "--condition-columns", "bmi_class"]
-    # the test session has 8 CPU devices: one example each; with 4 GroupNorm groups this is the
-    # configuration of tests/train/test_hagan_train.py, whose compiled step this run reuses
-    argv += ["--config.batch_size=8", "--config.groups=4"]
+    # the test session has 8 CPU devices: one example each; this is the configuration of
+    # tests/train/test_hagan_train.py, whose compiled step this run reuses
+    argv += ["--config.batch_size=8"]
     assert main(argv) == 0
     return run
 
@@ -43,7 +43,7 @@ def test_resume_and_refusals(run_dir, tmp_path, capsys):
     run_dir = shutil.copytree(run_dir, tmp_path / "run")  # the shared run stays at step 2
     base = ["train", "hagan", "--tiny", "--data", "phantom:ct:8", "--out", str(run_dir)]
     base += ["--condition-columns", "bmi_class", "--checkpoint-every", "1", "--preview-every", "9"]
-    base += ["--config.batch_size=8", "--config.groups=4"]
+    base += ["--config.batch_size=8"]
     assert main([*base, "--steps", "3"]) == 1  # an existing run needs --resume
     assert "pass --resume" in capsys.readouterr().err
     assert main([*base, "--steps", "3", "--resume"]) == 0

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsyn import kernels
 from jaxsyn.errors import ConfigError
 
 DATA = "data"  # the mesh axis the batch is split over; models name it for cross-device means
@@ -123,14 +124,21 @@ def data_parallel(
     return jax.jit(sharded, donate_argnums=(0,))
 
 
-@functools.lru_cache(maxsize=16)
 def cached_step(train_step: Callable, config: Any, mesh: jax.sharding.Mesh, **static) -> Callable:
     """`data_parallel(partial(train_step, config=config, **static), mesh)`, made once per (step
-    function, config, mesh, static arguments) in a process: a run resumed or repeated in the same
-    process (a notebook, a sweep, the tests) reuses the traced and compiled step instead of tracing
-    it again (about 10 s for MMCGAN's). `config` and `static` must be hashable (the frozen dataclass
-    configs are)."""
-    return data_parallel(functools.partial(train_step, config=config, **static), mesh)
+    function, config, mesh, static arguments, 3D convolution path) in a process: a run resumed or
+    repeated in the same process (a notebook, a sweep, the tests) reuses the traced and compiled
+    step instead of tracing it again (about 10 s for MMCGAN's). The convolution path that
+    `jaxsyn.kernels.use` selects is part of the key, because it acts when a step is traced.
+    `config` and `static` must be hashable (the frozen dataclass configs are)."""
+    path = kernels.info()["implementation"]
+    return _cached_step(train_step, config, mesh, path, tuple(sorted(static.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_step(train_step, config, mesh, path, static) -> Callable:
+    del path  # in the key only: the step traces with whatever path is selected now
+    return data_parallel(functools.partial(train_step, config=config, **dict(static)), mesh)
 
 
 def mean_value_and_grad(

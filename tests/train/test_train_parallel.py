@@ -7,6 +7,7 @@ single-device step, so results agree to rounding, not bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -196,3 +197,22 @@ def test_batch_must_split_evenly(meshes):
     config = toygan.ToyTrainConfig.tiny(batch_size=12)
     with pytest.raises(ConfigError, match="batch_size is 12; expected a multiple of the 8"):
         toygan.make_step(config, meshes[8])
+
+
+def test_cached_step_is_made_once_per_config_mesh_and_conv_path():
+    """A run repeated or resumed in one process reuses its traced step (nothing compiled here)."""
+    from jaxsyn import kernels
+    from jaxsyn.train import hagan
+
+    config = hagan.HAGANTrainConfig.tiny()
+    mesh = parallel.make_mesh(jax.devices()[:2])
+    step = hagan.make_step(config, mesh)
+    assert hagan.make_step(config, parallel.make_mesh(jax.devices()[:2])) is step
+    assert hagan.make_step(config, parallel.make_mesh(jax.devices()[:1])) is not step
+    other = hagan.HAGANTrainConfig.tiny(model=dataclasses.replace(config.model, latent_dim=8))
+    assert hagan.make_step(other, mesh) is not step
+    with kernels.use("xla"):  # the convolution path acts at trace time: another step
+        xla = hagan.make_step(config, mesh)
+    with kernels.use("xla"):
+        assert hagan.make_step(config, mesh) is xla
+    assert (xla is step) == (kernels.info()["implementation"] == "xla")
