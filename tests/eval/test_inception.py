@@ -8,6 +8,7 @@ comparisons that run torch itself are `peers` (`make test-peers`).
 """
 
 import hashlib
+import importlib.util
 import io
 import os
 import pickle
@@ -77,17 +78,12 @@ def test_reader_reads_committed_torch_files(name):
 @pytest.mark.peers
 @pytest.mark.parametrize("legacy", [False, True])
 def test_reader_matches_torch_save(tmp_path, legacy):
+    """The committed fixtures' state dict, saved afresh by this torch (its own writer today)."""
     torch = pytest.importorskip("torch")
-    g = torch.Generator().manual_seed(0)
-    base = torch.randn(4, 6, generator=g)
-    state = {
-        "a.weight": torch.randn(3, 2, 5, 5, generator=g),
-        "a.t": base.t(),  # non-contiguous
-        "a.view": base[1:3, 2:],  # offset into a shared storage
-        "b.half": torch.randn(7, generator=g).half(),
-        "b.steps": torch.tensor(12, dtype=torch.long),
-        "b.mask": torch.tensor([True, False]),
-    }
+    spec = importlib.util.spec_from_file_location("make_fixtures", DATA / "make_fixtures.py")
+    make_fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_fixtures)
+    state = make_fixtures.torch_state()
     path = tmp_path / "w.pth"
     torch.save(state, path, _use_new_zipfile_serialization=not legacy)
     got = inception.read_torch_file(path)
