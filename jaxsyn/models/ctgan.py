@@ -329,7 +329,7 @@ def draw_rows(logits: jax.Array, cond: jax.Array, key: jax.Array, config: CTGANC
     n = cond.shape[0]
     logits = logits.astype(jnp.float32)
     y = jnp.take(logits, idx.pos, axis=-1)  # [B, S, W]
-    excluded = ~idx.valid
+    excluded = jnp.broadcast_to(~idx.valid, y.shape)  # padding slots; [B, S, W] in both modes
     if config.hard_conditions:
         spread = _spread_cond(cond, idx)
         excluded = excluded | ((spread.sum(-1, keepdims=True) > 0) & (spread == 0))

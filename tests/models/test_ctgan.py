@@ -162,3 +162,27 @@ def test_sample_rows_draws_what_generate_decodes_to():
         b = np.bincount(soft[:, start : start + width].argmax(1), minlength=width) / n
         np.testing.assert_allclose(a, b, atol=0.02)
     np.testing.assert_array_equal(rows[: n // 2, 4:6], [[0, 1]] * (n // 2))  # hard condition
+
+
+@pytest.mark.parametrize("hard", [True, False], ids=["hard", "soft"])
+def test_draw_rows_in_both_condition_modes(hard):
+    """Rows are drawn whether conditions are hard (the named slot exactly) or soft (the reference:
+    the condition only conditions): every span one exact one-hot, scalars tanh, and the draw
+    follows softmax(logits). Soft mode used to crash (issue 16, item 2)."""
+    c = config(hard_conditions=hard)
+    n = 4000
+    logits = jnp.tile(jnp.linspace(-1.0, 1.0, c.data_dim), (n, 1))
+    cond = jnp.zeros((n, c.cond_dim)).at[:, 1].set(1.0)  # the first discrete column, category 1
+    rows = np.asarray(m.draw_rows(logits, cond, jax.random.key(0), c))
+    np.testing.assert_allclose(rows[:, [0, 6]], np.tanh(np.asarray(logits)[:, [0, 6]]), rtol=1e-6)
+    for start, width, kind in SPANS:
+        if kind == "onehot":
+            block = rows[:, start : start + width]
+            assert set(np.unique(block)) <= {0.0, 1.0} and (block.sum(1) == 1).all()
+    named = rows[:, 4:6].argmax(1)
+    if hard:
+        assert (named == 1).all()
+    else:  # drawn with softmax(logits[4:6]) probabilities, the condition notwithstanding
+        p = np.exp(np.asarray(logits[0, 4:6]))
+        p /= p.sum()
+        assert abs((named == 1).mean() - p[1]) < 4 * np.sqrt(p[1] * p[0] / n)
