@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from pathlib import Path
 
 from jaxsyn.errors import ConfigError
 
 
 def override(config, assignment: str):
-    """Apply `FIELD=VALUE` to a (nested) frozen dataclass config; the model's fields first."""
+    """Apply `FIELD=VALUE` to a (nested) frozen dataclass config; the model's fields first. VALUE
+    is read as the field's annotated type (`coerce`)."""
     name, _, text = assignment.partition("=")
     if "." in name:  # a dotted path into nested configs, e.g. model.image.size=64
         head, _, rest = name.partition(".")
@@ -23,7 +26,7 @@ def override(config, assignment: str):
     for target in targets:
         fields = {f.name: f for f in dataclasses.fields(target)}
         if name in fields:
-            value = _coerce(getattr(target, name), text, name)
+            value = coerce(_field_type(target, name), getattr(target, name), text, name)
             new = dataclasses.replace(target, **{name: value})
             return dataclasses.replace(config, model=new) if target is not config else new
     known = sorted({f.name for t in targets for f in dataclasses.fields(t)} - {"model"})
@@ -36,20 +39,76 @@ def apply_overrides(config, overrides: list[str]):
     return config
 
 
-def _coerce(current, text: str, name: str):
+def _field_type(config, name: str):
+    """The annotated type of field `name` (the configs' annotations are strings: resolved here);
+    None where it cannot be resolved, and the current value's type decides."""
     try:
-        if isinstance(current, bool):
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1")
+        return typing.get_type_hints(type(config))[name]
+    except Exception:  # an annotation naming something not importable at run time
+        return None
+
+
+def coerce(kind, current, text: str, name: str):
+    """`text` as a value of the annotated type `kind`: bool (true/false/1/0), int, float, str,
+    `X | None` ("none" or empty for None), tuple[X, ...] and tuple[X, Y] (comma-separated);
+    a nested config is refused (set its fields as --config.FIELD.SUB=VALUE). Without an
+    annotation, the current value's type. Errors name the field and the expected type."""
+    if kind is None:
+        kind = type(current) if current is not None else str
         if isinstance(current, tuple):
-            kind = type(current[0]) if current else str
-            return tuple(kind(v) for v in text.split(",") if v)
-        if current is None:
-            return None if text.lower() in ("", "none") else text
-        return type(current)(text)
-    except ValueError:
-        raise ConfigError(f"--config.{name}={text}: expected a value like {current!r}") from None
+            kind = tuple[type(current[0]) if current else str, ...]
+    try:
+        return _as(kind, text)
+    except (TypeError, ValueError):
+        now = "" if dataclasses.is_dataclass(current) else f" (now {current!r})"
+        raise ConfigError(f"--config.{name}={text}: expected {_describe(kind)}{now}") from None
+
+
+def _as(kind, text: str):
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.strip().lower() in ("", "none"):
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _as(option, text)
+            except (TypeError, ValueError):
+                continue
+        raise ValueError(text)
+    if origin is tuple:
+        items = [v.strip() for v in text.split(",") if v.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_as(args[0], v) for v in items)
+        if len(items) != len(args):
+            raise ValueError(text)
+        return tuple(_as(a, v) for a, v in zip(args, items, strict=True))
+    if dataclasses.is_dataclass(kind):
+        raise TypeError("a nested config")
+    if kind is bool:
+        if text.strip().lower() not in ("true", "false", "1", "0"):
+            raise ValueError(text)
+        return text.strip().lower() in ("true", "1")
+    if kind is int:
+        return int(text)  # "1.5" is refused, not truncated
+    if kind in (float, str):
+        return kind(text)
+    raise TypeError(f"cannot read {kind}")
+
+
+def _describe(kind) -> str:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) if a is not type(None) else "none" for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            plural = {int: "integers", float: "numbers", str: "texts", bool: "true/false values"}
+            return f"comma-separated {plural.get(args[0], _describe(args[0]))}"
+        return f"{len(args)} comma-separated values ({', '.join(_describe(a) for a in args)})"
+    if dataclasses.is_dataclass(kind):
+        return f"fields set one by one (--config.FIELD.SUB=VALUE), not a whole {kind.__name__}"
+    if kind is bool:
+        return "true or false"
+    return {int: "an integer", float: "a number", str: "text"}.get(kind, str(kind))
 
 
 def name_value(text: str) -> tuple[str, str]:
