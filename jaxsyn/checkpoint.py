@@ -98,8 +98,12 @@ class Checkpointer:
                 f"{self.directory}: no checkpoint at step {step}; steps found: {found}"
             )
         where = self.directory / str(step)
-        self._check_config(self.saved_config(step), where)
-        self._check_tree(self._manager.item_metadata(step)["state"], abstract_state, where)
+        try:
+            saved, metadata = self.saved_config(step), self._manager.item_metadata(step)["state"]
+        except Exception as e:  # unreadable metadata: TensorStore's ValueError, Orbax's others
+            raise CheckpointError(f"{where}: {_DAMAGED} ({_cause(e)})") from e
+        self._check_config(saved, where)
+        self._check_tree(metadata, abstract_state, where)
         items = {"state": ocp.args.StandardRestore(abstract_state)}
         if data_iter is not None:
             if not (where / "data").is_dir():
@@ -109,7 +113,9 @@ class Checkpointer:
             restored = self._manager.restore(step, args=ocp.args.Composite(**items))
         except ValueError as e:
             # Grain names the missing per-process file when the process count changed.
-            raise CheckpointError(f"{where}: cannot restore: {e}") from e
+            raise CheckpointError(f"{where}: cannot restore: {_cause(e)}") from e
+        except Exception as e:  # Orbax raises a bare Exception for an unreadable array file
+            raise CheckpointError(f"{where}/state: {_DAMAGED} ({_cause(e)})") from e
         return restored["state"]
 
     def wait(self) -> None:
@@ -182,10 +188,23 @@ def restore_subtree(directory: str | os.PathLike, abstract: Any, *, step: int | 
             return manager.restore(step, args=ocp.args.Composite(state=args))["state"]
         except (ValueError, KeyError) as e:
             raise CheckpointError(
-                f"{directory / str(step)}/state: cannot read the requested arrays: {e}"
+                f"{directory / str(step)}/state: cannot read the requested arrays: {_cause(e)}"
             ) from e
+        except Exception as e:  # Orbax raises a bare Exception for an unreadable array file
+            raise CheckpointError(f"{directory / str(step)}/state: {_DAMAGED} ({_cause(e)})") from e
     finally:
         manager.close()
+
+
+_DAMAGED = "an array file is damaged or truncated; restore it from a copy or use another step"
+
+
+def _cause(error: BaseException) -> str:
+    """The first line of the innermost cause: TensorStore's message names the array and says
+    what was wrong (e.g. a byte range past the end of a truncated file)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return (str(error).splitlines() or [type(error).__name__])[0][:400]
 
 
 def as_json(config: Any) -> dict:

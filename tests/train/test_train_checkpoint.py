@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import jax
 import numpy as np
@@ -107,3 +108,25 @@ def test_config_diff_names_nested_fields():
     assert config_diff(saved, current) == [("model.depth", 2, 3)]
     assert config_diff({"a": 1}, {"a": 1, "b": (1, 2)}) == [("b", "<absent>", (1, 2))]
     assert np.isscalar(saved["seed"])
+
+
+def test_truncated_array_files_are_a_one_line_error(one_step_run, tmp_path):
+    """A damaged checkpoint (array files cut short) is refused naming the checkpoint, by the
+    full restore (resume) and by the partial one generation uses, not with Orbax's traceback."""
+    from jaxsyn.checkpoint import restore_subtree
+
+    run = tmp_path / "run"
+    shutil.copytree(one_step_run, run)
+    arrays = [p for p in (run / "checkpoints" / "1" / "state").rglob("d/*") if p.is_file()]
+    assert arrays
+    for path in arrays:
+        path.write_bytes(path.read_bytes()[:10])
+    where = str(run / "checkpoints" / "1")
+    with pytest.raises(CheckpointError) as error:
+        toygan.run(run, steps=2, resume=True, config=TINY, progress=False)
+    message = str(error.value)
+    assert message.startswith(where) and "damaged or truncated" in message and "\n" not in message
+    abstract = jax.eval_shape(lambda: toygan.init_state(TINY).params)
+    with pytest.raises(CheckpointError, match="damaged or truncated") as error:
+        restore_subtree(run / "checkpoints", {"params": abstract})
+    assert str(error.value).startswith(where)
