@@ -101,7 +101,7 @@ class Checkpointer:
         try:
             saved, metadata = self.saved_config(step), self._manager.item_metadata(step)["state"]
         except Exception as e:  # unreadable metadata: TensorStore's ValueError, Orbax's others
-            raise CheckpointError(f"{where}: {_DAMAGED} ({_cause(e)})") from e
+            raise _read_error(where, e) from e
         self._check_config(saved, where)
         self._check_tree(metadata, abstract_state, where)
         items = {"state": ocp.args.StandardRestore(abstract_state)}
@@ -111,11 +111,9 @@ class Checkpointer:
             items["data"] = grain_checkpoint.CheckpointRestore(data_iter)
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-        except ValueError as e:
-            # Grain names the missing per-process file when the process count changed.
-            raise CheckpointError(f"{where}: cannot restore: {_cause(e)}") from e
-        except Exception as e:  # Orbax raises a bare Exception for an unreadable array file
-            raise CheckpointError(f"{where}/state: {_DAMAGED} ({_cause(e)})") from e
+        except Exception as e:  # Orbax raises a bare Exception for an unreadable array file;
+            # Grain a ValueError naming the missing per-process file when the process count changed
+            raise _read_error(where, e) from e
         return restored["state"]
 
     def wait(self) -> None:
@@ -186,17 +184,20 @@ def restore_subtree(directory: str | os.PathLike, abstract: Any, *, step: int | 
         )
         try:
             return manager.restore(step, args=ocp.args.Composite(state=args))["state"]
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(
-                f"{directory / str(step)}/state: cannot read the requested arrays: {_cause(e)}"
-            ) from e
-        except Exception as e:  # Orbax raises a bare Exception for an unreadable array file
-            raise CheckpointError(f"{directory / str(step)}/state: {_DAMAGED} ({_cause(e)})") from e
+        except Exception as e:  # absent arrays (ValueError, KeyError), damaged files (Exception)
+            raise _read_error(directory / str(step) / "state", e) from e
     finally:
         manager.close()
 
 
-_DAMAGED = "an array file is damaged or truncated; restore it from a copy or use another step"
+def _read_error(where: Path, error: BaseException) -> CheckpointError:
+    """One line naming the checkpoint, what went wrong, and TensorStore's / Orbax's own words."""
+    cause = _cause(error)
+    if any(code in cause for code in ("OUT_OF_RANGE", "DATA_LOSS", "Requested byte range")):
+        what = "an array file is damaged or truncated; restore it from a copy or use another step"
+    else:
+        what = "cannot restore"
+    return CheckpointError(f"{where}: {what} ({cause})")
 
 
 def _cause(error: BaseException) -> str:
