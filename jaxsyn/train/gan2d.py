@@ -344,7 +344,7 @@ class StagedStep:
                 f"{type(config).__name__}.batch_size is {config.batch_size}; expected a multiple "
                 f"of the {mesh.size} devices"
             )
-        self.config, self.mesh, self.step = config, mesh, None
+        self.config, self.mesh, self.step, self._compiled = config, mesh, None, {}
         opt = optimizer(config)
         self._reset = jax.jit(
             lambda s: s.replace(opt_state={k: opt.init(p) for k, p in s.params.items()}),
@@ -360,8 +360,12 @@ class StagedStep:
         if reset and self.step > 0 and phase != stage_of(self.config, self.step - 1):
             state = self._reset(state)
         stage = phase[0]
+        if stage not in self._compiled:  # shared with other runs of this process
+            self._compiled[stage] = parallel.cached_step(
+                train_step, self.config, self.mesh, stage=stage
+            )
         self.step += 1
-        return parallel.cached_step(train_step, self.config, self.mesh, stage=stage)(state, batch)
+        return self._compiled[stage](state, batch)
 
 
 def run_info(config: Config, cohort: Cohort) -> dict:
