@@ -11,6 +11,7 @@ import dataclasses
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -20,6 +21,7 @@ from jaxsyn.data.store import VolumeStore, ingest
 from jaxsyn.errors import ConfigError
 from jaxsyn.models.mmcgan import MMCGANConfig
 from jaxsyn.train import mmcgan, parallel
+from jaxsyn.train import state as state_lib
 from jaxsyn.train.state import born_replicated
 from tests.train.helpers import assert_trees_close, host
 
@@ -77,7 +79,7 @@ def _steps(store, n_devices: int) -> list[dict]:
         for i in range(STEPS):
             batch = parallel.shard_batch(next(it), mesh)
             if i == STEPS - 1:  # keep a host copy: the step donates its state
-                last = (step, jax.tree.map(lambda x: x.copy(), state), batch, mesh)
+                last = (step, jax.tree.map(lambda x: x.copy(), state), batch, mesh, config)
             state, m = step(state, batch)
             states.append(host(state.params))
             metrics.append({k: float(v) for k, v in jax.device_get(m).items()})
@@ -126,7 +128,7 @@ def test_each_update_is_its_rate_times_a_gradient(runs):
     update is -lr_c * g_c, with g_c computed before c moves, so doubling lr_c doubles exactly c's
     update, and the components that update before c in the step (tab_d, then image_d, then the
     generators, then the encoders) do not move differently."""
-    states, _, (step, before, batch, mesh) = runs[1]
+    states, _, (step, before, batch, mesh, _) = runs[1]
     order = ["tab_d", "image_d", "shared", "bottleneck", "tab_g", "image_g", "eh", "eg"]
     assert sorted(order) == sorted(mmcgan.COMPONENTS)
     base = {c: _delta(states[-2], states[-1], c) for c in order}
@@ -150,6 +152,33 @@ def test_each_update_is_its_rate_times_a_gradient(runs):
         for earlier in order[:i]:  # computed before `name` moves: not a bit different
             for path, d in base[earlier].items():
                 np.testing.assert_array_equal(got[earlier][path], d, err_msg=f"{name}: {path}")
+
+
+@pytest.mark.slow  # one more compiled MMCGAN step (the image branch switched off)
+def test_the_shared_generator_gets_the_image_gradient(runs):
+    """The 5th step (image heads due) against the same step, same state, batch and keys, with
+    nothing image-side due: the tabular components move identically (their gradient is the
+    tabular loss's alone), the image components do not move, and G^A moves differently, by
+    lr_shared times the image loss's gradient, which therefore reaches the shared generator.
+    (That this difference is exactly the image gradient, not a multiple, is not checked: the
+    image loss's gradient cannot be taken apart from the step's internal draws.)"""
+    states, _, (_, before, batch, mesh, config) = runs[1]
+    with pytest.MonkeyPatch.context() as patch, jax.set_mesh(mesh):
+        patch.setattr(mmcgan, "optimizers", _sgd)
+        patch.setattr(state_lib, "is_due", lambda step, every: jnp.zeros((), bool))
+        no_image = parallel.data_parallel(functools.partial(mmcgan.train_step, config=config), mesh)
+        state = jax.tree.map(lambda x: x.copy(), before)
+        after, _ = no_image(jax.device_put(state, parallel.replicated(mesh)), batch)
+    tab_only = host(after.params)
+    for name in ("tab_d", "bottleneck", "tab_g"):
+        for path, d in _delta(states[-2], states[-1], name).items():
+            np.testing.assert_allclose(tab_only[path] - states[-2][path], d, rtol=1e-5, atol=1e-9)
+    for name in ("image_g", "image_d", "eh", "eg"):
+        assert all(np.array_equal(tab_only[k], states[-2][k]) for k in _component(tab_only, name))
+    with_image = _delta(states[-2], states[-1], "shared")
+    image_part = {k: d - (tab_only[k] - states[-2][k]) for k, d in with_image.items()}
+    scale = max(np.abs(states[-2][k]).max() for k in image_part)
+    assert max(np.abs(v).max() for v in image_part.values()) > 1e-3 * LR_OF["shared"] * scale
 
 
 def _delta(before: dict, after: dict, name: str) -> dict:
