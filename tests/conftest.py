@@ -5,8 +5,8 @@ All must be configured before any computation runs, so they live here, at import
 
 Level 0: the tests' arrays are tiny, so compiling is most of their cost; unoptimised machine code
 compiles about a third faster and, on these sizes, runs faster overall (tests/eval/
-test_classifiers.py and tests/test_readme.py: 95 s -> 56 s from a cold cache; the whole suite
-12 min -> 7.5 min, benchmarks/RESULTS.md). Float32 results can differ from the default level's in
+test_classifiers.py and tests/test_readme.py: 95 s -> 56 s from a cold cache; with the other
+changes of the test-suite issue, pytest went 738 s -> 369 s, benchmarks/RESULTS.md). Float32 results can differ from the default level's in
 the last bit (other vectorisation and FMA contraction), so bitwise checks compare runs made at the
 same level: subprocess workers get the flag too (tests/train/helpers.worker_env).
 JAXSYN_TEST_XLA_OPT=1 keeps XLA's default; benchmarks never use this.
