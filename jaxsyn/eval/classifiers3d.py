@@ -20,7 +20,7 @@ ResNet3D   MedicalNet's 3D ResNet (Chen, Ma & Zheng 2019, "Med3D: Transfer learn
 No weights ship with jaxsyn and nothing is downloaded: models are trained from scratch on the
 data at hand. `load_medicalnet(path, config)` reads a MedicalNet checkpoint the user already has
 on disk (e.g. `resnet_10_23dataset.pth`, a `torch.save` of {"state_dict": ...}) without torch
-(`jaxsyn.eval.torchfile`) into `{"params", "batch_stats"}`; the head is not in those files (they
+(`jaxsyn.torchfile`) into `{"params", "batch_stats"}`; the head is not in those files (they
 end at a segmentation decoder) and is initialised from a key, so fine-tune it with
 `train_classifier(..., init_variables=...)`.
 """
@@ -158,7 +158,7 @@ def load_medicalnet(path: str | os.PathLike, config: ResNet3DConfig, *, seed: in
     checked against `config` (stage_sizes (1, 1, 1, 1) for resnet_10, (2, 2, 2, 2) for
     resnet_18, width 64, in_channels 1, stem_kernel 7)."""
     from jaxsyn.eval import classifiers
-    from jaxsyn.eval.torchfile import read_torch_file
+    from jaxsyn.torchfile import read_torch_file
 
     tensors = {
         k.removeprefix("state_dict.").removeprefix("module."): v

@@ -18,7 +18,7 @@ the model with `normalize_input=False` and pre-scaled inputs to reproduce them.
 Weights. `load_fid_weights(path)` reads a PyTorch file directly - a zip archive (`*/data.pkl` plus
 raw storages `*/data/<key>`, both `torch.save` state dicts and TorchScript modules) or the legacy
 pre-1.6 stream format that pytorch-fid's own `pt_inception-2015-12-05-6726825d.pth` uses - through
-`jaxsyn.eval.torchfile` (a restricted unpickler that rebuilds tensors as numpy arrays and refuses every other global), so no
+`jaxsyn.torchfile` (a restricted unpickler that rebuilds tensors as numpy arrays and refuses every other global), so no
 code in the file runs and torch is never imported. Two namings are understood:
   * pytorch-fid / torchvision state dicts (`Mixed_5b.branch1x1.conv.weight`, `...bn.running_var`);
   * the TorchScript port of the same TF graph made by NVIDIA for stylegan2-ada-pytorch
@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsyn.errors import ConfigError, DataError
-from jaxsyn.eval.torchfile import read_torch_file
+from jaxsyn.torchfile import read_torch_file
 
 FID_WEIGHTS_ENV = "JAXSYN_FID_WEIGHTS"
 FID_SIZE = 299

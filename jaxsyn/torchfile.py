@@ -4,6 +4,11 @@
 storages `*/data/<key>`), a TorchScript zip, or the legacy pre-1.6 stream format. A restricted
 unpickler rebuilds tensors (offsets and strides honoured; float/double/half/bfloat16 and integer
 and bool storages) and refuses every other global, so no code in the file runs.
+
+Anything else is a one-line `DataError` naming the file: a damaged or truncated zip archive, a tar
+archive (what `torch.load` reports as `KeyError: 'storages'`, e.g. a download that packs several
+checkpoints, or torch's oldest tar-based format, which is not supported), or no PyTorch file at all.
+Used by `jaxsyn.eval` (FID and MedicalNet weights) and `jaxsyn.compat` (reference checkpoints).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import io
 import os
 import pickle
 import struct
+import tarfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -214,6 +220,37 @@ def _no_storage(pid):
     raise pickle.UnpicklingError("a storage where none was expected")
 
 
+def _container(path: Path) -> str:
+    """ "zip" or "legacy" from the first bytes (as torch.load decides); anything else refused.
+
+    A tar archive is refused before `zipfile` looks at it: `zipfile` finds the central directory
+    at the end of a file, so it would read the last checkpoint packed in a tar as if it were all.
+    """
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":
+        if not zipfile.is_zipfile(path):
+            raise DataError(
+                f"{path}: a damaged or truncated zip archive (no central directory); expected a whole `torch.save` file (download or copy it again)"
+            )
+        return "zip"
+    if tarfile.is_tarfile(path):
+        try:
+            with tarfile.open(path) as tar:
+                names = tar.getnames()[:4]
+        except (tarfile.TarError, OSError):
+            names = []
+        old = " (torch's oldest, tar-based format is not supported)" if "storages" in names else ""
+        raise DataError(
+            f"{path}: a tar archive (members {names}), not a `torch.save` file{old}; if it packs checkpoints, unpack it and use the .pth files inside"
+        )
+    if head[:1] != pickle.PROTO:
+        raise DataError(
+            f"{path}: not a PyTorch file (starts with {head!r}: neither a zip archive nor torch's legacy pickle stream)"
+        )
+    return "legacy"
+
+
 def read_torch_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every tensor in a PyTorch file, by dotted name, as numpy arrays; torch is not imported.
 
@@ -225,7 +262,7 @@ def read_torch_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        obj = _read_zip(path) if zipfile.is_zipfile(path) else _read_legacy_file(path)
+        obj = _read_zip(path) if _container(path) == "zip" else _read_legacy_file(path)
     except DataError:
         raise
     except Exception as err:  # any malformed byte stream: pickle raises many kinds
