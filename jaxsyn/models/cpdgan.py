@@ -2,22 +2,34 @@
 
 `jaxsyn train cpdgan --data phantom:cxr:2000 --out runs/cpd --steps 20000 --config.size=32`
 
-As the benchmark's reference code (GAN_cpd/) builds it, no progressive growing:
-Generator ("skip", StyleGAN2-like output skips): [z; y] through a dense layer to a 4x4 map and a
-3x3 convolution, then per doubling nearest 2x upsampling and two 3x3 convolutions; after every
-convolution LeakyReLU 0.2 and *conditional pixel norm*
+As the benchmark's reference code (GAN_cpd/networks.py) builds it, no progressive growing:
+Generator ("skip", StyleGAN2-like output skips): [z; y] pixel-normalised (normalize_latents),
+a dense layer to a 4x4 map (bias per channel, after the reshape) and a 3x3 convolution, then per
+doubling nearest 2x upsampling with a 3x3 convolution and a second 3x3 convolution; after every
+layer LeakyReLU 0.2 and *conditional pixel norm*
     b = a / sqrt(mean_c(a^2) + 1e-8) * gamma + beta,   gamma, beta = dense([z; y])
-(`CondPixelNorm`; gamma's bias starts at 1, so b starts as the plain pixel norm). Every
-resolution has a 1x1 to-RGB; the image is the sum of them, each upsampled to the next
-resolution: img_r = up(img_{r/2}) + torgb_r(h_r).
+(`CondPixelNorm`: [z; y] not normalised here; gamma is used as it is, its bias starting at 0
+like beta's, as in the reference). Every resolution has a 1x1 to-RGB; the image is the sum of
+them, each upsampled to the next resolution: img_r = up(img_{r/2}) + torgb_r(h_r).
 Discriminator ("resnet"): a 1x1 from-RGB at full size, per halving a residual block
-[3x3 conv, 3x3 conv, 2x2 average pool] + [average pool, 1x1 conv] scaled by 1/sqrt(2); at 4x4
-the minibatch standard deviation (groups of 4), a 3x3 convolution, a dense layer to features h
-and the projection output (Miyato & Koyama 2018; the reference's "dense to label_size, then
-sum(x * labels)"):
-    D(x, y) = linear(h) + <embed(y), h>,   embed(y) = W y   (W: [L, F], no bias).
-Equalized learning rate on every weight (the reference's StyleGAN2 layers). Widths:
-min(fmap_base * 2 / res, fmap_max) = 512 up to 64 px. Labels are multi-hot [B, L].
+[3x3 conv; 3x3 conv with 2x2 average pooling, activation after the pooling] + [average pool,
+1x1 conv, no bias] scaled by 1/sqrt(2); at 4x4 the minibatch standard deviation (groups of 4),
+a 3x3 convolution and a dense layer to features h [B, fmap_max]; the output is the reference's
+label-conditioned one (Mescheder et al. 2018, "Which training methods for GANs actually
+converge?"): a dense layer to one score per label, summed over the labels the image carries,
+    D(x, y) = sum_l y_l (v_l^T h + b_l),
+with y extended by the implicit "no finding" slot (`proggan.with_no_finding`): the reference's
+data always had a positive label, and without the slot an all-zero row would score 0 whatever
+the image. There is no unconditional term b + w^T h.
+
+Equalized learning rate on every weight (N(0, 1) storage, scaled by gain / sqrt(fan_in)) with
+the reference's gains: 1 on every layer except those its fused up/down convolutions build, which
+default to sqrt(2): G's upsampling convolution (whose fan_in the reference counts from the
+*output* channels, 9 * width(res), reproduced here), D's downsampling convolution and D's skip
+convolution. Widths: min(fmap_base * 2 / res, fmap_max) = 512 up to 64 px. Labels are multi-hot
+[B, L]. Where ours still differs: the 4x4 dense layer's outputs are reshaped channels-last (a
+permutation of the reference's channels-first columns: the same distribution of networks), and
+minibatch stddev groups consecutive examples (see `proggan.minibatch_stddev`).
 """
 
 from __future__ import annotations
@@ -33,7 +45,6 @@ import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
 from jaxsyn.models.proggan import (
-    SQRT2,
     EqConv,
     EqDense,
     check_common,
@@ -43,6 +54,7 @@ from jaxsyn.models.proggan import (
     minibatch_stddev,
     pixel_norm,
     upsample,
+    with_no_finding,
 )
 
 
@@ -50,16 +62,16 @@ from jaxsyn.models.proggan import (
 class CPDGANConfig:
     """`jaxsyn train cpdgan --data phantom:cxr:2000 --out runs/cpd --steps 20000`
 
-    Defaults from the benchmark's reference code (GAN_cpd/config.py, networks_stylegan2.py).
+    Defaults from the benchmark's reference code (GAN_cpd/config.py, networks.py).
     """
 
     num_labels: int = 14  # dataset_tool.py: CheXpert's 14 findings (set from the data by `run`)
-    latent_dim: int = 512  # networks_stylegan2.py: latent_size 512
+    latent_dim: int = 512  # networks.py G_paper: latent_size = nf(0) = 512
     channels: int = 1  # dataset_tool.py: greyscale radiographs and CT slices
     size: int = 32  # config.py: the 32x32 preset (no growing: lod_initial_resolution = size)
-    fmap_base: int = 16 << 10  # networks_stylegan2.py: fmap_base = 16 << 10
-    fmap_max: int = 512  # networks_stylegan2.py: fmap_max 512 (the issue's "512 channels")
-    mbstd_group: int = 4  # networks_stylegan2.py D_stylegan2: mbstd_group_size 4
+    fmap_base: int = 16 << 10  # networks.py G_paper / D_paper: fmap_base = 16 << 10
+    fmap_max: int = 512  # networks.py: fmap_max 512 (the issue's "512 channels")
+    mbstd_group: int = 4  # config.py D: mbstd_group_size 4
     dtype: str = "float32"  # compute dtype; params stay float32
 
     def __post_init__(self):
@@ -76,12 +88,13 @@ class CPDGANConfig:
 
 
 class CondPixelNorm(nn.Module):
-    """b = pixel_norm(a) * gamma + beta with gamma, beta = dense(cond) per channel."""
+    """b = pixel_norm(a) * gamma + beta with gamma, beta = dense(cond) per channel (gain 1, biases
+    starting at 0: the reference's conditional_pixel_norm)."""
 
     @nn.compact
     def __call__(self, a: jax.Array, cond: jax.Array) -> jax.Array:
         c = a.shape[-1]
-        gamma = EqDense(c, gain=1.0, bias_init=1.0, name="gamma")(cond)
+        gamma = EqDense(c, gain=1.0, name="gamma")(cond)
         beta = EqDense(c, gain=1.0, name="beta")(cond)
         return pixel_norm(a) * gamma[:, None, None, :] + beta[:, None, None, :]
 
@@ -94,17 +107,20 @@ class Generator(nn.Module):
         """z [B, latent], y [B, L] -> images [B, size, size, channels] (linear output)."""
         c, dtype = self.config, jnp.dtype(self.config.dtype)
         cond = jnp.concatenate([z, y.astype(z.dtype)], -1).astype(dtype)
-        h = EqDense(c.width(4) * 16, gain=SQRT2 / 4, name="dense_4")(cond)
-        h = CondPixelNorm(name="cpn0_4")(lrelu(h.reshape(-1, 4, 4, c.width(4))), cond)
-        h = CondPixelNorm(name="cpn1_4")(lrelu(EqConv(c.width(4), name="conv_4")(h)), cond)
+        h = EqDense(c.width(4) * 16, gain=1.0, use_bias=False, name="dense_4")(pixel_norm(cond))
+        bias = self.param("bias_4", nn.initializers.zeros, (c.width(4),)).astype(dtype)
+        h = CondPixelNorm(name="cpn0_4")(lrelu(h.reshape(-1, 4, 4, c.width(4)) + bias), cond)
+        h = CondPixelNorm(name="cpn1_4")(
+            lrelu(EqConv(c.width(4), gain=1.0, name="conv_4")(h)), cond
+        )
         img = EqConv(c.channels, 1, gain=1.0, name="torgb_4")(h)
         res = 4
         while res < c.size:
             res *= 2
-            h = upsample(h)
-            for i in range(2):
-                h = lrelu(EqConv(c.width(res), name=f"conv{i}_{res}")(h))
-                h = CondPixelNorm(name=f"cpn{i}_{res}")(h, cond)
+            up = EqConv(c.width(res), fan_in=9 * c.width(res), name=f"conv0_{res}")
+            h = CondPixelNorm(name=f"cpn0_{res}")(lrelu(up(upsample(h))), cond)
+            h = lrelu(EqConv(c.width(res), gain=1.0, name=f"conv1_{res}")(h))
+            h = CondPixelNorm(name=f"cpn1_{res}")(h, cond)
             img = upsample(img) + EqConv(c.channels, 1, gain=1.0, name=f"torgb_{res}")(h)
         return img.astype(jnp.float32)
 
@@ -117,17 +133,18 @@ class Features(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         c = self.config
-        h = lrelu(EqConv(c.width(c.size), 1, name="fromrgb")(x.astype(jnp.dtype(c.dtype))))
+        x = x.astype(jnp.dtype(c.dtype))
+        h = lrelu(EqConv(c.width(c.size), 1, gain=1.0, name="fromrgb")(x))
         res = c.size
         while res > 4:
-            t = lrelu(EqConv(c.width(res), name=f"conv0_{res}")(h))
-            t = downsample(lrelu(EqConv(c.width(res // 2), name=f"conv1_{res}")(t)))
-            skip = EqConv(c.width(res // 2), 1, gain=1.0, use_bias=False, name=f"skip_{res}")
+            t = lrelu(EqConv(c.width(res), gain=1.0, name=f"conv0_{res}")(h))
+            t = lrelu(downsample(EqConv(c.width(res // 2), name=f"conv1_{res}")(t)))
+            skip = EqConv(c.width(res // 2), 1, use_bias=False, name=f"skip_{res}")
             h = (t + skip(downsample(h))) / math.sqrt(2.0)
             res //= 2
         h = minibatch_stddev(h, c.mbstd_group)
-        h = lrelu(EqConv(c.width(4), name="conv_4")(h))
-        return lrelu(EqDense(c.fmap_max, name="dense_4")(h.reshape(h.shape[0], -1)))
+        h = lrelu(EqConv(c.width(4), gain=1.0, name="conv_4")(h))
+        return lrelu(EqDense(c.fmap_max, gain=1.0, name="dense_4")(h.reshape(h.shape[0], -1)))
 
 
 class Discriminator(nn.Module):
@@ -137,10 +154,8 @@ class Discriminator(nn.Module):
     def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
         """x [B, size, size, channels], y [B, L] -> WGAN scores [B], float32."""
         h = Features(self.config, name="features")(x).astype(jnp.float32)
-        linear = EqDense(1, gain=1.0, name="out")(h)[:, 0]
-        # <embed(y), h> with embed(y) = W y, computed as sum((W^T h) * y) (the reference's form).
-        projected = EqDense(self.config.num_labels, gain=1.0, use_bias=False, name="embed")(h)
-        return linear + jnp.sum(projected * y.astype(jnp.float32), axis=-1)
+        scores = EqDense(self.config.num_labels + 1, gain=1.0, name="out")(h)  # v_l^T h + b_l
+        return jnp.sum(scores * with_no_finding(y), axis=-1)
 
 
 def init(key: jax.Array, config: CPDGANConfig) -> dict[str, Any]:
@@ -165,7 +180,7 @@ def apply_discriminator(params, x, y, config: CPDGANConfig) -> jax.Array:
 
 
 def discriminator_features(params, x, config: CPDGANConfig) -> jax.Array:
-    """h [B, fmap_max]: the features the projection output reads (for tests and analysis)."""
+    """h [B, fmap_max]: the features the label-conditioned output reads (tests and analysis)."""
     return Features(config).apply({"params": params["features"]}, x)
 
 

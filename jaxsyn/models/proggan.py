@@ -4,14 +4,18 @@ auxiliary classification, as the benchmark's reference code (GAN_prog/) trains i
 `jaxsyn train proggan --data phantom:cxr:2000 --out runs/prog --steps 20000 --config.size=32`
 
 Generator: [z; y] (z ~ N(0, 1)^512, y the multi-hot findings) pixel-normalised, a dense layer to a
-4x4 map, a 3x3 convolution; then per doubling: nearest 2x upsampling and two 3x3 convolutions;
-LeakyReLU 0.2 and pixel norm after every layer; a 1x1 "to-RGB" convolution (linear) per
-resolution. Discriminator: the mirror image, a 1x1 "from-RGB" per resolution, per halving two
-3x3 convolutions and 2x2 average pooling; at 4x4 the minibatch standard deviation (groups of 4),
-a 3x3 convolution, a dense layer and a dense output of 1 + (L + 1) numbers: the WGAN score and the
-auxiliary-classifier logits (L findings plus an implicit "no finding" slot, see `aux_targets`).
+4x4 map (its bias one per channel, after the reshape), a 3x3 convolution; then per doubling:
+nearest 2x upsampling and two 3x3 convolutions; LeakyReLU 0.2 and pixel norm after every layer;
+a 1x1 "to-RGB" convolution (linear) per resolution. Discriminator: the mirror image, a 1x1
+"from-RGB" per resolution, per halving a 3x3 convolution and a 3x3 convolution with 2x2 average
+pooling, the activation after the pooling: lrelu(pool(conv(h)) + b), as the reference's fused
+conv2d_downscale2d computes it (a 4x4 box-filtered kernel at stride 2 is exactly conv then pool);
+at 4x4 the minibatch standard deviation (groups of 4), a 3x3 convolution, a dense layer and a
+dense output of 1 + (L + 1) numbers: the WGAN score and the auxiliary-classifier logits (L
+findings plus an implicit "no finding" slot the reference lacks, see `with_no_finding`).
 Every weight has an equalized learning rate (N(0, 1) init, scaled by gain / sqrt(fan_in) at run
-time). Widths: min(fmap_base * 2 / res, fmap_max) (512 up to 32 px).
+time), gains as the reference's: sqrt(2), sqrt(2)/4 on G's dense layer, 1 on to-RGB and on D's
+output. Widths: min(fmap_base * 2 / res, fmap_max) (512 up to 32 px).
 
 Progressive growing: the network active at `stage` (a power of two, static: a new stage
 recompiles) ends at that resolution; while a stage fades in, the new block's output is blended
@@ -69,10 +73,11 @@ class EqConv(nn.Module):
     kernel: int = 3
     gain: float = SQRT2
     use_bias: bool = True
+    fan_in: int | None = None  # None: kernel^2 * input channels (see cpdgan.Generator)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        k, fan_in = self.kernel, self.kernel * self.kernel * x.shape[-1]
+        k, fan_in = self.kernel, self.fan_in or self.kernel * self.kernel * x.shape[-1]
         w = self.param("kernel", nn.initializers.normal(1.0), (k, k, x.shape[-1], self.features))
         y = jax.lax.conv_general_dilated(
             x, (w * (self.gain / math.sqrt(fan_in))).astype(x.dtype), (1, 1), "SAME",
@@ -137,17 +142,26 @@ def lerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:
     return (1 - t) * a + t * b
 
 
+def with_no_finding(labels: jax.Array) -> jax.Array:
+    """Multi-hot labels [B, L] -> [B, L + 1] float32, the last slot an implicit "no finding":
+    1 for an all-zero row, 0 otherwise.
+
+    The reference's data always had at least one positive label per row (CheXpert and RSNA carry
+    a "no finding" column); ours need not. On data where every row has a positive label the
+    extra slot is always 0 and both families compute what the reference does.
+    """
+    y = labels.astype(jnp.float32)
+    return jnp.concatenate([y, (y.sum(-1, keepdims=True) == 0).astype(jnp.float32)], axis=-1)
+
+
 def aux_targets(labels: jax.Array) -> jax.Array:
     """Softmax targets from multi-hot labels [B, L] -> [B, L + 1], as the reference's class loss.
 
     The reference (GAN_prog loss.py, cond_weight 1) takes the softmax cross-entropy of the
     classifier logits against labels / sum(labels): a multi-hot row becomes a distribution.
-    Its data always had at least one positive label per row (CheXpert and RSNA carry a
-    "no finding" column); ours need not, so the last slot is an implicit "no finding": 1 for an
-    all-zero row, 0 otherwise.
+    An all-zero row targets the implicit "no finding" slot (`with_no_finding`).
     """
-    y = labels.astype(jnp.float32)
-    y = jnp.concatenate([y, (y.sum(-1, keepdims=True) == 0).astype(jnp.float32)], axis=-1)
+    y = with_no_finding(labels)
     return y / y.sum(-1, keepdims=True)
 
 
@@ -230,9 +244,12 @@ class Generator(nn.Module):
         """z [B, latent], y [B, L] -> images [B, stage, stage, channels] (linear output)."""
         c, dtype = self.config, jnp.dtype(self.config.dtype)
         x = pixel_norm(jnp.concatenate([z, y.astype(z.dtype)], -1))  # normalize_latents=True
-        # G_paper: dense to 4x4 with gain sqrt(2)/4 (one 4x4 "transposed conv" of a 1x1 input).
-        h = EqDense(c.width(4) * 16, gain=SQRT2 / 4, name="dense_4")(x.astype(dtype))
-        h = pixel_norm(lrelu(h.reshape(-1, 4, 4, c.width(4))))
+        # G_paper: dense to 4x4 with gain sqrt(2)/4 (one 4x4 "transposed conv" of a 1x1 input),
+        # its bias one per channel, added after the reshape.
+        h = EqDense(c.width(4) * 16, gain=SQRT2 / 4, use_bias=False, name="dense_4")
+        h = h(x.astype(dtype)).reshape(-1, 4, 4, c.width(4))
+        bias = self.param("bias_4", nn.initializers.zeros, (c.width(4),))
+        h = pixel_norm(lrelu(h + bias.astype(h.dtype)))
         h = pixel_norm(lrelu(EqConv(c.width(4), name="conv_4")(h)))
         hs = {4: h}
         for k in range(3, _log2(stage) + 1):
@@ -265,10 +282,9 @@ class Discriminator(nn.Module):
         def from_rgb(img, res):
             return lrelu(rgb[res](img))
 
-        def block(h, res):
+        def block(h, res):  # the reference's fused conv + downscale, then the activation
             h = lrelu(EqConv(c.width(res), name=f"conv0_{res}")(h))
-            h = lrelu(EqConv(c.width(res // 2), name=f"conv1_{res}")(h))
-            return downsample(h)
+            return lrelu(downsample(EqConv(c.width(res // 2), name=f"conv1_{res}")(h)))
 
         if self.is_initializing():  # every resolution's from-RGB: one tree for all stages
             for k in range(2, _log2(stage) - 1):

@@ -1,5 +1,6 @@
 """prog-GAN modules: shapes, fade-in, the growing schedule, equalized lr, pixel norm, minibatch
-stddev, the reference's auxiliary loss, gradients, conditioning, config errors.
+stddev, the reference's auxiliary loss, both networks against a hand-written forward pass of the
+reference's layers, gradients, conditioning, config errors.
 
 Tolerance for float comparisons: 1e-5 (float32; a blend and its closed form round differently).
 """
@@ -130,6 +131,65 @@ def test_aux_loss_is_the_references_softmax_over_normalised_labels():
         logits, labels
     )
     np.testing.assert_allclose(got, expected, **TOL)
+
+
+def _eq(w, gain=model.SQRT2):
+    """The reference's get_weight: N(0, 1) storage times gain / sqrt(prod(shape[:-1]))."""
+    return w * (gain / math.sqrt(np.prod(w.shape[:-1])))
+
+
+def _conv(x, w, b, stride=1, pad=1):
+    y = jax.lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad), (pad, pad)],
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))  # fmt: skip
+    return y + b
+
+
+def _lrelu(v):
+    return jnp.maximum(v, 0.2 * v)
+
+
+def _pn(v):
+    return v / jnp.sqrt(jnp.mean(v * v, -1, keepdims=True) + 1e-8)
+
+
+def _reference_generator_8(p, z, y):
+    """GAN_prog G_paper at 8 px (lod 1, fully faded in), written out."""
+    x = _pn(jnp.concatenate([z, y], -1))
+    h = x @ _eq(p["dense_4"]["kernel"], math.sqrt(2) / 4)
+    h = _pn(_lrelu(h.reshape(-1, 4, 4, TINY.width(4)) + p["bias_4"]))  # bias per channel
+    h = _pn(_lrelu(_conv(h, _eq(p["conv_4"]["kernel"]), p["conv_4"]["bias"])))
+    h = model.upsample(h)  # fused upscale2d_conv2d == nearest upsampling, then the conv
+    h = _pn(_lrelu(_conv(h, _eq(p["conv0_8"]["kernel"]), p["conv0_8"]["bias"])))
+    h = _pn(_lrelu(_conv(h, _eq(p["conv1_8"]["kernel"]), p["conv1_8"]["bias"])))
+    return _conv(h, _eq(p["torgb_8"]["kernel"], 1), p["torgb_8"]["bias"], pad=0)
+
+
+def _reference_discriminator_16(p, x):
+    """GAN_prog D_paper at 16 px (lod 0): the activation after the fused conv2d_downscale2d,
+    whose kernel is the 3x3 one zero-padded, its four shifted copies averaged, at stride 2."""
+    h = _lrelu(_conv(x, _eq(p["fromrgb_16"]["kernel"]), p["fromrgb_16"]["bias"], pad=0))
+    for res in (16, 8):
+        h = _lrelu(_conv(h, _eq(p[f"conv0_{res}"]["kernel"]), p[f"conv0_{res}"]["bias"]))
+        w = jnp.pad(_eq(p[f"conv1_{res}"]["kernel"]), ((1, 1), (1, 1), (0, 0), (0, 0)))
+        w = (w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]) * 0.25
+        h = _lrelu(_conv(h, w, p[f"conv1_{res}"]["bias"], stride=2))
+    h = model.minibatch_stddev(h, TINY.mbstd_group)
+    h = _lrelu(_conv(h, _eq(p["conv_4"]["kernel"]), p["conv_4"]["bias"]))
+    h = h.reshape(h.shape[0], -1)
+    h = _lrelu(h @ _eq(p["dense_4"]["kernel"]) + p["dense_4"]["bias"])
+    out = h @ _eq(p["out"]["kernel"], 1) + p["out"]["bias"]
+    return out[:, 0], out[:, 1:]
+
+
+def test_networks_match_a_forward_pass_of_the_references_layers(params):
+    z, y = _inputs()
+    want = jax.jit(_reference_generator_8)(params["g"], z, y)
+    np.testing.assert_allclose(G(params["g"], z, y, TINY, 8, 1.0), want, rtol=1e-4, atol=1e-4)
+    x = jax.random.normal(jax.random.key(5), (4, 16, 16, 1))
+    score, aux = jax.jit(_reference_discriminator_16)(params["d"], x)
+    got_score, got_aux = D(params["d"], x, TINY, 16, 1.0)
+    np.testing.assert_allclose(got_score, score, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got_aux, aux, rtol=1e-4, atol=1e-4)
 
 
 def test_every_parameter_gets_a_gradient_and_conditions_change_images(params):
