@@ -58,6 +58,12 @@ class HAGANConfig:
     # Upsample+conv as 8 phase convolutions (jaxsyn.nn.layers.UpConv3d): 3.4× fewer FLOPs in G,
     # same function up to float rounding. False: the reference's upsample-then-conv.
     fused_upsample: bool = True
+    # How E^H encodes a whole volume for E^G (`encode_high`). True (the reference's train.py E^G
+    # step): each of the 8 non-overlapping S/8-slice slabs on its own, concatenated along depth.
+    # False: one pass over the whole volume. E^H is fully convolutional, but the two differ
+    # everywhere: GroupNorm takes its statistics over the extent it is given and each slab is
+    # zero-padded at its own edges. Train and encode with the same setting.
+    encode_slabs: bool = True
     dtype: str = "float32"  # compute dtype; "bfloat16" on accelerators
     # optimisation (train.py): Adam betas (0, 0.999), lr G 1e-4, D 4e-4, E^H and E^G 1e-4
     batch_size: int = 4
@@ -381,11 +387,27 @@ def generate(
 
 
 @functools.partial(jax.jit, static_argnames="config")
+def encode_high(eh_variables: dict, volume: jax.Array, config: HAGANConfig) -> jax.Array:
+    """E^H's hypercube [B, S/4, S/4, S/4, C] of whole volumes [B, S, S, S, 1].
+
+    `config.encode_slabs` (the default, as the reference's train.py E^G step): the 8 depth slabs
+    [i, i + S/8) are encoded each on its own — E^H's training input — and concatenated along
+    depth; otherwise one pass over the whole volume (see `HAGANConfig.encode_slabs`).
+    """
+    if not config.encode_slabs:
+        return EncoderHigh(config).apply(eh_variables, volume)
+    b, s = volume.shape[0], volume.shape[1]
+    slabs = volume.reshape(b * 8, s // 8, *volume.shape[2:])  # depth-major: slab k of example i
+    h = EncoderHigh(config).apply(eh_variables, slabs)  # [B·8, S/32, S/4, S/4, C]
+    return h.reshape(b, 8 * h.shape[1], *h.shape[2:])
+
+
 def encode(variables: dict, volume: jax.Array, config: HAGANConfig) -> jax.Array:
-    """z [B, L] of whole volumes [B, S, S, S, 1] in [-1, 1]: E^H over the whole volume
-    (it is fully convolutional), then E^G. `variables` is `init`'s dict."""
-    h = EncoderHigh(config).apply(variables["eh"], volume)
-    return EncoderGlobal(config).apply(variables["eg"], h)
+    """z [B, L] of whole volumes [B, S, S, S, 1] in [-1, 1]: E^H (`encode_high`, slab by slab
+    unless `config.encode_slabs` is off), then E^G. `variables` is `init`'s dict."""
+    return EncoderGlobal(config).apply(
+        variables["eg"], encode_high(variables["eh"], volume, config)
+    )
 
 
 def param_count(tree) -> int:

@@ -181,9 +181,9 @@ def table_logits(
 
 
 def encode(params: dict, volume: jax.Array, config: MMCGANConfig) -> jax.Array:
-    """Whole volumes [B, S, S, S, 1] in [-1, 1] -> E^G's output [B, L + N + M] (E^H is fully
-    convolutional, so it takes the whole volume); `split_encoding` names its parts."""
-    h = hagan.EncoderHigh(config.image).apply({"params": params["eh"]}, volume)
+    """Whole volumes [B, S, S, S, 1] in [-1, 1] -> E^G's output [B, L + N + M] (E^H as in
+    training: `hagan.encode_high`); `split_encoding` names its parts."""
+    h = hagan.encode_high({"params": params["eh"]}, volume, config.image)
     return encode_hypercube(params, h, config)
 
 

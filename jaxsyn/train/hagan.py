@@ -3,7 +3,7 @@
     D step    BCE(D(real), 1) + BCE(D(G(z)), 0) [+ CE(class_real) + MSE(regression_real)]
     G step    BCE(D(G(z')), 1) [+ 0.1 (CE(class_fake) + MSE(regression_fake))], fresh z'
     E^H step  L1(G^H(E^H(real slab)), real slab)                             (G frozen)
-    E^G step  ẑ = E^G(E^H(real volume)); (L1(G(ẑ) slab, real slab) + L1(G(ẑ) low, real low)) / 2
+    E^G step  ẑ = E^G(E^H(real volume, slab by slab)); (L1(G(ẑ) slab, real slab) + L1(G(ẑ) low, real low)) / 2
               (E^H and G frozen)
 
 Batches come from `jaxsyn.data.pipeline` with `whole_volume=True` (E^G inverts whole volumes):
@@ -192,10 +192,10 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
         params["eh"], opt_state["eh"], grads, opt["eh"]
     )
 
-    # 4. E^G step: E^H over the whole volume (fully convolutional: the same as the reference's
-    # 8 non-overlapping slabs, concatenated) -> E^G -> G, compared with the real slab and low.
+    # 4. E^G step: E^H's hypercube of the real volume (the 8 slabs one by one, as the reference,
+    # unless config.encode_slabs is off) -> E^G -> G, compared with the real slab and low.
     h_real = jax.lax.stop_gradient(
-        EncoderHigh(config).apply({"params": params["eh"]}, batch["volume"])
+        model.encode_high({"params": params["eh"]}, batch["volume"], config)
     )
 
     def eg_loss(eg_params):

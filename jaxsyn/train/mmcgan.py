@@ -35,7 +35,7 @@ from jaxsyn.data.store import VolumeStore
 from jaxsyn.errors import ConfigError
 from jaxsyn.models import ctgan as tab_model
 from jaxsyn.models import mmcgan as model
-from jaxsyn.models.hagan import EncoderHigh, Generator
+from jaxsyn.models.hagan import EncoderHigh, Generator, encode_high
 from jaxsyn.models.mmcgan import MMCGANConfig
 from jaxsyn.train import ctgan as tab_train
 from jaxsyn.train import hagan as img_train
@@ -206,7 +206,7 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
 
         eh_l1, g_eh = parallel.mean_value_and_grad(eh_loss)(eh)
         eh, eh_opt = state_lib.apply_gradients(eh, eh_opt, g_eh, opts["eh"])
-        h_real = jax.lax.stop_gradient(EncoderHigh(img).apply({"params": eh}, batch["volume"]))
+        h_real = jax.lax.stop_gradient(encode_high({"params": eh}, batch["volume"], img))
 
         def eg_loss(egp):
             out = model.encode_hypercube({"eg": egp}, h_real, m)

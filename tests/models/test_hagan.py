@@ -6,6 +6,7 @@ path sums G^H's GroupNorm statistics per chunk and combines them, a different su
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 
@@ -118,7 +119,7 @@ def test_shapes_dtypes_and_ranges(models, size, batch):
         reg=(batch, N_CONTINUOUS),
         eh=(batch, s // 32, q, q, c),
         eg=(batch, config.latent_dim),
-        z=(batch, config.latent_dim),  # encode(full volume): E^H over all of it, then E^G
+        z=(batch, config.latent_dim),  # encode(full volume): E^H slab by slab, then E^G
     )
     assert {k: v.shape for k, v in out.items()} == expected
     for name, value in out.items():
@@ -130,6 +131,28 @@ def test_shapes_dtypes_and_ranges(models, size, batch):
     if batch > 1:  # every example its own: noise in, volume out, latent back
         assert not np.allclose(out["full"][0], out["full"][1], **TOL)
         assert not np.allclose(out["z"][0], out["z"][1], **TOL)
+
+
+def test_encode_high_is_the_reference_slab_by_slab_encoding(models):
+    """E^G's input (training and `encode`): E^H applied to each of the 8 depth slabs on its own,
+    concatenated along depth, as the reference's train.py does. A whole-volume pass differs
+    (GroupNorm statistics and zero padding per extent), so the two must not agree."""
+    config, variables = models[32]
+    volume = np.random.default_rng(3).uniform(-1, 1, (2, 32, 32, 32, 1)).astype(np.float32)
+    eh = EncoderHigh(config)
+    d = config.slab_depth
+    by_hand = np.concatenate(
+        [eh.apply(variables["eh"], volume[:, k * d : (k + 1) * d]) for k in range(8)], axis=1
+    )
+    got = hagan.encode_high(variables["eh"], volume, config)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-5, atol=1e-6)
+    whole = dataclasses.replace(config, encode_slabs=False)
+    one_pass = hagan.encode_high(variables["eh"], volume, whole)
+    np.testing.assert_allclose(one_pass, eh.apply(variables["eh"], volume), rtol=1e-5, atol=1e-5)
+    assert np.abs(one_pass - by_hand).max() > 0.1  # the two encodings are not the same function
+    z = hagan.encode(variables, volume, config)
+    z_hand = EncoderGlobal(config).apply(variables["eg"], by_hand)
+    np.testing.assert_allclose(z, z_hand, rtol=1e-5, atol=1e-5)
 
 
 # --- gradients -----------------------------------------------------------------------------------

@@ -51,6 +51,21 @@ def test_components_and_shapes(variables):
     assert (z.shape, cls.shape, cont.shape) == ((2, 16), (2, 4), (2, 0))
 
 
+def test_encode_takes_e_h_slab_by_slab_as_training_does(variables):
+    """MMCGAN's E^G input (its training step and `encode`, so imputation) is HA-GAN's
+    `encode_high`: the 8 depth slabs encoded one by one, concatenated."""
+    p, s = variables["params"], CONFIG.image.size
+    volume = np.random.default_rng(0).uniform(-1, 1, (1, s, s, s, 1)).astype(np.float32)
+    d = s // 8
+    eh = hagan.EncoderHigh(CONFIG.image)
+    h = jnp.concatenate(
+        [eh.apply({"params": p["eh"]}, volume[:, k * d : (k + 1) * d]) for k in range(8)], axis=1
+    )
+    np.testing.assert_allclose(
+        model.encode(p, volume, CONFIG), model.encode_hypercube(p, h, CONFIG), rtol=1e-5, atol=1e-5
+    )
+
+
 def test_a_condition_changes_the_image_and_the_row(variables):
     p = variables["params"]
     z = jax.random.normal(jax.random.key(1), (1, CONFIG.image.latent_dim))

@@ -17,7 +17,7 @@ import pytest
 from jaxsyn.data.phantoms.ct import write_cohort
 from jaxsyn.data.store import VolumeStore, ingest
 from jaxsyn.errors import DataError
-from jaxsyn.models.hagan import Generator, HAGANConfig
+from jaxsyn.models.hagan import EncoderGlobal, EncoderHigh, Generator, HAGANConfig
 from jaxsyn.train import hagan, loop, parallel
 from tests.train.helpers import assert_trees_close, assert_trees_equal, host
 
@@ -75,10 +75,12 @@ def one_step(stores) -> dict[int, tuple[dict, dict, dict]]:
             # the same state, replicated over this mesh (one init compiled, not one per mesh)
             state = jax.device_put(initial, parallel.replicated(mesh))
             before = host(state)  # the step donates the state
+            params = jax.device_get(state.params)
             placed = parallel.shard_batch(batch, mesh)
             assert len(placed["slab"].addressable_shards) == n
             after, metrics = hagan.make_step(WIDE, mesh)(state, placed)
             result[n] = (before, host(after), host(metrics))
+    result["trees"] = (batch, params, jax.device_get(after.params), host(metrics))
     return result
 
 
@@ -100,6 +102,29 @@ def test_sharded_step_matches_single_device(one_step):
             assert _moved(before, after, f".params['{name}']"), name
             assert _moved(before, after, f".opt_state['{name}']"), name
     assert int(after1[".step"]) == int(after8[".step"]) == 1
+
+
+def test_eg_step_encodes_the_real_volume_slab_by_slab(one_step):
+    """The E^G step's target: E^H (already updated this step) on each of the 8 depth slabs of the
+    real volume on its own, concatenated (the reference's train.py), then E^G (before its update)
+    and G (updated). Its L1 is the step's eg_l1; a whole-volume E^H pass gives another value."""
+    batch, before, after, metrics = one_step["trees"]
+    config, d = WIDE.model, WIDE.model.size // 8
+    volume = batch["volume"]
+    slabs = [volume[:, k * d : (k + 1) * d] for k in range(8)]
+    h = jnp.concatenate([EncoderHigh(config).apply({"params": after["eh"]}, x) for x in slabs], 1)
+    cond = hagan.condition_vector(config, *hagan.split_conditions(config, batch["conditions"]))
+
+    def l1(hypercube):
+        z = EncoderGlobal(config).apply({"params": before["eg"]}, hypercube)
+        low, slab = hagan._fake(config, after["g"], z, cond, batch["slab_index"])
+        return float(
+            (jnp.abs(slab - batch["slab"]).mean() + jnp.abs(low - batch["low"]).mean()) / 2
+        )
+
+    np.testing.assert_allclose(metrics["['eg_l1']"], l1(h), rtol=1e-5)
+    whole = l1(EncoderHigh(config).apply({"params": after["eh"]}, volume))
+    assert abs(whole - l1(h)) > 1e-4
 
 
 def test_spectral_vectors_advance(one_step):
