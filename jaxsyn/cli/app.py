@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxsyn.cli import acgan, data, evaluate, generate, mmcgan, train
+from jaxsyn.cli import acgan, data, evaluate, generate, importer, mmcgan, train
 from jaxsyn.errors import ConfigError, JaxsynError
 
 # in the order `jaxsyn --help` lists them
-VERB_GROUPS = (data, train, generate, evaluate, mmcgan, acgan)
+VERB_GROUPS = (data, train, generate, evaluate, mmcgan, acgan, importer)
 
 
 def build_parser() -> argparse.ArgumentParser:
