@@ -1,12 +1,14 @@
 """`jaxsyn generate` for prog-GAN / cpD-GAN runs, and `jaxsyn train proggan|cpdgan` end to end.
 
-The generate tests read a run folder holding an *untrained* cpD-GAN (its initial state saved as a
-checkpoint, its config.json as `run` writes it): generation's plumbing without compiling a
-WGAN-GP training step, which takes minutes on two cores; the full CLI round trips are `slow`.
+The generate tests read a run folder holding an *untrained* cpD-GAN (random generator weights and
+a different moving average of them saved as a checkpoint, its config.json as `run` writes it):
+generation's plumbing without compiling a WGAN-GP training step, which takes minutes on two
+cores; the full CLI round trips are `slow`.
 """
 
 import functools
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -23,18 +25,24 @@ from jaxsyn.models import cpdgan
 from jaxsyn.train import gan2d
 
 
+def _generators(model: cpdgan.CPDGANConfig):
+    """(G, its moving average): random weights made on the host, no compiled init (seconds on
+    two cores)."""
+    shapes = jax.eval_shape(functools.partial(cpdgan.init, config=model), jax.random.key(0))
+    rng = np.random.default_rng(0)
+    return [jax.tree.map(lambda s: rng.normal(0, 0.3, s.shape).astype(s.dtype), shapes["g"])
+            for _ in range(2)]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("cpdgan") / "run"
     config = gan2d.CPDGANTrainConfig.tiny(batch_size=8)
     cohort = gan2d.load_cohort("phantom:headct:24", config)
     config = gan2d.fit_labels(config, cohort)
-    # Random generator weights made on the host: no compiled init (seconds on two cores).
-    shapes = jax.eval_shape(functools.partial(cpdgan.init, config=config.model), jax.random.key(0))
-    rng = np.random.default_rng(0)
-    g = jax.tree.map(lambda s: rng.normal(0, 0.3, s.shape).astype(s.dtype), shapes["g"])
+    g, ema = _generators(config.model)
     with Checkpointer(run / "checkpoints", config) as checkpointer:
-        checkpointer.save(1, {"params": {"g": g}})
+        checkpointer.save(1, {"params": {"g": g}, "stats": {"g_ema": ema}})
     files.write_json(run / "config.json", gan2d.run_info(config, cohort))
     return run
 
@@ -45,14 +53,17 @@ def test_generate_writes_the_loader_layout(run_dir, tmp_path):
     assert main([*argv, "--condition", "subdural=1", "--condition", "epidural=0"]) == 0
     images, labels = load_images(out, progress=False)
     assert images.shape == (8, 16, 16, 1)
-    # the written PNGs are the generator's images for these labels and seed 0, to 8-bit rounding
-    # (a writer that clipped or scrambled them would pass a range check)
+    # the written PNGs are the averaged generator's images for these labels and seed 0, to 8-bit
+    # rounding (a writer that clipped or scrambled them would pass a range check)
     config, g, _, _ = load_gan2d(run_dir)
+    raw, ema = _generators(config)
     y = labels[list(headct.TYPES)].to_numpy()
     key = jax.random.fold_in(jax.random.key(0), 0)  # sample_gan2d's key of its first batch
-    want = np.clip((np.asarray(cpdgan.generate(g, key, y, config)) + 1) / 2, 0, 1)
+    want = np.clip((np.asarray(cpdgan.generate(ema, key, y, config)) + 1) / 2, 0, 1)
     assert want.std() > 0.05  # the comparison is not between constant images
     np.testing.assert_allclose(images, want, atol=0.5 / 255 + 1e-6)
+    other = np.clip((np.asarray(cpdgan.generate(raw, key, y, config)) + 1) / 2, 0, 1)
+    assert np.abs(images - other).max() > 0.1  # not G's own images
     assert list(labels.columns) == ["image_id", *headct.TYPES]
     assert (labels["subdural"] == 1).all() and (labels["epidural"] == 0).all()
     manifest = json.loads((out / "manifest.json").read_text())
@@ -62,6 +73,21 @@ def test_generate_writes_the_loader_layout(run_dir, tmp_path):
     rows = {tuple(r) for r in pd.read_csv(free / "labels.csv")[list(headct.TYPES)].to_numpy()}
     info = json.loads((run_dir / "config.json").read_text())
     assert len(rows) > 1 and rows <= {tuple(c) for c, _ in info["label_combinations"]}
+
+
+def test_without_smoothing_generate_reads_g(run_dir, tmp_path):
+    """A run trained with g_smoothing = 0 keeps no average: `generate` reads G itself."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    info = json.loads((run / "config.json").read_text())
+    files.write_json(run / "config.json", {**info, "g_smoothing": 0.0})
+    config, g, _, _ = load_gan2d(run)
+    raw, ema = _generators(config)
+    for got, want in zip(jax.tree.leaves(g), jax.tree.leaves(raw), strict=True):
+        np.testing.assert_array_equal(got, want)
+    _, g, _, _ = load_gan2d(run_dir)
+    for got, want in zip(jax.tree.leaves(g), jax.tree.leaves(ema), strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_generate_and_train_errors(run_dir, tmp_path, capsys):

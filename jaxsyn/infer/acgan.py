@@ -142,7 +142,8 @@ GAN2D_FAMILIES = ("proggan", "cpdgan")
 
 def load_gan2d(run_dir: str | os.PathLike) -> tuple[Any, Any, tuple[int, float], dict]:
     """(model config, generator params, (stage, alpha) reached, run info) of a prog-GAN or
-    cpD-GAN run; reads only the generator's arrays from the latest checkpoint."""
+    cpD-GAN run; reads only the generator's arrays from the latest checkpoint: its moving
+    average (the state's stats["g_ema"]) when the run kept one (`g_smoothing` > 0), else G."""
     from jaxsyn.models import cpdgan, proggan
 
     run_dir = Path(run_dir)
@@ -151,7 +152,9 @@ def load_gan2d(run_dir: str | os.PathLike) -> tuple[Any, Any, tuple[int, float],
     cls = proggan.ProgGANConfig if info["family"] == "proggan" else cpdgan.CPDGANConfig
     config = cls(**info["model"])
     params = jax.eval_shape(functools.partial(module.init, config=config), jax.random.key(0))
-    g = restore_subtree(run_dir / "checkpoints", {"params": {"g": params["g"]}})["params"]["g"]
+    part = ("stats", "g_ema") if info.get("g_smoothing", 0) > 0 else ("params", "g")
+    g = restore_subtree(run_dir / "checkpoints", {part[0]: {part[1]: params["g"]}})
+    g = g[part[0]][part[1]]
     stage = (config.size, 1.0)
     if info["family"] == "proggan":  # the stage and alpha of the last step trained
         steps = [int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()]

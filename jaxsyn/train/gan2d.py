@@ -12,7 +12,8 @@ label-combination distribution, as the reference draws them from the training se
 Loss (both; the reference's D_wgangp_acgan / D_wgan_gp, G_wgan_acgan / G_wgan):
   D: E[D(G(z, y))] - E[D(x)] + lambda E[(|grad D(x_hat)| - 1)^2] + eps_drift E[D(x)^2]
   G: -E[D(G(z, y))]
-with x_hat = x + u (G(z, y) - x), u ~ U(0, 1) per image, lambda 10, eps_drift 1e-3. prog-GAN adds
+with x_hat = x + u (G(z, y) - x), u ~ U(0, 1) per image, lambda 10, eps_drift 1e-3. The gradient
+is taken at full size, as the reference's critic sees it (`d_loss`). prog-GAN adds
 the auxiliary-classifier term aux_weight [CE(C(x), t) + CE(C(G(z, y)), t)] to D and
 aux_weight CE(C(G(z, y)), t) to G, CE the softmax cross-entropy against t = y / sum(y), as the
 reference computes it (not a per-finding BCE; `jaxsyn.models.proggan.aux_targets`). cpD-GAN
@@ -23,6 +24,17 @@ the images seen so far, `proggan.stage_at`), alpha is computed inside the step f
 step count, and reals are shown at the stage's resolution, blended like the fakes while a stage
 fades in (the reference's process_reals). Adam's state is reset whenever the growing phase
 changes (a fade starts or ends; reference reset_opt_for_new_lod = True).
+
+Generator smoothing (both; the reference's Gs, G_smoothing = 0.999 in GAN_prog and GAN_cpd
+train.py): the state keeps an exponential moving average of G's weights in `stats["g_ema"]`,
+born equal to G, updated every step as
+    g_ema <- g + beta (g_ema - g),   beta = g_smoothing (a constant: it depends neither on the
+                                     batch size nor on the stage),
+with g the generator *before* the step's G update (the reference runs the average alongside the
+D update); Adam resets and stage changes leave it alone (the not yet grown layers are untrained,
+so their average stays at their initial values). The reference samples, previews and measures
+FID with it; so do `jaxsyn generate` (`jaxsyn.infer.acgan.load_gan2d`) and `sampling_params`.
+`g_smoothing = 0` keeps no average: generation then uses G itself.
 """
 
 from __future__ import annotations
@@ -65,6 +77,7 @@ class ProgGANTrainConfig:
     gp_target: float = 1.0  # loss.py: wgan_target 1
     drift: float = 1e-3  # loss.py: wgan_epsilon 0.001
     aux_weight: float = 1.0  # loss.py: cond_weight 1
+    g_smoothing: float = 0.999  # train.py: G_smoothing 0.999; 0 = no averaged generator
     stable_images: int = 1_400_000  # config.py: lod_training_kimg 1400
     fade_images: int = 1_400_000  # config.py: lod_transition_kimg 1400
     reset_optimizer: bool = True  # config.py: reset_opt_for_new_lod True
@@ -103,6 +116,7 @@ class CPDGANTrainConfig:
     gp_weight: float = 10.0  # loss.py D_wgan_gp: wgan_lambda 10
     gp_target: float = 1.0  # loss.py D_wgan_gp: wgan_target 1
     drift: float = 1e-3  # loss.py D_wgan_gp: wgan_epsilon 0.001
+    g_smoothing: float = 0.999  # train.py: G_smoothing 0.999; 0 = no averaged generator
     label_columns: tuple[str, ...] = ()  # the data's findings; () = every 0/1 column
 
     def __post_init__(self):
@@ -127,6 +141,8 @@ def _check(config, name: str) -> None:
     for field in ("gp_weight", "drift", "b1", "b2"):
         if getattr(config, field) < 0:
             raise ConfigError(f"{name}.{field} is {getattr(config, field)}; expected >= 0")
+    if not 0 <= config.g_smoothing < 1:
+        raise ConfigError(f"{name}.g_smoothing is {config.g_smoothing}; expected in [0, 1)")
     object.__setattr__(config, "label_columns", tuple(str(c) for c in config.label_columns))
 
 
@@ -253,7 +269,15 @@ def _aux(logits, labels) -> jax.Array:
 
 
 def d_loss(d_params, g_params, batch, z, u, config: Config, stage: int, alpha):
-    """(loss, metrics) of the critic on this device's share."""
+    """(loss, metrics) of the critic on this device's share.
+
+    The gradient penalty is the reference's at every stage: its critic reads full-size images
+    (a growing G's output upsampled, nearest) and average-pools them by k = size / stage, so its
+    gradient w.r.t. the full-size mix is the stage-resolution gradient spread over k x k pixels
+    and divided by k^2, whose norm is 1/k of the stage-resolution norm. We take the gradient at
+    the stage's resolution and divide its norm by k: the same penalty, exactly (k = 1 for
+    cpD-GAN and at the last stage).
+    """
     generate, discriminate = _nets(config, stage, alpha)
     y = batch["label"]
     real = reals_at(batch["image"], stage, alpha)
@@ -262,7 +286,7 @@ def d_loss(d_params, g_params, batch, z, u, config: Config, stage: int, alpha):
     fake_score, fake_aux = discriminate(d_params, fake, y)
     mixed = real + u[:, None, None, None] * (fake - real)
     grads = jax.grad(lambda x: jnp.sum(discriminate(d_params, x, y)[0]))(mixed)
-    norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=(1, 2, 3)))
+    norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=(1, 2, 3))) / (config.model.size // stage)
     gp = jnp.mean(jnp.square(norms - config.gp_target)) / config.gp_target**2
     wdist = jnp.mean(real_score) - jnp.mean(fake_score)
     loss = -wdist + config.gp_weight * gp + config.drift * jnp.mean(jnp.square(real_score))
@@ -308,12 +332,27 @@ def train_step(state, batch: dict, key: jax.Array, *, config: Config, stage: int
         params["g"], d_params, batch, z_g, config, stage, alpha
     )
     g_params, g_opt = state_lib.apply_gradients(params["g"], opt_state["g"], grads, opt)
+    stats = dict(state.stats)
+    if config.g_smoothing:  # the average of the generator this step started from
+        stats["g_ema"] = smooth(stats["g_ema"], params["g"], config.g_smoothing)
     new_state = state.replace(
         params={"g": g_params, "d": d_params}, opt_state={"g": g_opt, "d": d_opt},
-        step=state.step + 1,
+        step=state.step + 1, stats=stats,
     )  # fmt: skip
     metrics = jax.tree.map(lambda x: jax.lax.pmean(x, parallel.DATA), {**d_metrics, **g_metrics})
     return new_state, {"d_loss": dl, "g_loss": gl, **extra, **metrics}
+
+
+def smooth(g_ema, g, beta: float):
+    """One step of the generator's moving average: g + beta (g_ema - g), leaf by leaf (the
+    reference's lerp(G, Gs, G_smoothing))."""
+    return jax.tree.map(lambda e, w: w + jnp.float32(beta) * (e - w), g_ema, g)
+
+
+def sampling_params(state: state_lib.TrainState):
+    """The generator that samples and evaluations use: the moving average when the run keeps
+    one (`g_smoothing` > 0), else G itself."""
+    return state.stats.get("g_ema", state.params["g"])
 
 
 # --- building blocks of a run --------------------------------------------------------------------
@@ -324,7 +363,9 @@ def init_state(config: Config) -> state_lib.TrainState:
     init_key, run_key = jax.random.split(jax.random.key(config.seed))
     module = proggan if isinstance(config, ProgGANTrainConfig) else cpdgan
     params = module.init(init_key, config.model)
-    return state_lib.create(params, {"g": optimizer(config), "d": optimizer(config)}, run_key)
+    stats = {"g_ema": params["g"]} if config.g_smoothing else {}  # born equal to G
+    opts = {"g": optimizer(config), "d": optimizer(config)}
+    return state_lib.create(params, opts, run_key, stats)
 
 
 def make_state(config: Config, mesh) -> state_lib.TrainState:

@@ -1,5 +1,7 @@
 """prog-GAN and cpD-GAN training: multi-label cohorts, 8 devices == 1 device (across a stage
-change, a fade and an Adam reset), bitwise resume, the fade-in schedule, reading a run back.
+change, a fade and an Adam reset), bitwise resume, the fade-in schedule, the gradient penalty of
+the reference's full-size critic at a low-resolution stage, the generator's moving average (its
+update, checkpoint and the generator `generate` reads), reading a run back.
 
 Tolerance of the sharded step: rtol = atol = 1e-4 (float32 convolutional networks; the WGAN-GP
 term differentiates through D twice and every loss is summed per device, then across devices, so
@@ -20,9 +22,11 @@ import dataclasses
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.data.phantoms import cxr
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.infer import acgan as infer
@@ -133,7 +137,7 @@ def test_resume_is_bitwise_and_fade_follows_the_schedule(tmp_path, cohort):
 
     config, g, stage, info = infer.load_gan2d(tmp_path / "a")
     assert config == PROG.model and stage == (16, 1.0) and info["labels"] == list(cxr.FINDINGS)
-    assert_trees_equal(host(g), host(straight.params["g"]))
+    assert_trees_equal(host(g), host(straight.stats["g_ema"]))  # the moving average
     labels = np.eye(6, dtype=np.int64)[[0, 2, 2]]
     images, got, names = infer.sample_gan2d(tmp_path / "a", labels=labels, seed=1)
     assert images.shape == (3, 16, 16, 1) and images.min() >= 0 and images.max() <= 1
@@ -153,11 +157,89 @@ def test_resume_in_a_fade_is_bitwise(tmp_path, cohort):
     straight = gan2d.run(tmp_path / "a", cohort, steps=3, **kw)
     gan2d.run(tmp_path / "b", cohort, steps=2, **kw)
     resumed = gan2d.run(tmp_path / "b", cohort, steps=3, resume=True, **kw)
-    assert_trees_equal(host(resumed), host(straight))
+    assert_trees_equal(host(resumed), host(straight))  # the moving average included
     rows = loop.read_metrics(tmp_path / "b" / "metrics.jsonl")
     np.testing.assert_allclose([r["alpha"] for r in rows], [1.0, 0.25, 0.75], rtol=1e-6)
     # Adam restarted when the fade began (step 2) and was restored, not restarted, at step 3
     assert int(resumed.opt_state["g"][0].count) == 2
+
+    # The moving average through the real step, by hand from the checkpoint at step 2: step 3
+    # averages in the generator it started from, g_2 + 0.999 (ema_2 - g_2), leaf by leaf.
+    shapes = jax.eval_shape(lambda: gan2d.init_state(PROG))
+    at2 = restore_subtree(tmp_path / "b" / "checkpoints", {"params": {"g": shapes.params["g"]},
+                          "stats": shapes.stats}, step=2)  # fmt: skip
+    g2, ema2 = host(at2["params"]["g"]), host(at2["stats"]["g_ema"])
+    ema3 = host(straight.stats["g_ema"])
+    for k in g2:
+        want = g2[k] + np.float32(0.999) * (ema2[k] - g2[k])
+        np.testing.assert_allclose(ema3[k], want, rtol=1e-6, atol=1e-7, err_msg=k)
+    moved = [k for k in g2 if not np.array_equal(ema2[k], g2[k])]
+    assert len(moved) > len(g2) // 2  # G has moved away from its average (a real check)
+    # `generate` reads the average, not G
+    _, g, _, _ = infer.load_gan2d(tmp_path / "a")
+    assert_trees_equal(host(g), host(straight.stats["g_ema"]))
+
+
+def _gp_reference(d, real, fake, u, y, config, stage, alpha):
+    """The reference's penalty: its critic reads full-size images and average-pools them to
+    the stage (downscale2d by k); the mix is of the full-size (nearest-upsampled) images."""
+    k = config.model.size // stage
+
+    def critic(x):
+        b, s, _, c = x.shape
+        pooled = x.reshape(b, s // k, k, s // k, k, c).mean(axis=(2, 4))
+        return jnp.sum(proggan.apply_discriminator(d, pooled, config.model, stage, alpha)[0])
+
+    def full(a):
+        return jnp.repeat(jnp.repeat(a, k, axis=1), k, axis=2)
+
+    mixed = full(real) + u[:, None, None, None] * (full(fake) - full(real))
+    norms = jnp.sqrt(jnp.sum(jnp.square(jax.grad(critic)(mixed)), axis=(1, 2, 3)))
+    return jnp.mean(jnp.square(norms - 1.0))
+
+
+def test_gradient_penalty_is_the_full_size_critics(cohort):
+    """At the 8 px stage of a 16 px model the penalty equals the one taken on 16 px inputs by a
+    critic that average-pools them (the reference's D); the stage-resolution gradient's own
+    norm is twice as large, so a penalty on it (the old one) differs."""
+    shapes = jax.eval_shape(lambda: proggan.init(jax.random.key(0), PROG.model))
+    rng = np.random.default_rng(0)
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, s: rng.normal(0, 1 if "kernel" in str(path) else 0.1, s.shape).astype(s.dtype),
+        shapes,
+    )
+    n, stage, alpha = 4, 8, 1.0
+    batch = {"image": jnp.asarray(cohort.images[:n]), "label": jnp.asarray(cohort.labels[:n])}
+    z = jax.random.normal(jax.random.key(1), (n, PROG.model.latent_dim))
+    u = jax.random.uniform(jax.random.key(2), (n,))
+
+    @jax.jit
+    def both(params):
+        _, metrics = gan2d.d_loss(params["d"], params["g"], batch, z, u, PROG, stage, alpha)
+        real = gan2d.reals_at(batch["image"], stage, alpha)
+        fake = proggan.apply_generator(params["g"], z, batch["label"], PROG.model, stage, alpha)
+        ref = _gp_reference(params["d"], real, fake, u, batch["label"], PROG, stage, alpha)
+        return metrics["d_gp"], ref
+
+    got, want = both(params)
+    assert float(want) > 0.01
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_smoothing_step_sampling_params_and_config():
+    g = {"w": jnp.array([1.0, 2.0]), "b": jnp.array([0.5])}
+    ema = {"w": jnp.array([0.0, 4.0]), "b": jnp.array([0.5])}
+    out = gan2d.smooth(ema, g, 0.9)  # g + 0.9 (ema - g)
+    np.testing.assert_allclose(out["w"], [0.1, 3.8], rtol=1e-6)
+    np.testing.assert_array_equal(out["b"], [0.5])
+    state = jax.eval_shape(lambda: gan2d.init_state(PROG))
+    assert jax.tree.structure(state.stats["g_ema"]) == jax.tree.structure(state.params["g"])
+    assert gan2d.sampling_params(state) is state.stats["g_ema"]
+    raw = jax.eval_shape(lambda: gan2d.init_state(dataclasses.replace(CPD, g_smoothing=0.0)))
+    assert raw.stats == {} and gan2d.sampling_params(raw) is raw.params["g"]
+    assert gan2d.ProgGANTrainConfig().g_smoothing == gan2d.CPDGANTrainConfig().g_smoothing == 0.999
+    with pytest.raises(ConfigError, match=r"g_smoothing is 1.0; expected in \[0, 1\)"):
+        gan2d.CPDGANTrainConfig(g_smoothing=1.0)
 
 
 def test_bad_configs_are_config_errors():
