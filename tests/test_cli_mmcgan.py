@@ -4,17 +4,21 @@ resume after an interruption), impute both ways, and the paper's report."""
 from __future__ import annotations
 
 import json
+import shutil
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
 from jaxsyn import cli, files
 from jaxsyn.data.phantoms.ct import COLUMNS
-from jaxsyn.data.volumes import load_volume
+from jaxsyn.data.volumes import fit_cube, load_volume
 from jaxsyn.eval import mmcgan as evaluation
 from jaxsyn.eval import tabular
 from jaxsyn.infer import mmcgan as infer
+from jaxsyn.models import mmcgan as model
 from tests.train.helpers import assert_trees_equal, host
 
 STEPS = 5  # the 5th step trains the image heads and encoders
@@ -102,6 +106,62 @@ def test_generation_resumes_without_redoing_finished_patients(run, tmp_path, mon
     pd.testing.assert_frame_equal(
         pd.read_parquet(whole / "synthetic.parquet"), pd.read_parquet(out / "synthetic.parquet")
     )
+
+
+def test_rows_do_not_depend_on_the_batch_they_were_made_in(run, tmp_path):
+    """Patient i's row is keyed by i: a cohort made 1, 4 or 8 at a time has the same rows. Its
+    volumes agree to 1 HU (XLA rounds a convolution over another batch shape differently)."""
+    tables, volumes = [], []
+    for batch in (1, 4, 8):
+        out = infer.write_cohort(run, tmp_path / f"b{batch}", n=8, batch=batch, progress=False)
+        tables.append(pd.read_parquet(out / "synthetic.parquet"))
+        volumes.append(
+            np.stack([load_volume(out / f"{p}.nii.gz").hu for p in tables[-1]["patient_id"]])
+        )
+    for table, vols in zip(tables[1:], volumes[1:], strict=True):
+        pd.testing.assert_frame_equal(table, tables[0])
+        assert np.abs(vols.astype(int) - volumes[0]).max() <= 1
+    assert tables[0].drop(columns="patient_id").nunique().max() > 1  # not one row repeated
+
+
+def test_imputation_reads_an_encoding_as_training_does(run, tmp_path, monkeypatch):
+    """The shared generator gets [ẑ; softmax(class logits); continuous] as in training's E^G
+    step (not a one-hot of the argmax); the tabular head's condition is the argmax class."""
+    syn = infer.MMCGANSynthesizer.load(run, encoders=True)
+    volume = load_volume(next(cohort_of(run).glob("*.nii.gz"))).hu[None]
+    seen = []
+    real_hypercube = infer.MMCGANSynthesizer.hypercube
+    monkeypatch.setattr(infer.MMCGANSynthesizer, "hypercube",
+                        lambda self, zc: seen.append(np.asarray(zc)) or real_hypercube(self, zc))  # fmt: skip
+    rows = syn.impute_rows(volume)
+    enc = jnp.asarray(syn.encode_volumes(volume))
+    np.testing.assert_array_equal(seen[0], model.encoded_zc(enc, syn.config))
+    _, logits, _ = model.split_encoding(enc, syn.config)
+    probs = jax.nn.softmax(logits)
+    assert 0.01 < float(probs.max()) < 0.99  # a soft encoding, unlike a one-hot
+    assert rows["recovered_bmi_class"].tolist() == [int(np.argmax(logits))]
+    assert rows["bmi_class"].tolist() == rows["recovered_bmi_class"].tolist()
+
+
+def test_imputation_fits_images_by_the_training_store_spacing_rule(run, tmp_path):
+    """A run trained on a store ingested with --spacing fits new images the same way."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("data"))
+    info = json.loads((copy / "config.json").read_text())
+    assert info["ingest_spacing_mm"] is None  # the fixture's store fits whole volumes
+    info["ingest_spacing_mm"] = 4.0
+    (copy / "config.json").write_text(json.dumps(info))
+    images = tmp_path / "images"
+    images.mkdir()
+    path = next(cohort_of(run).glob("*.nii.gz"))
+    shutil.copy(path, images / path.name)
+    infer.impute_images(copy, images, tmp_path / "out", progress=False)
+    got = pd.read_parquet(tmp_path / "out" / "imputed.parquet").drop(columns="image_id")
+    syn = infer.MMCGANSynthesizer.load(copy, encoders=True)
+    fixed = syn.impute_rows(fit_cube(load_volume(path), 32, 4.0).hu[None])
+    whole = syn.impute_rows(fit_cube(load_volume(path), 32).hu[None])
+    pd.testing.assert_frame_equal(got, fixed)
+    assert not got.equals(whole)
 
 
 def test_impute_rows_from_images_and_images_from_rows(run, tmp_path):

@@ -266,6 +266,11 @@ class VolumeStore:
         return int(self.manifest["size"])
 
     @property
+    def ingest_spacing(self) -> float | None:
+        """`ingest --spacing` (mm) of this store; None: each volume fitted whole to the cube."""
+        return self.manifest.get("inputs", {}).get("spacing")
+
+    @property
     def window(self) -> tuple[float, float]:
         return tuple(self.manifest["window"])
 

@@ -342,6 +342,8 @@ def run_info(config: HAGANTrainConfig, store: VolumeStore) -> dict:
         "data": str(store.path),
         "window": list(store.window),
         "spacing_mm": float(np.median(spacings)),  # ingest makes each volume's voxels isotropic
+        # the store's rule, for fitting new volumes as it did (impute): None = whole volume fitted
+        "ingest_spacing_mm": store.ingest_spacing,
     }
 
 
