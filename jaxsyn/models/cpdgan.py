@@ -1,4 +1,4 @@
-"""cpD-GAN of DuMont Schütte et al. 2020: conditional pixel norm in G, a projection discriminator.
+"""cpD-GAN of DuMont Schütte et al. 2020: conditional pixel norm in G, a label-conditioned critic.
 
 `jaxsyn train cpdgan --data phantom:cxr:2000 --out runs/cpd --steps 20000 --config.size=32`
 

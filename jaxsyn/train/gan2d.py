@@ -12,12 +12,13 @@ label-combination distribution, as the reference draws them from the training se
 Loss (both; the reference's D_wgangp_acgan / D_wgan_gp, G_wgan_acgan / G_wgan):
   D: E[D(G(z, y))] - E[D(x)] + lambda E[(|grad D(x_hat)| - 1)^2] + eps_drift E[D(x)^2]
   G: -E[D(G(z, y))]
-with x_hat = x + u (G(z, y) - x), u ~ U(0, 1) per image, lambda 10, eps_drift 1e-3. The gradient
-is taken at full size, as the reference's critic sees it (`d_loss`). prog-GAN adds
-the auxiliary-classifier term aux_weight [CE(C(x), t) + CE(C(G(z, y)), t)] to D and
+with x_hat = x + u (G(z, y) - x), u ~ U(0, 1) per image, lambda 10, eps_drift 1e-3; at every
+prog-GAN stage the penalty is the one the reference's full-size critic gets (`d_loss`). prog-GAN
+adds the auxiliary-classifier term aux_weight [CE(C(x), t) + CE(C(G(z, y)), t)] to D and
 aux_weight CE(C(G(z, y)), t) to G, CE the softmax cross-entropy against t = y / sum(y), as the
 reference computes it (not a per-finding BCE; `jaxsyn.models.proggan.aux_targets`). cpD-GAN
-conditions through the projection instead. One D update, then one G update (fresh z), per step.
+conditions through its critic's per-label outputs instead. One D update, then one G update
+(fresh z), per step.
 
 prog-GAN grows: the step is compiled per stage (a static argument; `StagedStep` picks the one for
 the images seen so far, `proggan.stage_at`), alpha is computed inside the step from the state's
