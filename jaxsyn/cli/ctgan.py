@@ -44,5 +44,7 @@ def generate(args) -> None:
     from jaxsyn.infer import ctgan
 
     conditions = dict(name_value(c) for c in args.condition)
-    out = ctgan.write_table(args.run, args.out, n=args.n, seed=args.seed, conditions=conditions)
+    out = ctgan.write_table(
+        args.run, args.out, n=args.n, seed=args.seed, conditions=conditions, latents=args.latents
+    )
     print(f"wrote {args.n} rows to {out / 'synthetic.parquet'} and manifest.json")

@@ -9,6 +9,10 @@ import importlib
 import json
 from pathlib import Path
 
+import numpy as np
+
+from jaxsyn.errors import ConfigError
+
 # family (config.json "family") -> the module whose `generate(args)` writes its output
 WRITERS = {
     "acgan": "jaxsyn.cli.acgan",
@@ -25,13 +29,36 @@ DEFAULT = "jaxsyn.cli.hagan"
 def generate(args) -> None:
     info = args.run / "config.json"
     family = json.loads(info.read_text()).get("family") if info.is_file() else None
+    args.latents = read_latents(args.latents) if args.latents is not None else None
+    if args.latents is not None:
+        if args.n is not None and args.n != len(args.latents):
+            raise ConfigError(
+                f"--n is {args.n} and --latents holds {len(args.latents)} vectors; expected equal (or no --n)"
+            )
+        args.n = len(args.latents)
+    args.n = 1 if args.n is None else args.n
     importlib.import_module(WRITERS.get(family, DEFAULT)).generate(args)
+
+
+def read_latents(path: Path) -> np.ndarray:
+    """[N, latent] float32 noise vectors from a .npy file, or a one-line error naming it."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigError(f"--latents {path}: no such file") from None
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"--latents {path}: not a .npy array file ({e})") from None
+    if z.ndim != 2 or z.shape[0] < 1 or not np.issubdtype(z.dtype, np.number):
+        raise ConfigError(
+            f"--latents {path}: {z.dtype} array of shape {list(z.shape)}; expected numbers of shape [N, latent size], N >= 1"
+        )
+    return z.astype(np.float32)
 
 
 def add_parsers(verbs) -> None:
     p = verbs.add_parser("generate", help="generate volumes or a table from a trained run")
     p.add_argument("--run", type=Path, required=True, help="a run folder made by `jaxsyn train`")
-    p.add_argument("--n", type=int, default=1)
+    p.add_argument("--n", type=int, default=None, help="how many (default 1, or --latents' N)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -39,4 +66,12 @@ def add_parsers(verbs) -> None:
     )
     p.add_argument("--format", default="nifti", help="nifti, zarr or nifti,zarr")
     p.add_argument("--chunk", type=int, default=4, help="hypercube slices per G^H chunk (memory)")
+    p.add_argument(
+        "--latents",
+        type=Path,
+        default=None,
+        metavar="FILE.npy",
+        help="[N, latent] noise vectors to use instead of drawn noise, one sample each (other "
+        "randomness still follows --seed; --condition applies to every sample)",
+    )
     p.set_defaults(handler=generate)

@@ -50,5 +50,6 @@ def generate(args) -> None:
         conditions=numeric_conditions(args.condition),
         formats=tuple(args.format.split(",")),
         chunk=args.chunk,
+        latents=args.latents,
     )
     print(f"wrote {args.n} volumes and manifest.json to {out}")

@@ -50,8 +50,9 @@ def generate(args) -> None:
 
     conditions = numeric_conditions(args.condition)
     out = write_cohort(
-        args.run, args.out, n=args.n, seed=args.seed, conditions=conditions, chunk=args.chunk
-    )
+        args.run, args.out, n=args.n, seed=args.seed, conditions=conditions, chunk=args.chunk,
+        latents=args.latents,
+    )  # fmt: skip
     print(f"wrote {args.n} patients (synthetic.parquet, NIfTI volumes, manifest.json) to {out}")
 
 

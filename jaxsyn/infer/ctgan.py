@@ -46,7 +46,7 @@ from jaxsyn import files
 from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.data.tabular import TableTransformer, condition_vector
 from jaxsyn.errors import ConfigError, DataError
-from jaxsyn.infer import run_info
+from jaxsyn.infer import check_latents, latents_digest, run_info
 from jaxsyn.models import ctgan as model
 from jaxsyn.models.ctgan import CTGANConfig
 
@@ -151,9 +151,14 @@ class TableSynthesizer:
     # --- sampling ----------------------------------------------------------------------------
 
     def sample_encoded(
-        self, n: int, key: jax.Array | int = 0, conditions: Mapping[str, Any] | None = None
+        self,
+        n: int,
+        key: jax.Array | int = 0,
+        conditions: Mapping[str, Any] | None = None,
+        latents: np.ndarray | None = None,
     ) -> np.ndarray:
-        """[n, data_dim] encoded rows for discrete `conditions` (free when None).
+        """[n, data_dim] encoded rows for discrete `conditions` (free when None); `latents`
+        [n, embedding_dim] is the generator's noise instead of drawn noise.
 
         With running statistics rows are independent: drawn in chunks of `chunk_rows` by
         `models.ctgan.sample_rows`, all in one device call. Without (the reference), in batches of the training batch
@@ -172,10 +177,15 @@ class TableSynthesizer:
             cond = self.free_conditions(k_cond, batches * b)
         cond = cond.reshape(batches, b, -1)
         keys = jax.random.split(k_gen, batches)
+        z = None
+        if latents is not None:
+            z = np.zeros((batches * b, self.config.embedding_dim), np.float32)
+            z[:n] = check_latents(latents, n, self.config.embedding_dim)
+            z = jnp.asarray(z.reshape(batches, b, -1))
         if self.stats is None:
-            out = np.asarray(_generate(self.params, keys, cond, self.config))
+            out = np.asarray(_generate(self.params, keys, cond, z, self.config))
         else:
-            out = np.asarray(_sample(self.params, self.stats, keys, cond, self.config))
+            out = np.asarray(_sample(self.params, self.stats, keys, cond, z, self.config))
         return out.reshape(batches * b, -1)[:n]
 
     def sample(
@@ -187,19 +197,27 @@ class TableSynthesizer:
         max_batches: int = 100,
         ids: bool = True,
         progress: bool = False,
+        latents: np.ndarray | None = None,
     ) -> pd.DataFrame:
         """Exactly n synthetic rows (with fresh ids when the table had an id column).
 
         `conditions`: {discrete column: value} (exact; several at once) and {numeric column:
         (lo, hi) or value} (bounded rejection, at most `max_batches` generation rounds).
+        `latents` [n, embedding_dim]: the generator's noise, row by row, instead of drawn noise
+        (the conditions and categorical draws still come from `key`).
         """
         if n < 1:
             raise ConfigError(f"n is {n}; expected >= 1")
         discrete, ranges = self._split(conditions or {})
         key = jax.random.key(key) if isinstance(key, int) else key
         decode = functools.partial(self.transformer.inverse_transform, progress=progress)
+        if latents is not None and ranges:
+            raise ConfigError(
+                f"--latents with a numeric range condition ({', '.join(ranges)}): rejection "
+                "sampling discards rows, so given noise cannot map to rows; expected one or the other"
+            )
         if not ranges:
-            return decode(self.sample_encoded(n, key, discrete), ids=ids)
+            return decode(self.sample_encoded(n, key, discrete, latents), ids=ids)
         kept, found = [], 0
         per_round = max(n, self.batch_size)
         for i in tqdm(range(max_batches), "sample", disable=not progress):
@@ -226,18 +244,25 @@ class TableSynthesizer:
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _generate(params, keys, cond, config: CTGANConfig):
-    """[M] keys, cond [M, B, cond_dim] -> rows [M, B, data_dim]; each batch normalised with its
-    own statistics (the reference's sampling)."""
-    return jax.vmap(lambda k, c: model.generate(params, k, c, config))(keys, cond)
+def _generate(params, keys, cond, z, config: CTGANConfig):
+    """[M] keys, cond [M, B, cond_dim] (z [M, B, L] or None: drawn) -> rows [M, B, data_dim];
+    each batch normalised with its own statistics (the reference's sampling)."""
+    if z is None:
+        return jax.vmap(lambda k, c: model.generate(params, k, c, config))(keys, cond)
+    return jax.vmap(lambda k, c, zb: model.generate(params, k, c, config, z=zb))(keys, cond, z)
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _sample(params, stats, keys, cond, config: CTGANConfig):
-    """[M] keys, cond [M, B, cond_dim] -> rows [M, B, data_dim], one chunk after another (a chunk's
-    activations stay in cache: 2048-row chunks ran 1.6x faster than 100k rows at once)."""
+def _sample(params, stats, keys, cond, z, config: CTGANConfig):
+    """[M] keys, cond [M, B, cond_dim] (z [M, B, L] or None: drawn) -> rows [M, B, data_dim], one
+    chunk after another (a chunk's activations stay in cache: 2048-row chunks ran 1.6x faster
+    than 100k rows at once)."""
+    if z is None:
+        return jax.lax.map(
+            lambda kc: model.sample_rows(params, kc[0], kc[1], config, stats), (keys, cond)
+        )
     return jax.lax.map(
-        lambda kc: model.sample_rows(params, kc[0], kc[1], config, stats), (keys, cond)
+        lambda a: model.sample_rows(params, a[0], a[1], config, stats, z=a[2]), (keys, cond, z)
     )
 
 
@@ -273,10 +298,12 @@ def write_table(
     seed: int = 0,
     conditions: Mapping[str, Any] | None = None,
     progress: bool = True,
+    latents: np.ndarray | None = None,
 ) -> Path:
-    """`jaxsyn generate` for a table run: out_dir/synthetic.parquet and manifest.json."""
+    """`jaxsyn generate` for a table run: out_dir/synthetic.parquet and manifest.json
+    (`latents`: the generator's noise for each row, as `TableSynthesizer.sample`)."""
     synth = TableSynthesizer.load(run_dir)
-    df = synth.sample(n, conditions, key=seed, progress=progress)
+    df = synth.sample(n, conditions, key=seed, progress=progress, latents=latents)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with files.atomic_path(out_dir / "synthetic.parquet") as tmp:
@@ -287,6 +314,7 @@ def write_table(
         "n": n,
         "seed": seed,
         "conditions": {k: _jsonable(v) for k, v in (conditions or {}).items()},
+        "latents_sha256": latents_digest(latents),
         "config": synth.info,
         "files": files.tree_files(out_dir),
     }

@@ -29,7 +29,7 @@ from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.data.volumes import Volume, diagonal_affine, save_nifti, unwindow
 from jaxsyn.errors import ConfigError
 from jaxsyn.files import MANIFEST, atomic_dir, tree_files, write_json
-from jaxsyn.infer import run_info
+from jaxsyn.infer import check_latents, latents_digest, run_info
 from jaxsyn.models.hagan import Generator, HAGANConfig, conditions_vector, init
 from jaxsyn.nn.layers import group_stats
 
@@ -224,10 +224,12 @@ def write_volumes(
     formats: tuple[str, ...] = ("nifti",),
     chunk: int = 4,
     progress: bool = True,
+    latents: np.ndarray | None = None,
 ) -> Path:
     """Generate `n` volumes in HU into `out`: `<id>.nii.gz` and/or `<id>.zarr`, and manifest.json.
 
-    Volume i's noise is drawn from fold_in(key(seed), i), so any subset can be regenerated.
+    Volume i's noise is drawn from fold_in(key(seed), i), so any subset can be regenerated;
+    `latents` [n, latent_dim] gives it instead (`jaxsyn generate --latents`).
     """
     if bad := sorted(set(formats) - {"nifti", "zarr"}):
         raise ConfigError(
@@ -235,6 +237,8 @@ def write_volumes(
         )
     config, params, info = load_generator(run_dir)
     cond = parse_conditions(config, info, conditions or {})
+    if latents is not None:
+        latents = check_latents(latents, n, config.latent_dim)
     lo, hi = info["window"]
     spacing = info["spacing_mm"]
     out = Path(out)
@@ -243,7 +247,12 @@ def write_volumes(
     affine = diagonal_affine((spacing,) * 3, (config.size,) * 3)
     records = []
     for i in tqdm(range(n), desc="generate", unit="vol", disable=not progress):
-        z = jax.random.normal(jax.random.fold_in(jax.random.key(seed), i), (1, config.latent_dim))
+        if latents is None:
+            z = jax.random.normal(
+                jax.random.fold_in(jax.random.key(seed), i), (1, config.latent_dim)
+            )
+        else:
+            z = jnp.asarray(latents[i : i + 1])
         zc = jnp.concatenate([z, jnp.asarray(cond)[None]], axis=1)
         vid = f"syn_{i:05d}"
         if "zarr" in formats:
@@ -273,6 +282,7 @@ def write_volumes(
         "seed": seed,
         "n": n,
         "conditions": conditions or {},
+        "latents_sha256": latents_digest(latents),
         "window": [lo, hi],
         "spacing_mm": spacing,
         "volumes": records,

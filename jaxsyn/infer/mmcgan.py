@@ -46,8 +46,8 @@ from jaxsyn.data.volumes import (
     window,
 )
 from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.infer import check_latents, latents_digest, run_info
 from jaxsyn.infer import hagan as hagan_infer
-from jaxsyn.infer import run_info
 from jaxsyn.models import ctgan as tab_model
 from jaxsyn.models import mmcgan as model
 from jaxsyn.models.ctgan import CTGANConfig
@@ -162,16 +162,20 @@ class MMCGANSynthesizer:
             )
         return np.stack([vectors[int(v)] for v in labels]).astype(np.float32)
 
-    def zc(self, n: int, labels, cont, seed: int, first: int = 0) -> jax.Array:
+    def zc(self, n: int, labels, cont, seed: int, first: int = 0, latents=None) -> jax.Array:
+        """[n, L + N + M] shared-generator inputs; noise from (seed, patient index), or `latents`."""
         img = self.config.image
-        z = jnp.stack(
-            [
-                jax.random.normal(
-                    jax.random.fold_in(jax.random.key(seed), first + i), (img.latent_dim,)
-                )
-                for i in range(n)
-            ]
-        )
+        if latents is not None:
+            z = jnp.asarray(check_latents(latents, n, img.latent_dim))
+        else:
+            z = jnp.stack(
+                [
+                    jax.random.normal(
+                        jax.random.fold_in(jax.random.key(seed), first + i), (img.latent_dim,)
+                    )
+                    for i in range(n)
+                ]
+            )
         cond = np.zeros((n, 0), np.float32)
         if img.num_classes:
             cond = np.eye(img.num_classes, dtype=np.float32)[labels]
@@ -211,10 +215,11 @@ class MMCGANSynthesizer:
         return out
 
     def sample(self, n: int, conditions: Mapping[str, float] | None = None, *, seed: int = 0,
-               chunk: int = 4, first: int = 0):  # fmt: skip
-        """(rows DataFrame, volumes [n, S, S, S] int16 HU) of n synthetic patients."""
+               chunk: int = 4, first: int = 0, latents=None):  # fmt: skip
+        """(rows DataFrame, volumes [n, S, S, S] int16 HU) of n synthetic patients (`latents`
+        [n, latent_dim]: their noise; drawn conditions and row draws still follow `seed`)."""
         labels, cont = self.conditions(n, conditions, seed, first)
-        zc = self.zc(n, labels, cont, seed, first)
+        zc = self.zc(n, labels, cont, seed, first, latents)
         padded = self.hypercube(zc)  # G^A once, for both modalities
         return self.rows(padded, labels, cont, seed, first), self.volumes(zc, chunk, padded=padded)
 
@@ -291,9 +296,11 @@ def write_cohort(
     batch: int = 8,
     chunk: int = 4,
     progress: bool = True,
+    latents: np.ndarray | None = None,
 ) -> Path:
     """`out/synthetic.parquet` (patient_id + every clinical column), `out/<patient_id>.nii.gz`
-    in HU and `out/manifest.json` (checksums, conditions, config) for n synthetic patients.
+    in HU and `out/manifest.json` (checksums, conditions, config) for n synthetic patients
+    (`latents` [n, latent_dim]: patient i's noise is row i).
 
     Patients are generated `batch` at a time; each finished batch leaves its rows in
     `out/.rows/` and its volumes beside them, so a rerun after an interruption skips them.
@@ -302,9 +309,12 @@ def write_cohort(
         raise ConfigError(f"n is {n} and batch {batch}; expected both >= 1")
     run_dir, out = Path(run_dir), Path(out)
     syn = MMCGANSynthesizer.load(run_dir)
+    if latents is not None:
+        latents = check_latents(latents, n, syn.config.image.latent_dim)
     # the same arguments or nothing: a resumed cohort must continue the same draws
     settings = {"run": str(run_dir.absolute()), "n": n, "seed": seed, "batch": batch,
-                "conditions": dict(conditions or {})}  # fmt: skip
+                "conditions": dict(conditions or {}),
+                "latents_sha256": latents_digest(latents)}  # fmt: skip
     parts = out / PARTS
     marker = parts / "settings.json"
     if marker.is_file() and json.loads(marker.read_text()) != json.loads(json.dumps(settings)):
@@ -322,7 +332,8 @@ def write_cohort(
         ids = [id_of(first + i) for i in range(count)]
         if part.is_file() and all((out / f"{p}.nii.gz").is_file() for p in ids):
             continue  # finished before an interruption
-        rows, vols = syn.sample(count, conditions, seed=seed, chunk=chunk, first=first)
+        z = None if latents is None else latents[first : first + count]
+        rows, vols = syn.sample(count, conditions, seed=seed, chunk=chunk, first=first, latents=z)
         for pid, vol in zip(ids, vols, strict=True):
             save_nifti(out / f"{pid}.nii.gz", Volume(hu=vol, affine=affine, source=pid))
         rows.insert(0, "patient_id", ids)

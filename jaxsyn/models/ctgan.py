@@ -289,7 +289,12 @@ def apply_discriminator(
 
 
 def generate(
-    params: Any, key: jax.Array, cond: jax.Array, config: CTGANConfig, stats: Any = None
+    params: Any,
+    key: jax.Array,
+    cond: jax.Array,
+    config: CTGANConfig,
+    stats: Any = None,
+    z: jax.Array | None = None,
 ) -> jax.Array:
     """Rows [B, data_dim] in the encoded space for conditions cond [B, cond_dim] (zeros: free),
     from generator `params`.
@@ -303,22 +308,28 @@ def generate(
     """
     kz, kg = jax.random.split(key)
     n = cond.shape[0]
-    z = jax.random.normal(kz, (n, config.embedding_dim))
+    z = jax.random.normal(kz, (n, config.embedding_dim)) if z is None else z
     logits = apply_generator(params, z, cond, config, stats=stats)
     return activate(logits, cond, jax.random.split(kg, n), config)
 
 
 def sample_rows(
-    params: Any, key: jax.Array, cond: jax.Array, config: CTGANConfig, stats: Any
+    params: Any,
+    key: jax.Array,
+    cond: jax.Array,
+    config: CTGANConfig,
+    stats: Any,
+    z: jax.Array | None = None,
 ) -> jax.Array:
     """Rows [B, data_dim] for decoding, from the running BatchNorm `stats` (rows independent).
 
     The same distribution as `generate` followed by the decoder's argmax, cheaper: the argmax of a
     Gumbel-softmax is a draw from Categorical(softmax(logits)) whatever tau (the Gumbel-max
     trick), so each one-hot span is drawn by inverse CDF with one uniform per span instead of one
-    Gumbel per entry, and comes out as an exact one-hot (named conditions included)."""
+    Gumbel per entry, and comes out as an exact one-hot (named conditions included). `z` [B, L]
+    replaces the drawn noise (`generate` likewise)."""
     kz, ku = jax.random.split(key)
-    z = jax.random.normal(kz, (cond.shape[0], config.embedding_dim))
+    z = jax.random.normal(kz, (cond.shape[0], config.embedding_dim)) if z is None else z
     return draw_rows(apply_generator(params, z, cond, config, stats=stats), cond, ku, config)
 
 
