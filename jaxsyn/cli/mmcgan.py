@@ -96,14 +96,33 @@ def report(args) -> None:
     )
     import json
 
-    conditioning = json.loads((args.out / "report.json").read_text())["conditioning"]
+    numbers = json.loads((args.out / "report.json").read_text())
     for cohort in ("real", "synthetic"):
-        r = conditioning[cohort]["spearman_class_fat"]
+        r = numbers["conditioning"][cohort]["spearman_class_fat"]
         print(
             f"{cohort}: Spearman rho({args.class_column}, fat fraction) = {r['rho']:.3f} "
             f"(p = {r['p_value']:.2g}, n = {r['n']})"
         )
+    print(fidelity_lines(numbers, args.class_column))
     print(f"wrote {index} and report.json")
+
+
+def fidelity_lines(numbers: dict, class_column: str) -> str:
+    """The report's fidelity numbers as a short table (synthetic / real; 1 = equal)."""
+    fid = numbers["fidelity"]
+    f = lambda x: "   -" if x is None else f"{x:4.2f}"  # noqa: E731
+    lines = [f"{class_column}  n real/syn  fat  soft  fat sd  distance   (synthetic / real)"]
+    for c, r in fid["by_class"].items():
+        lines.append(
+            f"{c:>{len(class_column)}}  {r['n_real']:4d}/{r['n_synthetic']:<4d}  {f(r['fat_ratio'])} "
+            f"{f(r['soft_tissue_ratio'])}  {f(r['fat_sd_ratio'])}    {f(r['distance_ratio'])}"
+        )
+    if missing := fid["missing"]["in_synthetic"]:
+        lines.append(f"classes with no synthetic patient: {missing}")
+    q = numbers.get("tabular", {}).get("quality", {})
+    if "overall" in q:
+        lines.append(f"rows' quality (SDMetrics-style overall): {q['overall']:.3f}")
+    return "\n".join(lines)
 
 
 def add_parsers(verbs) -> None:

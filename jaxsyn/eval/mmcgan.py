@@ -77,6 +77,58 @@ def conditioning(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict:
     return out
 
 
+MIN_REAL_PER_CLASS = 5  # a class's real spread is not estimated from fewer patients
+
+
+def fidelity(
+    real: pd.DataFrame, synthetic: pd.DataFrame, hu_real, hu_syn, window=(-1024.0, 600.0)
+) -> dict:
+    """Behind ρ, per class present in both cohorts (`real`/`synthetic`: `fractions_table`s whose
+    rows are the volumes `hu_real`/`hu_syn`, in the same order):
+
+      fat_ratio, soft_tissue_ratio   synthetic mean fraction / real mean fraction (1 = equal)
+      fat_sd_ratio                   sd of the synthetic fat fraction / the real one's
+      distance_ratio                 mean pairwise distance between same-class synthetic volumes
+                                     / the same between real ones (mean |a - b| in HU over the
+                                     voxels, both clipped to `window`); 0 = every synthetic
+                                     volume of the class is one image
+    The two diversity ratios are None (with `n_real`) where a class has fewer than
+    MIN_REAL_PER_CLASS real patients or fewer than 2 synthetic ones. Classes only one cohort has
+    are listed under `missing`."""
+    lo, hi = window
+    real_classes, syn_classes = set(real["class"]), set(synthetic["class"])
+
+    def mean_pairwise(vols) -> float:
+        v = [np.clip(np.asarray(x, np.float32), lo, hi) for x in vols]
+        d = [np.abs(v[i] - v[j]).mean() for i in range(len(v)) for j in range(i + 1, len(v))]
+        return float(np.mean(d))
+
+    by_class = {}
+    for c in sorted(real_classes & syn_classes):
+        r, s = real[real["class"] == c], synthetic[synthetic["class"] == c]
+        row = {
+            "n_real": len(r),
+            "n_synthetic": len(s),
+            **{f"{k}_ratio": float(s[k].mean() / r[k].mean()) for k in ("fat", "soft_tissue")},
+            "fat_sd_ratio": None,
+            "distance_ratio": None,
+        }
+        if len(r) >= MIN_REAL_PER_CLASS and len(s) >= 2:
+            row["fat_sd_ratio"] = float(s["fat"].std() / r["fat"].std())
+            rv = [hu_real[i] for i in np.flatnonzero(real["class"].to_numpy() == c)]
+            sv = [hu_syn[i] for i in np.flatnonzero(synthetic["class"].to_numpy() == c)]
+            row["distance_ratio"] = mean_pairwise(sv) / mean_pairwise(rv)
+        by_class[str(c)] = row
+    return {
+        "by_class": by_class,
+        "missing": {
+            "in_synthetic": sorted(int(c) for c in real_classes - syn_classes),
+            "in_real": sorted(int(c) for c in syn_classes - real_classes),
+        },
+        "settings": {"window_hu": list(window), "min_real_per_class": MIN_REAL_PER_CLASS},
+    }
+
+
 def fractions_figure(real: pd.DataFrame, synthetic: pd.DataFrame, class_name: str = "class"):
     fig, axes = figure(12, 3.6, ncols=len(RANGES))
     classes = sorted(set(real["class"]) | set(synthetic["class"]))
@@ -216,6 +268,7 @@ def mmcgan_report(
         conditioning(f_real, f_syn),
         settings={"body_hu": BODY_HU, "ranges_hu": RANGES, "class_column": class_column},
     )
+    report.numbers("fidelity", fidelity(f_real, f_syn, hu_real, hu_syn))
     report.figure("conditioning", "fractions", fractions_figure(f_real, f_syn, class_column),
                   caption="Tissue fractions of body voxels by class, real (blue) vs synthetic (orange) (paper Fig. A.4)")  # fmt: skip
     if slices is not None:
@@ -265,6 +318,7 @@ def mmcgan_report(
 __all__ = [
     "RANGES",
     "conditioning",
+    "fidelity",
     "fractions_table",
     "mmcgan_report",
     "spearman",
