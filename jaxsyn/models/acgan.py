@@ -9,7 +9,10 @@ ReLU between, tanh out. Optional BatchNorm after each hidden convolution (refere
 fixed_architecture.py: optional, off by default), with statistics over the global batch.
 Discriminator: 4x4 convolutions of stride 2 halving the size down to 4x4 (widths n -> 2n -> 4n
 -> 8n at size 64), then a 4x4 valid convolution to n features at 1x1, LeakyReLU 0.2 after every
-convolution; two dense heads on those n features: a real/fake logit and K class logits.
+convolution; two dense heads on those n features: a real/fake logit and K class logits. As in the
+reference, the first and the last convolution have no bias and the middle ones have one (PyTorch's
+default Conv2d bias and its U(+-1/sqrt(fan_in)) initialisation). The reference's optional
+discriminator BatchNorm (off by default) is not implemented.
 
 Both networks generalise to any power-of-two size >= 8: one stride-2 layer per doubling.
 Morphing (paper section 6.4): with z fixed, c^t = ((n - t)/n) c_k + (t/n) c_k', t = 0..n.
@@ -28,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
-from jaxsyn.nn.dense import BatchStats, TorchDense
+from jaxsyn.nn.dense import BatchStats, TorchDense, torch_uniform
 
 # Reference fixed_architecture.py: conv weights N(0, 0.02) (the DCGAN initialisation).
 CONV_INIT = nn.initializers.normal(0.02)
@@ -130,9 +133,12 @@ class Discriminator(nn.Module):
         dtype = jnp.dtype(c.dtype)
         h = x.astype(dtype)
         for i in range(c.doublings):  # stride 2, padding 1: halve the size down to 4 x 4
+            # The reference's first convolution has no bias, the middle ones PyTorch's default
+            # bias (initialised U(+-1/sqrt(fan_in)); its N(0, 0.02) init touches weights only).
             h = nn.Conv(
                 c.width * 2**i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                use_bias=False, kernel_init=CONV_INIT, dtype=dtype,
+                use_bias=i > 0, kernel_init=CONV_INIT, bias_init=torch_uniform(16 * h.shape[-1]),
+                dtype=dtype,
             )(h)  # fmt: skip
             h = nn.leaky_relu(h, 0.2)
         # Section 6.2: the last convolution has stride 1 and no padding: 4 x 4 -> 1 x 1, n features.

@@ -5,16 +5,21 @@
 Data: labelled images in [-1, 1] held in memory (a folder read with `load_images`, or the vertebra
 phantom made at the model's size), served by a Grain pipeline (shuffled per epoch from the seed,
 sharded by process, resumable).
-Step: a discriminator update, then a generator update against the new discriminator, on the same
-fakes' noise (the reference makes one fake batch per iteration). Losses (AC-GAN, Odena et al.
-2017, with alpha = 1 as the paper's section 6.2):
+Step, as the reference's train_region.py: a discriminator update, then a generator update
+against the new discriminator. Each update draws its own fakes: class labels c from
+`fake_class_prior` and z ~ N(0, 1), new ones for the generator update (the reference calls its
+`noise_gen` again before the G step). Losses (AC-GAN, Odena et al. 2017, with alpha = 1 as the
+paper's section 6.2), x and y the real batch:
   D: BCE(D(x), real) + BCE(D(G(z, c)), fake) + alpha [CE(C(x), y) + CE(C(G(z, c)), c)]
-  G: BCE(D(G(z, c)), real) + alpha CE(C(G(z, c)), c)           (non-saturating)
-The fakes' classes c are the real batch's labels, so they follow the data's class prior, as the
-paper draws synthetic labels. CE is the log-softmax cross-entropy of the class logits; the
-reference applies NLLLoss to *softmax* outputs (a quirk: its "loss" is -p_y, bounded and with
-gradients that vanish as p_y -> 0), which we do not reproduce. Optional class weights follow
-PyTorch's weighted NLLLoss (sum w_y l / sum w_y over the global batch).
+  G: BCE(D(G(z', c')), real) + alpha CE(C(G(z', c')), c')        (non-saturating)
+The fakes' labels follow the training data's class prior (what `run` puts in
+`fake_class_prior` unless told otherwise), as the reference draws them and as the paper draws
+synthetic labels. With generator BatchNorm both forward passes run in training mode, so the
+running statistics move twice per step, as PyTorch's do in the reference. CE is the log-softmax
+cross-entropy of the class logits; the reference applies NLLLoss to *softmax* outputs (a quirk:
+its "loss" is -p_y, bounded and with gradients that vanish as p_y -> 0), which we do not
+reproduce. Optional class weights follow PyTorch's weighted NLLLoss (sum w_y l / sum w_y over
+the global batch); the reference weights its classes, we default to none.
 """
 
 from __future__ import annotations
@@ -60,6 +65,9 @@ class ACGANTrainConfig:
     alpha: float = 1.0  # section 6.2: weight of the classification loss (alpha_region)
     # Reference: class-weighted NLLLoss; None = unweighted (see `balanced_weights` for 1/freq).
     class_weights: tuple[float, ...] | None = None
+    # Reference noise_gen: fakes' labels drawn from the data's region prior. None: uniform here;
+    # `run` fills in the training data's class frequencies.
+    fake_class_prior: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -77,6 +85,15 @@ class ACGANTrainConfig:
                     f"{self.model.num_classes} positive numbers (one per class) or None"
                 )
             object.__setattr__(self, "class_weights", tuple(float(w) for w in weights))
+        prior = self.fake_class_prior
+        if prior is not None:
+            if len(prior) != self.model.num_classes or min(prior) < 0 or sum(prior) <= 0:
+                raise ConfigError(
+                    f"ACGANTrainConfig.fake_class_prior is {prior}; expected "
+                    f"{self.model.num_classes} non-negative numbers with a positive sum, or None"
+                )
+            total = sum(prior)  # kept normalised, so equal priors compare equal on resume
+            object.__setattr__(self, "fake_class_prior", tuple(float(p) / total for p in prior))
 
     @classmethod
     def tiny(cls, **overrides) -> ACGANTrainConfig:
@@ -231,10 +248,19 @@ def optimizers(config: ACGANTrainConfig) -> dict[str, optax.GradientTransformati
     }
 
 
-def latents(key: jax.Array, n: int, config: ACGANTrainConfig) -> jax.Array:
-    """z [n, latent] for this device's examples; the same draws however the batch is split."""
-    keys = parallel.example_keys(key, n)
-    return jax.vmap(lambda k: jax.random.normal(k, (config.model.latent_dim,)))(keys)
+def fakes(key: jax.Array, n: int, config: ACGANTrainConfig) -> tuple[jax.Array, jax.Array]:
+    """(class labels int32 [n] from `fake_class_prior`, z [n, latent]) for this device's n fakes;
+    the same draws however the batch is split (one key per example of the global batch)."""
+    m = config.model
+    prior = config.fake_class_prior or (1.0 / m.num_classes,) * m.num_classes
+    log_prior = jnp.log(jnp.asarray(prior, jnp.float32))
+
+    def one(k):
+        k_label, k_z = jax.random.split(k)
+        return jax.random.categorical(k_label, log_prior), jax.random.normal(k_z, (m.latent_dim,))
+
+    labels, z = jax.vmap(one)(parallel.example_keys(key, n))
+    return labels.astype(jnp.int32), z
 
 
 def _bce(logits: jax.Array, real: bool) -> jax.Array:
@@ -256,38 +282,41 @@ def _accuracy(logits, labels):
     return jnp.mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32))
 
 
-def _fake(g_params, stats, batch, z, config: ACGANTrainConfig):
-    """(fakes [B, S, S, C], updated running stats) for the batch's labels."""
-    onehot = jax.nn.one_hot(batch["label"], config.model.num_classes)
+def _fake(g_params, stats, labels, z, config: ACGANTrainConfig):
+    """(fakes [B, S, S, C] of classes `labels` [B], updated running stats): training mode."""
+    onehot = jax.nn.one_hot(labels, config.model.num_classes)
     inputs = model.generator_input(onehot, z)
     return model.apply_generator(
         g_params, inputs, config.model, parallel.DATA, stats=stats, update=True
     )
 
 
-def d_loss(d_params, g_params, stats, batch, z, config: ACGANTrainConfig):
-    """(loss, metrics) of the discriminator on this device's share."""
-    m, y = config.model, batch["label"]
-    fake, _ = _fake(g_params, stats, batch, z, config)
+def d_loss(d_params, g_params, stats, batch, fake, config: ACGANTrainConfig):
+    """(loss, (metrics, updated running stats)) of the discriminator on this device's share;
+    `fake` = (labels [B], z [B, latent]) of the fakes."""
+    m, y, (c, z) = config.model, batch["label"], fake
+    images, stats = _fake(g_params, stats, c, z, config)
     real_logit, real_class = model.apply_discriminator(d_params, batch["image"], m)
-    fake_logit, fake_class = model.apply_discriminator(d_params, jax.lax.stop_gradient(fake), m)
+    fake_logit, fake_class = model.apply_discriminator(d_params, jax.lax.stop_gradient(images), m)
     adversarial = _bce(real_logit, True) + _bce(fake_logit, False)
-    real_ce, fake_ce = class_loss(real_class, y, config), class_loss(fake_class, y, config)
+    real_ce, fake_ce = class_loss(real_class, y, config), class_loss(fake_class, c, config)
     metrics = {
         "d_adv": adversarial,
         "d_class_real": real_ce,
         "d_class_fake": fake_ce,
         "d_acc_real": _accuracy(real_class, y),
     }
-    return adversarial + config.alpha * (real_ce + fake_ce), metrics
+    return adversarial + config.alpha * (real_ce + fake_ce), (metrics, stats)
 
 
-def g_loss(g_params, d_params, stats, batch, z, config: ACGANTrainConfig):
-    """(loss, (metrics, updated running stats)) of the generator on this device's share."""
-    fake, stats = _fake(g_params, stats, batch, z, config)
-    logit, classes = model.apply_discriminator(d_params, fake, config.model)
-    adversarial, ce = _bce(logit, True), class_loss(classes, batch["label"], config)
-    metrics = {"g_adv": adversarial, "g_class": ce, "g_acc": _accuracy(classes, batch["label"])}
+def g_loss(g_params, d_params, stats, fake, config: ACGANTrainConfig):
+    """(loss, (metrics, updated running stats)) of the generator on this device's share;
+    `fake` = (labels [B], z [B, latent]), drawn afresh for this update."""
+    c, z = fake
+    images, stats = _fake(g_params, stats, c, z, config)
+    logit, classes = model.apply_discriminator(d_params, images, config.model)
+    adversarial, ce = _bce(logit, True), class_loss(classes, c, config)
+    metrics = {"g_adv": adversarial, "g_class": ce, "g_acc": _accuracy(classes, c)}
     return adversarial + config.alpha * ce, (metrics, stats)
 
 
@@ -296,17 +325,19 @@ def _pmean(tree):
 
 
 def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, config):
-    """D then G on this device's share of the batch (inside `parallel.data_parallel`)."""
+    """D then G on this device's share of the batch (inside `parallel.data_parallel`), each
+    with its own fakes (labels and z drawn from `fold_in(key, step)`)."""
     opts = optimizers(config)
-    z = latents(jax.random.fold_in(key, state.step), batch["label"].shape[0], config)
+    n = batch["label"].shape[0]
+    d_key, g_key = jax.random.split(jax.random.fold_in(key, state.step))
     params, opt_state = state.params, state.opt_state
     stats = state.stats.get("batch_stats", {})
-    (dl, d_metrics), grads = parallel.mean_value_and_grad(d_loss, has_aux=True)(
-        params["d"], params["g"], stats, batch, z, config
+    (dl, (d_metrics, stats)), grads = parallel.mean_value_and_grad(d_loss, has_aux=True)(
+        params["d"], params["g"], stats, batch, fakes(d_key, n, config), config
     )
     d_params, d_opt = state_lib.apply_gradients(params["d"], opt_state["d"], grads, opts["d"])
     (gl, (g_metrics, stats)), grads = parallel.mean_value_and_grad(g_loss, has_aux=True)(
-        params["g"], d_params, stats, batch, z, config
+        params["g"], d_params, stats, fakes(g_key, n, config), config
     )
     g_params, g_opt = state_lib.apply_gradients(params["g"], opt_state["g"], grads, opts["g"])
     new_state = state.replace(
@@ -347,16 +378,21 @@ def make_step(config: ACGANTrainConfig, mesh):
     return parallel.cached_step(train_step, config, mesh)
 
 
+def class_prior(cohort: Cohort, config: ACGANTrainConfig) -> tuple[float, ...]:
+    """The cohort's class frequencies, in class index order."""
+    counts = np.bincount(cohort.labels, minlength=config.model.num_classes)
+    return tuple((counts / counts.sum()).tolist())
+
+
 def run_info(config: ACGANTrainConfig, cohort: Cohort, class_column: str = "region") -> dict:
     """config.json of a run: the config plus what generation needs (class names, data)."""
-    counts = np.bincount(cohort.labels, minlength=config.model.num_classes)
     return {
         **as_json(config),
         "family": FAMILY,
         "data": cohort.source,
         "class_column": class_column,
         "classes": list(cohort.classes),
-        "class_prior": (counts / counts.sum()).tolist(),  # for drawing synthetic labels
+        "class_prior": list(class_prior(cohort, config)),  # for drawing synthetic labels
     }
 
 
@@ -380,12 +416,15 @@ def run(
     Writes config.json ("family": "acgan", class names and prior), metrics.jsonl and
     checkpoints/<step>/ (every `checkpoint_every` steps and at the end). `resume` continues from
     the latest checkpoint. Every process of a multi-host run calls this with the same arguments.
+    A config without `fake_class_prior` gets the data's class frequencies (saved with the run).
     """
     parallel.initialize_distributed()
     config = config or ACGANTrainConfig()
     cohort = load_cohort(data, config, class_column)
     mesh = parallel.make_mesh(devices)
     config = fit_batch(config, len(cohort), mesh.size)
+    if config.fake_class_prior is None:  # the reference: fakes' labels with the data's prior
+        config = dataclasses.replace(config, fake_class_prior=class_prior(cohort, config))
     settings = loop.LoopConfig(
         steps=steps,
         checkpoint_every=checkpoint_every,

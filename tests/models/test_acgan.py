@@ -67,9 +67,22 @@ def test_paper_architecture_at_64():
     ]
     d = [shapes["d"][f"Conv_{i}"]["kernel"].shape[-1] for i in range(5)]
     assert d == [64, 128, 256, 512, 64]
+    # the reference's D: no bias on the first and last convolutions, PyTorch's on the middle ones
+    biases = [shapes["d"][f"Conv_{i}"].get("bias") for i in range(5)]
+    assert [None if b is None else b.shape for b in biases] == [None, (128,), (256,), (512,), None]
     assert shapes["d"]["class_head"]["Dense_0"]["kernel"].shape == (64, 3)
     assert model.ACGANConfig().batch_norm is False  # the reference's default
     assert not model.init_stats(model.ACGANConfig())
+
+
+def test_discriminator_bias_has_pytorchs_initialisation(params):
+    """The middle convolution's bias (Conv_1 at 16 px) ~ U(+-1/sqrt(fan_in)), fan_in = 4 * 4 * 8:
+    PyTorch's Conv2d default, which the reference's N(0, 0.02) initialisation leaves alone."""
+    bias = np.asarray(params["d"]["Conv_1"]["bias"])
+    bound = 1 / np.sqrt(4 * 4 * TINY.width)
+    assert bias.shape == (2 * TINY.width,) and np.abs(bias).max() <= bound
+    assert np.abs(bias).max() > bound / 2  # drawn over the range, not zeros
+    assert "bias" not in params["d"]["Conv_0"] and "bias" not in params["d"]["Conv_2"]
 
 
 def test_every_gradient_finite_and_nonzero(params, stats):

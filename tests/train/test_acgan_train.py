@@ -8,6 +8,7 @@ so results agree to rounding, not bit for bit; Adam's first steps amplify that r
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -82,6 +83,13 @@ def test_weighted_class_loss_matches_pytorch_nll():
     )
     with pytest.raises(ConfigError, match="class_weights"):
         dataclasses.replace(TINY, class_weights=(1.0, 2.0))
+    with pytest.raises(ConfigError, match="fake_class_prior"):
+        dataclasses.replace(TINY, fake_class_prior=(1.0, -1.0, 1.0))
+    assert dataclasses.replace(TINY, fake_class_prior=(1, 2, 1)).fake_class_prior == (
+        0.25,
+        0.5,
+        0.25,
+    )
 
 
 def _steps(mesh, config, batches):
@@ -109,6 +117,34 @@ def test_sharded_step_matches_single_device(meshes, cohort, weights):
     for part in (".params['g']", ".params['d']", ".stats['batch_stats']"):
         keys = [k for k in start if k.startswith(part)]
         assert keys and all(not np.array_equal(start[k], one[-1][0][k]) for k in keys), part
+
+
+def test_each_update_draws_its_own_fakes(meshes, monkeypatch):
+    """As the reference's train_region.py (noise_gen before the D update and again before the G
+    update): the G update's labels and z are new draws, not the D update's fakes, and the labels
+    follow `fake_class_prior`, not the real batch's labels."""
+    draws, fakes = [], acgan.fakes
+
+    def spy(key, n, config):
+        labels, z = fakes(key, n, config)
+        jax.debug.callback(lambda *a: draws.append([np.asarray(x) for x in a]), labels, z)
+        return labels, z
+
+    monkeypatch.setattr(acgan, "fakes", spy)
+    small = model.ACGANConfig.tiny(size=8, batch_norm=False)  # the smallest step to compile
+    config = acgan.ACGANTrainConfig.tiny(model=small, fake_class_prior=(0.0, 1.0, 1.0))
+    mesh = meshes[1]
+    step = parallel.data_parallel(functools.partial(acgan.train_step, config=config), mesh)
+    images = jax.random.uniform(jax.random.key(0), (16, 8, 8, 9), minval=-1, maxval=1)
+    batch = {"image": np.asarray(images), "label": np.arange(16, dtype=np.int32) % 3}
+    with jax.set_mesh(mesh):  # the real batch has class 0; the fakes must not
+        state = acgan.make_state(config, mesh)
+        jax.block_until_ready(step(state, parallel.shard_batch(batch, mesh)))
+    (d_labels, d_z), (g_labels, g_z) = draws  # one draw per update
+    assert d_z.shape == g_z.shape == (16, TINY.model.latent_dim)
+    assert not np.allclose(d_z, g_z) and not np.array_equal(d_labels, g_labels)
+    for labels in (d_labels, g_labels):
+        assert set(labels.tolist()) == {1, 2}
 
 
 def test_resume_is_bitwise_and_batch_is_clamped(tmp_path, capsys):
@@ -146,6 +182,8 @@ def test_training_learns_the_classes_and_reads_back(tmp_path, cohort):
     config, g, stats, info = acgan.load_generator(out)
     assert config == TINY.model and info["classes"] == ["cervical", "thoracic", "lumbar"]
     assert np.isclose(sum(info["class_prior"]), 1)
+    # fakes' labels were drawn with the data's class frequencies (run filled them in)
+    np.testing.assert_allclose(info["fake_class_prior"], info["class_prior"], rtol=1e-12)
     assert_trees_equal(host(g), host(state.params["g"]))
     assert_trees_equal(host(stats), host(state.stats["batch_stats"]))
     k = acgan.class_index(info, "lumbar")
