@@ -64,6 +64,11 @@ class HAGANConfig:
     # everywhere: GroupNorm takes its statistics over the extent it is given and each slab is
     # zero-padded at its own edges. Train and encode with the same setting.
     encode_slabs: bool = True
+    # Ours, off by default (the reference has none): D^L sees the batch's mean per-feature
+    # standard deviation as one more channel before its last convolution (prog-GAN's minibatch
+    # stddev, over this device's share of the batch), so a generator that makes one image per
+    # condition is told apart from a varied real batch.
+    minibatch_std: bool = False
     dtype: str = "float32"  # compute dtype; "bfloat16" on accelerators
     # optimisation (train.py): Adam betas (0, 0.999), lr G 1e-4, D 4e-4, E^H and E^G 1e-4
     batch_size: int = 4
@@ -268,6 +273,9 @@ class Discriminator(nn.Module):
             y = lrelu(
                 sn(conv3d(w, 4, 2, 1, dt, name=f"dl_conv{i + 1}"))(y, update_stats=update_stats)
             )
+        if c.minibatch_std:
+            sd = jnp.sqrt(jnp.var(y.astype(jnp.float32), axis=0) + 1e-8).mean()
+            y = jnp.concatenate([y, jnp.broadcast_to(sd.astype(y.dtype), (*y.shape[:-1], 1))], -1)
         y = sn(conv3d(heads, 4, 1, 0, dt, name="dl_out"))(y, update_stats=update_stats)
         out = ((out_h + y.reshape(y.shape[0], heads)) / 2).astype(jnp.float32)
         n = c.num_classes

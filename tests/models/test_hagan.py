@@ -155,6 +155,25 @@ def test_encode_high_is_the_reference_slab_by_slab_encoding(models):
     np.testing.assert_allclose(z, z_hand, rtol=1e-5, atol=1e-5)
 
 
+def test_minibatch_std_lets_d_l_see_the_rest_of_the_batch(models):
+    """Off (the reference): an example's logit does not depend on the rest of its batch. On:
+    D^L gets the batch's feature spread, so the same example scores differently beside a copy
+    of itself than beside another volume."""
+    config, _ = models[32]
+    x = _inputs(config, 2)
+    pair = lambda a, b: {k: np.stack([x[k][a], x[k][b]]) for k in ("slab", "low", "start")}  # noqa: E731
+    for on in (False, True):
+        c = dataclasses.replace(config, minibatch_std=on)
+        d = Discriminator(c)
+        v = d.init(jax.random.key(1), x["slab"], x["low"], x["start"])
+        scores = [d.apply(v, *pair(0, k).values(), update_stats=False)[0][0] for k in (0, 1)]
+        same, varied = (float(t) for t in scores)
+        if on:
+            assert abs(same - varied) > 1e-4
+        else:
+            assert same == pytest.approx(varied, rel=1e-6, abs=1e-6)
+
+
 # --- gradients -----------------------------------------------------------------------------------
 
 
