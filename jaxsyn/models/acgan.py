@@ -5,8 +5,9 @@
 Generator: [one-hot class (K); z ~ N(0, 1)^latent] as a 1x1 image -> a 4x4 transposed
 convolution to 4x4 (stride 1, no padding), then 4x4 transposed convolutions of stride 2 that double
 the size up to `size`; widths 8n -> 4n -> 2n -> n -> channels at size 64 (paper section 6.2),
-ReLU between, tanh out. Optional BatchNorm after each hidden convolution (reference
-fixed_architecture.py: optional, off by default), with statistics over the global batch.
+ReLU between, tanh out, no bias. Optional BatchNorm after each hidden convolution (reference
+fixed_architecture.py: optional, off by default), with statistics over the global batch; its
+scale starts at 1 where the reference draws it from N(1, 0.02).
 Discriminator: 4x4 convolutions of stride 2 halving the size down to 4x4 (widths n -> 2n -> 4n
 -> 8n at size 64), then a 4x4 valid convolution to n features at 1x1, LeakyReLU 0.2 after every
 convolution; two dense heads on those n features: a real/fake logit and K class logits. As in the
