@@ -83,8 +83,18 @@ def global_stats(params, padded, config: HAGANConfig, chunk: int):
     return mean, variances.mean(0) + jnp.square(means - mean).mean(0)
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
+def slab_volume(params, padded, start, config: HAGANConfig):
+    """Output slices [4·start, 4·start + S/8) by G^H on hypercube rows [start, start + S/32)
+    alone, as training's slab forward: [B, S/8, S, S] in [-1, 1]."""
+    h = jax.lax.dynamic_slice_in_dim(padded, start + 1, config.slab_depth // 4, axis=1)
+    return Generator(config).apply({"params": params}, h, method=Generator.high_res)[..., 0]
+
+
 def generate_chunks(params, zc, config: HAGANConfig, chunk: int = 4, *, padded=None):
-    """Yield (first slice, [B, 4·chunk, S, S] float32 numpy) for the volumes of `zc` [B, L+N+M].
+    """Yield (first slice, [B, slices, S, S] float32 numpy) for the volumes of `zc` [B, L+N+M]:
+    4·chunk slices at a time, or, with `config.generate_slabs`, the 8 training slabs (S/8
+    slices each; `chunk` unused).
 
     `padded`: `hypercube(params, zc, config)` when the caller already has it (MMCGAN's rows use
     the same hypercube). The next chunk is dispatched before the current one is copied to the
@@ -92,11 +102,19 @@ def generate_chunks(params, zc, config: HAGANConfig, chunk: int = 4, *, padded=N
     """
     _check_chunk(config, chunk)
     padded = hypercube(params, zc, config) if padded is None else padded
-    mean, var = global_stats(params, padded, config, chunk)
-    starts = range(0, config.size // 4, chunk)
+    if config.generate_slabs:
+        step = config.slab_depth // 4
+        blocks = (
+            (s, slab_volume(params, padded, s, config)) for s in range(0, config.size // 4, step)
+        )
+    else:
+        mean, var = global_stats(params, padded, config, chunk)
+        blocks = (
+            (s, chunk_volume(params, padded, s, mean, var, config, chunk))
+            for s in range(0, config.size // 4, chunk)
+        )
     pending = None
-    for s in starts:
-        out = chunk_volume(params, padded, s, mean, var, config, chunk)
+    for s, out in blocks:
         if pending is not None:
             yield pending[0], np.asarray(pending[1])
         pending = (4 * s, out)

@@ -69,6 +69,12 @@ class HAGANConfig:
     # stddev, over this device's share of the batch), so a generator that makes one image per
     # condition is told apart from a varied real batch.
     minibatch_std: bool = False
+    # Full-volume generation (jaxsyn.infer.hagan). False (the reference's inference): G^H over
+    # the whole hypercube, GroupNorm statistics of the whole volume. True (ours): the 8 depth
+    # slabs one by one, each normalised over itself and zero-padded at its own edges: exactly
+    # the forward whose output D judged in training (G^H never sees whole-volume statistics
+    # there), at the cost of possible seams between slabs.
+    generate_slabs: bool = False
     dtype: str = "float32"  # compute dtype; "bfloat16" on accelerators
     # optimisation (train.py): Adam betas (0, 0.999), lr G 1e-4, D 4e-4, E^H and E^G 1e-4
     batch_size: int = 4
