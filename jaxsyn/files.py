@@ -2,6 +2,11 @@
 
 A reader never sees a half-written file: we write to a temporary name in the same directory and
 `os.replace` it onto the final name (atomic on POSIX within one filesystem).
+
+`tempfile.mkstemp`/`mkdtemp` create their names private to the owner (0600 / 0700) whatever the
+umask; a renamed temporary would keep that, and colleagues on a shared filesystem could not read
+what we wrote. So the temporary gets the mode a plain `open()` / `mkdir()` would have given it
+(0666 / 0777 less the process umask) before it is renamed.
 """
 
 from __future__ import annotations
@@ -30,12 +35,29 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    tmp.chmod(0o666 & ~umask())
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def umask() -> int:
+    """The process umask (e.g. 0o022), read from /proc where Linux shows it, else by setting it
+    and putting it back (`os.umask` can only be read that way; a thread creating a file in that
+    instant would get mode 0o777 & ~0o077, never wider)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -69,6 +91,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o777 & ~umask())
     try:
         yield tmp
         os.replace(tmp, path)
