@@ -41,8 +41,9 @@ def test_image_report_holds_every_number(folders, tmp_path):
     assert out == tmp_path / "r" / "index.html"
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     raw = report["fidelity"]["pixels"]["raw"]
-    expected = {"fid", "fid_real_real", "fid_ratio", "kid_mean", "kid_std", "mmd", "precision",
-                "recall", "density", "coverage", "settings"}  # fmt: skip
+    expected = {"fid", "fid_real_real", "fid_halves", "fid_ratio", "fid_half_size", "fid_splits",
+                "kid_mean", "kid_std", "mmd", "precision", "recall", "density", "coverage",
+                "settings"}  # fmt: skip
     assert set(raw) == expected and raw["settings"]["normalisation"] == "none"
     assert report["fidelity"]["pixels"]["normalised"]["settings"]["normalisation"] != "none"
     assert raw["fid"] > 0 and 0 < raw["precision"] <= 1

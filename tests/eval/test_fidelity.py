@@ -17,7 +17,7 @@ import scipy.linalg
 from scipy.spatial.distance import cdist, pdist
 
 from jaxsyn.errors import DataError
-from jaxsyn.eval import fidelity
+from jaxsyn.eval import fidelity, sections
 
 
 def gaussian_features(seed, n, f, *, shift=0.0, scale=1.0):
@@ -133,6 +133,49 @@ def test_fid_real_real_uses_two_disjoint_halves():
     # a lower bound in practice: the halves are closer than a shifted synthetic set
     fid_rs = fidelity.fid(x, gaussian_features(6, 101, 8, shift=1.0))
     assert fidelity.fid_real_real(x, seed=7) < fid_rs
+
+
+def test_fid_from_rows_equals_fid_from_statistics():
+    """N, M < F takes the rows path (nuclear norm of Xc1 Xc2^T); N > F the statistics."""
+    x1, x2 = gaussian_features(3, 30, 64), gaussian_features(4, 40, 64, shift=0.3) ** 2
+    via_stats = fidelity.frechet_distance(*fidelity.feature_stats(x1), *fidelity.feature_stats(x2))
+    assert fidelity.fid(x1, x2) == pytest.approx(via_stats, rel=1e-10)
+    assert fidelity.fid(x1.astype(np.float32), x1) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fid_halves_follows_the_documented_splits():
+    x, y = gaussian_features(5, 41, 8), gaussian_features(6, 15, 8, shift=0.5)
+    got = fidelity.fid_halves(x, y, splits=3, seed=4)
+    h = 15  # min(41 // 2, 15)
+    rng, rr, rs = np.random.default_rng(4), [], []
+    for _ in range(3):
+        order = rng.permutation(41)
+        a, b = np.sort(order[:h]), np.sort(order[h : 2 * h])
+        assert not set(a) & set(b)
+        s = np.sort(rng.choice(15, h, replace=False))
+        rr.append(fidelity.fid(x[a], x[b]))
+        rs.append(fidelity.fid(x[a], y[s]))
+    assert got["fid_real_real"] == pytest.approx(np.mean(rr), rel=1e-12)
+    assert got["fid_halves"] == pytest.approx(np.mean(rs), rel=1e-12)
+    assert got["fid_ratio"] == pytest.approx(np.mean(rr) / np.mean(rs), rel=1e-12)
+    assert (got["fid_half_size"], got["fid_splits"]) == (15, 3)
+    # the report's numbers: fid on the full sets, the rest from fid_halves
+    report = sections.distribution_metrics(x, y, seed=4)
+    assert report["fid"] == pytest.approx(fidelity.fid(x, y), rel=1e-12)
+    assert report["fid_ratio"] == fidelity.fid_halves(x, y, seed=4)["fid_ratio"]
+    assert report["fid_splits"] == fidelity.FID_SPLITS >= 5
+
+
+@pytest.mark.parametrize("f", [64, 256, 1024])
+def test_r_fid_is_one_for_two_samples_of_one_distribution(f):
+    """Issue 17: a perfect generator (an independent sample of the real distribution) at N = M =
+    400 gives r_FID within [0.85, 1.15]; measured 0.98-1.02 over seeds 0-2 at each F. FID_rr of
+    N / 2 vs N / 2 over the full-set FID (the old report) reads about 1.9 at F = 64 and 1.46 at
+    F = 1024."""
+    x, y = gaussian_features(10, 400, f), gaussian_features(11, 400, f)
+    assert 0.85 <= fidelity.fid_halves(x, y)["fid_ratio"] <= 1.15
+    if f == 64:  # why: the sizes of the old ratio's two FIDs differ, and so do their biases
+        assert fidelity.fid_real_real(x) / fidelity.fid(x, y) > 1.5
 
 
 def test_fid_ratio_reproduces_medigan_table_3_and_edge_cases():
@@ -296,6 +339,8 @@ def test_prdc_of_identical_sets():
         ),
         (lambda: fidelity.fid(np.ones((4, 3)), np.ones((4, 2))), "got 2 features, expected 3"),
         (lambda: fidelity.fid_real_real(np.ones((3, 2))), "expected at least 4"),
+        (lambda: fidelity.fid_halves(np.ones((3, 2)), np.ones((9, 2))), "at least 4 real"),
+        (lambda: fidelity.fid_halves(np.ones((9, 2)), np.ones((9, 2)), splits=0), "positive"),
         (lambda: fidelity.kid(np.ones((4, 2)), np.ones((4, 2)), subset_size=1), "integer >= 2"),
         (lambda: fidelity.mmd(np.ones((4, 2)), np.ones((4, 2))), "median pairwise distance is 0"),
         (lambda: fidelity.mmd(np.ones((1, 2)), np.ones((4, 2)), bandwidth=1.0), "at least 2"),
