@@ -86,7 +86,7 @@ def test_oracle_generator_gives_high_tstr_auroc(real, tmp_path, monkeypatch):
     oracle(info["classes"], monkeypatch)
     gen = infer.write_images(tmp_path / "run", tmp_path / "gen", n=72, seed=0)
     result = utility_of(gen, real, tmp_path / "report", epochs=EPOCHS)
-    assert result["task"] == "multiclass" and result["settings"]["n_train_syn"] == 72
+    assert result["task"] == "multiclass"
     assert min(result["auc_real"]) > 0.9, result["auc_real"]  # the classifier learns the task
     assert np.mean(result["auc_syn"]) > ORACLE_MIN_AUROC, result
 
