@@ -3,10 +3,15 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from jaxsyn.cli import build_parser, main
+from jaxsyn.cli import data as data_cli
+from jaxsyn.cli.app import split_argv
+from jaxsyn.data import store as store_module
 from jaxsyn.data.store import VolumeStore
+from jaxsyn.data.volumes import Volume, save_nifti
 from jaxsyn.errors import DataError
 
 
@@ -121,3 +126,53 @@ def test_bad_flag_values_exit_nonzero(cohort, tmp_path, capsys):
             ]
         )
     assert exit_.value.code == 2 and "expected LOW,HIGH" in capsys.readouterr().err
+
+
+def test_negative_values_and_spaced_overrides_are_read(cohort, tmp_path, capsys):
+    """`--window -1024,600` (argparse alone reads `-1024,600` as an unknown option) and
+    `--config.FIELD VALUE` with a space (issue 22 items 4 and 6)."""
+    images, _ = cohort
+    out = tmp_path / "s"
+    argv = ["ingest", "--images", str(images), "--out", str(out), "--size", "32"]
+    assert main([*argv, "--window", "-1000,500"]) == 0
+    assert VolumeStore(out).window == (-1000.0, 500.0)
+    assert split_argv(["train", "hagan", "--config.size", "64", "--seed", "-3"]) == (
+        False,
+        ["size=64"],
+        ["train", "hagan", "--seed=-3"],
+    )
+    train = ["train", "hagan", "--out", str(tmp_path / "r"), "--steps", "1"]
+    assert main([*train, "--config.sise", "64"]) == 1  # read as --config.sise=64, then refused
+    assert "--config.sise: no such field" in capsys.readouterr().err
+    assert main([*train, "--config.size"]) == 1
+    assert "--config.size: no value; expected --config.size=VALUE" in capsys.readouterr().err
+
+
+def test_generate_from_a_missing_run_names_every_family(tmp_path, capsys):
+    argv = ["generate", "--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "g")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    families = "acgan|cpdgan|ctgan|hagan|mmcgan|proggan"
+    assert (
+        f"nowhere: no such folder; expected a run folder made by `jaxsyn train {families}`" in err
+    )
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text('{"family": "cyclegan"}')
+    assert main(["generate", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "g")]) == 1
+    assert "field family is 'cyclegan'; expected 'acgan' or 'cpdgan'" in capsys.readouterr().err
+
+
+def test_ingest_refuses_a_thin_volume_unless_told(cohort, tmp_path, capsys):
+    """A one-slice NIfTI would become a cube of air with one slice of anatomy (issue 22 item 6)."""
+    images, _ = cohort
+    save_nifti(images / "P9.nii.gz", Volume(hu=np.zeros((1, 32, 32)), affine=np.eye(4)))
+    argv = ["ingest", "--images", str(images), "--out", str(tmp_path / "s"), "--size", "32"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "P9.nii.gz: shape [1, 32, 32] is 1 voxel(s) thin; expected >= 8" in err
+    assert "--min-slices 1 takes it" in err and not (tmp_path / "s").exists()
+    assert main([*argv, "--min-slices", "1"]) == 0
+    assert len(VolumeStore(tmp_path / "s")) == 5
+    assert main([*argv[:3], "--out", str(tmp_path / "k"), "--size", "32", "--skip-bad"]) == 0
+    assert [s["source"] for s in VolumeStore(tmp_path / "k").manifest["skipped"]] == ["P9.nii.gz"]
+    assert data_cli.MIN_SLICES == store_module.MIN_SLICES  # the CLI's default is the library's

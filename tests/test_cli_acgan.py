@@ -49,6 +49,7 @@ def test_morph_strip_and_errors(run_dir, tmp_path, capsys):
     out = tmp_path / "strip.png"
     argv = ["morph", "--run", str(run_dir), "--from", "cervical", "--to", "lumbar"]
     assert main([*argv, "--frames", "4", "--out", str(out)]) == 0
+    assert "5 images, cervical to lumbar in 4 steps" in capsys.readouterr().out
     strip = np.asarray(Image.open(out))
     assert strip.shape == (48, 5 * 48)  # 5 frames of a 3 x 3 mosaic of 16 px slices
     assert main(["morph", "--run", str(run_dir), "--from", "sacral", "--to", "lumbar",

@@ -69,23 +69,23 @@ def test_generate_writes_hu_volumes_with_affine_and_manifest(run_dir, tmp_path):
     ]
     assert main([*argv, "--format", "nifti,zarr"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert [v["id"] for v in manifest["volumes"]] == ["syn_00000", "syn_00001"]
+    assert [v["id"] for v in manifest["volumes"]] == ["syn_000000", "syn_000001"]
     for name, digest in manifest["files"].items():
         assert sha256(out / name) == digest
-    img = nib.load(out / "syn_00000.nii.gz")
+    img = nib.load(out / "syn_000000.nii.gz")
     assert img.get_data_dtype() == np.int16 and img.shape == (32, 32, 32)
     np.testing.assert_allclose(img.header.get_zooms(), (12.5, 12.5, 12.5))
-    vol = load_volume(out / "syn_00000.nii.gz")
+    vol = load_volume(out / "syn_000000.nii.gz")
     assert vol.hu.min() >= -1024 and vol.hu.max() <= 600  # the training window, inverted
     zarr = ts.open(
-        {"driver": "zarr", "kvstore": {"driver": "file", "path": str(out / "syn_00000.zarr")}}
+        {"driver": "zarr", "kvstore": {"driver": "file", "path": str(out / "syn_000000.zarr")}}
     ).result()
     np.testing.assert_array_equal(zarr[0].read().result(), vol.hu)
     again = generate_one(run_dir, tmp_path / "again", bmi_class=3)
-    assert (again / "syn_00000.nii.gz").read_bytes() == (out / "syn_00000.nii.gz").read_bytes()
+    assert (again / "syn_000000.nii.gz").read_bytes() == (out / "syn_000000.nii.gz").read_bytes()
     other = generate_one(run_dir, tmp_path / "other", bmi_class=0)
     assert not np.array_equal(
-        load_volume(other / "syn_00000.nii.gz").hu, vol.hu
+        load_volume(other / "syn_000000.nii.gz").hu, vol.hu
     )  # the condition matters
 
 
@@ -125,14 +125,14 @@ def test_generate_from_given_latents(run_dir, tmp_path, capsys):
     assert main([*base, "--n", "2", "--out", str(tmp_path / "seeded")]) == 0
     assert main([*base, "--latents", str(tmp_path / "z.npy"), "--out", str(tmp_path / "z")]) == 0
     for i in range(2):
-        name = f"syn_{i:05d}.nii.gz"
+        name = f"syn_{i:06d}.nii.gz"
         assert (tmp_path / "z" / name).read_bytes() == (tmp_path / "seeded" / name).read_bytes()
     manifest = json.loads((tmp_path / "z" / "manifest.json").read_text())
     assert manifest["n"] == 2 and manifest["latents_sha256"]
     np.save(tmp_path / "w.npy", drawn[::-1])  # swapped: sample 0 is the seeded sample 1
     assert main([*base, "--latents", str(tmp_path / "w.npy"), "--out", str(tmp_path / "w")]) == 0
-    assert load_volume(tmp_path / "w" / "syn_00000.nii.gz").hu.tolist() == (
-        load_volume(tmp_path / "seeded" / "syn_00001.nii.gz").hu.tolist()
+    assert load_volume(tmp_path / "w" / "syn_000000.nii.gz").hu.tolist() == (
+        load_volume(tmp_path / "seeded" / "syn_000001.nii.gz").hu.tolist()
     )
     capsys.readouterr()
     np.save(tmp_path / "narrow.npy", drawn[:, :3])

@@ -124,6 +124,13 @@ def test_rows_do_not_depend_on_the_batch_they_were_made_in(run, tmp_path):
     assert tables[0].drop(columns="patient_id").nunique().max() > 1  # not one row repeated
 
 
+def test_sampled_rows_name_their_patients(run):
+    """sample()'s rows carry the ids write_cohort names the patients' files by (issue 22)."""
+    rows, volumes = infer.MMCGANSynthesizer.load(run).sample(2, seed=0, first=3)
+    assert list(rows.columns[:1]) == ["patient_id"] and len(volumes) == 2
+    assert rows["patient_id"].tolist() == ["syn_000003", "syn_000004"]
+
+
 def test_generate_from_given_latents_is_the_seeded_cohort(run, tmp_path):
     """--latents holding the noise patients 0..2 would draw gives the same cohort (conditions and
     row draws still follow --seed); reversed noise moves the volumes, not the drawn classes."""

@@ -66,6 +66,8 @@ def test_model_fields_first_and_dotted_paths():
         ("model=3", "--config.model=3: expected fields set one by one"),
         ("nothing=1", "--config.nothing: no such field"),
         ("flag.x=1", "'flag' is not a nested config field"),
+        ("model.sise=64", "--config.model.sise: no such field"),  # the whole dotted name
+        ("model.size=x", "--config.model.size=x: expected an integer"),
     ],
 )
 def test_bad_values_name_the_field_and_the_type(assignment, words):

@@ -45,7 +45,9 @@ def morph(args) -> None:
         args.run, args.out, source=args.source, target=args.target, frames=args.frames,
         seed=args.seed,
     )  # fmt: skip
-    print(f"wrote {out}")
+    print(
+        f"wrote {out}: {args.frames + 1} images, {args.source} to {args.target} in {args.frames} steps"
+    )
 
 
 def add_parsers(verbs) -> None:
@@ -55,7 +57,12 @@ def add_parsers(verbs) -> None:
     p.add_argument("--run", type=Path, required=True, help="a run folder of `jaxsyn train acgan`")
     p.add_argument("--from", dest="source", required=True, help="start class (name or index)")
     p.add_argument("--to", dest="target", required=True, help="end class (name or index)")
-    p.add_argument("--frames", type=int, default=8, help="steps between the classes")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=8,
+        help="steps n between the classes; the strip shows n + 1 images, both classes included",
+    )
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     p.add_argument("--seed", type=int, default=0, help="the fixed noise z")
     p.set_defaults(handler=morph)

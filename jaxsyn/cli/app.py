@@ -26,13 +26,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_argv(argv: list[str]) -> tuple[bool, list[str], list[str]]:
+    """(debug, overrides, the rest for argparse) of a command line.
+
+    `--debug` and `--config.FIELD=VALUE` may stand anywhere, so they are taken out before
+    argparse, whose sub-parsers would reject a top-level flag after the verb; `--config.FIELD
+    VALUE` (a space) is read as `--config.FIELD=VALUE`. A value that starts with a minus and a
+    digit is joined to its flag (`--window -1024,600` -> `--window=-1024,600`): argparse takes
+    only plain negative numbers as values and would read `-1024,600` as an unknown option.
+    """
+    debug, overrides, rest = False, [], []
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--debug":
+            debug = True
+        elif token.startswith("--config."):
+            if "=" not in token:
+                value = next(tokens, None)
+                if value is None or value.startswith("--"):
+                    raise ConfigError(f"{token}: no value; expected {token}=VALUE")
+                token = f"{token}={value}"
+            overrides.append(token[len("--config.") :])
+        elif rest and _negative_value(token) and _flag_without_value(rest[-1]):
+            rest[-1] = f"{rest[-1]}={token}"
+        else:
+            rest.append(token)
+    return debug, overrides, rest
+
+
+def _negative_value(token: str) -> bool:
+    return len(token) > 1 and token[0] == "-" and (token[1].isdigit() or token[1] == ".")
+
+
+def _flag_without_value(token: str) -> bool:
+    return token.startswith("--") and "=" not in token
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # --debug and --config.FIELD=VALUE may stand anywhere, so they are taken out before argparse,
-    # whose sub-parsers would reject a top-level flag after the verb
-    debug = "--debug" in argv
-    overrides = [a[len("--config.") :] for a in argv if a.startswith("--config.")]
-    rest = [a for a in argv if a != "--debug" and not a.startswith("--config.")]
+    try:
+        debug, overrides, rest = split_argv(argv)
+    except ConfigError as e:
+        print(f"jaxsyn: error: {e}", file=sys.stderr)
+        return 1
     args = build_parser().parse_args(rest)
     try:
         if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:

@@ -11,26 +11,28 @@ from pathlib import Path
 from jaxsyn.errors import ConfigError
 
 
-def override(config, assignment: str):
+def override(config, assignment: str, path: str = ""):
     """Apply `FIELD=VALUE` to a (nested) frozen dataclass config; the model's fields first. VALUE
-    is read as the field's annotated type (`coerce`)."""
+    is read as the field's annotated type (`coerce`). `path` is the dotted prefix already walked
+    (for messages: an error names the whole `--config.model.image.size`, not its last part)."""
     name, _, text = assignment.partition("=")
     if "." in name:  # a dotted path into nested configs, e.g. model.image.size=64
         head, _, rest = name.partition(".")
         fields = {f.name for f in dataclasses.fields(config)}
         if head not in fields or not dataclasses.is_dataclass(getattr(config, head)):
-            raise ConfigError(f"--config.{name}: {head!r} is not a nested config field")
-        inner = override(getattr(config, head), f"{rest}={text}")
+            raise ConfigError(f"--config.{path}{name}: {head!r} is not a nested config field")
+        inner = override(getattr(config, head), f"{rest}={text}", f"{path}{head}.")
         return dataclasses.replace(config, **{head: inner})
     targets = [config.model, config] if hasattr(config, "model") else [config]
     for target in targets:
         fields = {f.name: f for f in dataclasses.fields(target)}
         if name in fields:
-            value = coerce(_field_type(target, name), getattr(target, name), text, name)
+            kind = _field_type(target, name)
+            value = coerce(kind, getattr(target, name), text, f"{path}{name}")
             new = dataclasses.replace(target, **{name: value})
             return dataclasses.replace(config, model=new) if target is not config else new
     known = sorted({f.name for t in targets for f in dataclasses.fields(t)} - {"model"})
-    raise ConfigError(f"--config.{name}: no such field; expected one of {known}")
+    raise ConfigError(f"--config.{path}{name}: no such field; expected one of {known}")
 
 
 def apply_overrides(config, overrides: list[str]):

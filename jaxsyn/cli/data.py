@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 PHANTOM_KINDS = ("ct", "cxr", "headct", "vertebra")
+MIN_SLICES = 8  # jaxsyn.data.store.MIN_SLICES, not imported: `--help` stays free of TensorStore
 
 
 def _window(text: str) -> tuple[float, float]:
@@ -44,6 +45,7 @@ def _ingest(args) -> None:
         spacing=args.spacing,
         window=args.window,
         skip_bad=args.skip_bad,
+        min_slices=args.min_slices,
     )
     store = VolumeStore(out)
     skipped = store.manifest["skipped"]
@@ -132,7 +134,18 @@ def add_parsers(verbs) -> None:
     p.add_argument(
         "--spacing", type=float, help="fix the voxel size in mm (default: fit the whole volume)"
     )
-    p.add_argument("--window", type=_window, default=(-1024.0, 600.0), help="HU window LOW,HIGH")
+    p.add_argument(
+        "--window",
+        type=_window,
+        default=(-1024.0, 600.0),
+        help="HU window LOW,HIGH (default -1024,600)",
+    )
+    p.add_argument(
+        "--min-slices",
+        type=int,
+        default=MIN_SLICES,
+        help=f"refuse volumes thinner than this along any axis (default {MIN_SLICES}; 1 takes all)",
+    )
     p.add_argument(
         "--skip-bad", action="store_true", help="skip unreadable volumes, list them in the manifest"
     )

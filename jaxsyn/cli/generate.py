@@ -6,12 +6,12 @@ A new family adds `generate(args)` to `jaxsyn/cli/<family>.py` and a line in WRI
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
 import numpy as np
 
 from jaxsyn.errors import ConfigError
+from jaxsyn.infer import run_info
 
 # family (config.json "family") -> the module whose `generate(args)` writes its output
 WRITERS = {
@@ -22,13 +22,11 @@ WRITERS = {
     "mmcgan": "jaxsyn.cli.mmcgan",
     "proggan": "jaxsyn.cli.acgan",
 }
-# a run without a family (or none at all) goes to HA-GAN's writer, whose loader says what is wrong
-DEFAULT = "jaxsyn.cli.hagan"
 
 
 def generate(args) -> None:
-    info = args.run / "config.json"
-    family = json.loads(info.read_text()).get("family") if info.is_file() else None
+    # a missing run, or one of no family we know, is refused naming every family
+    family = run_info(args.run, tuple(WRITERS))["family"]
     args.latents = read_latents(args.latents) if args.latents is not None else None
     if args.latents is not None:
         if args.n is not None and args.n != len(args.latents):
@@ -37,7 +35,7 @@ def generate(args) -> None:
             )
         args.n = len(args.latents)
     args.n = 1 if args.n is None else args.n
-    importlib.import_module(WRITERS.get(family, DEFAULT)).generate(args)
+    importlib.import_module(WRITERS[family]).generate(args)
 
 
 def read_latents(path: Path) -> np.ndarray:

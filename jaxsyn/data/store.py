@@ -36,6 +36,9 @@ from jaxsyn.files import MANIFEST, atomic_dir, sha256, tree_files, write_json
 FORMAT = "jaxsyn.volume-store/1"
 LEVELS = (0, 2)  # level k holds the ÷2**k volume
 DEFAULT_WINDOW = (-1024.0, 600.0)  # HA-GAN's CT window (reference preprocess.py)
+# A volume thinner than this along any axis (a scout, one slice of a series) is refused unless
+# asked for: fitted into the cube it would be a block of air with a sliver of anatomy.
+MIN_SLICES = 8
 
 
 def _check_size(size: int) -> None:
@@ -116,9 +119,13 @@ def ingest(
     spacing: float | None = None,
     window: tuple[float, float] = DEFAULT_WINDOW,
     skip_bad: bool = False,
+    min_slices: int = MIN_SLICES,
     progress: bool = True,
 ) -> Path:
     """Turn a folder of volumes (and a clinical table) into a store; see the module docstring.
+
+    A volume with fewer than `min_slices` voxels along an axis is a bad file (refused, or skipped
+    with `skip_bad`); `min_slices=1` takes every volume.
 
     Re-running with the same inputs and options leaves the store as it is. The store is built under
     a temporary name and renamed into place, so a failed run leaves nothing behind.
@@ -129,6 +136,8 @@ def ingest(
         raise ConfigError(f"--spacing is {spacing} mm; expected > 0")
     if not window[0] < window[1]:
         raise ConfigError(f"--window is {list(window)}; expected LOW,HIGH with LOW < HIGH")
+    if min_slices < 1:
+        raise ConfigError(f"--min-slices is {min_slices}; expected >= 1")
     paths = find_volumes(images)
     ids = [volume_stem(p) for p in paths]
     df = None
@@ -143,10 +152,12 @@ def ingest(
         "sources": {p.name: _source_checksum(p) for p in paths},
         "table": None if table is None else {"name": Path(table).name, "sha256": sha256(table)},
     }
+    if min_slices != MIN_SLICES:  # recorded only when changed: older stores' inputs still match
+        inputs["min_slices"] = min_slices
     if _existing_store_matches(out, inputs):
         return out
     with atomic_dir(out) as tmp:  # renamed onto `out` (or onto an empty folder there) when done
-        records, skipped = _write_volumes(tmp, paths, size, spacing, skip_bad, progress)
+        records, skipped = _write_volumes(tmp, paths, size, spacing, skip_bad, min_slices, progress)
         if df is not None:
             clinical.write_parquet(tmp / "table.parquet", df)
         manifest = {
@@ -186,7 +197,7 @@ def _existing_store_matches(out: Path, inputs: dict) -> bool:
     raise DataError(f"{out}: exists and is not a jaxsyn store; expected a new or empty folder")
 
 
-def _write_volumes(root, paths, size, spacing, skip_bad, progress):
+def _write_volumes(root, paths, size, spacing, skip_bad, min_slices, progress):
     arrays = {
         k: ts.open(level_spec(root, k, len(paths), size), create=True).result() for k in LEVELS
     }
@@ -195,6 +206,7 @@ def _write_volumes(root, paths, size, spacing, skip_bad, progress):
         for path in tqdm(paths, desc="ingest", unit="vol", disable=not progress):
             try:
                 vol = load_volume(path)
+                _check_thickness(path, vol.shape, min_slices)
             except DataError as e:
                 if not skip_bad:
                     raise
@@ -231,6 +243,14 @@ def _write_volumes(root, paths, size, spacing, skip_bad, progress):
                 exclusive_max=[len(records), None, None, None], shrink_only=True
             ).result()
     return records, skipped
+
+
+def _check_thickness(path: Path, shape: tuple[int, ...], min_slices: int) -> None:
+    if min(shape) < min_slices:
+        raise DataError(
+            f"{path}: shape {list(shape)} is {min(shape)} voxel(s) thin; expected >= {min_slices} "
+            "along every axis (--min-slices 1 takes it)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,9 @@ def run_info(run_dir: str | os.PathLike, families: tuple[str, ...]) -> dict:
     """config.json of a run folder made by `jaxsyn train`, checked to be one of `families`."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
+        found = "no config.json" if Path(run_dir).is_dir() else "no such folder"
         raise ConfigError(
-            f"{run_dir}: no config.json; expected a folder made by `jaxsyn train {'|'.join(families)}`"
+            f"{run_dir}: {found}; expected a run folder made by `jaxsyn train {'|'.join(families)}`"
         )
     info = json.loads(path.read_text())
     if info.get("family") not in families:

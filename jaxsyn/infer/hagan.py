@@ -26,6 +26,7 @@ import tensorstore as ts
 from tqdm.auto import tqdm
 
 from jaxsyn.checkpoint import restore_subtree
+from jaxsyn.data.ids import synthetic_id
 from jaxsyn.data.volumes import Volume, diagonal_affine, save_nifti, unwindow
 from jaxsyn.errors import ConfigError
 from jaxsyn.files import MANIFEST, atomic_dir, tree_files, write_json
@@ -272,7 +273,7 @@ def write_volumes(
         else:
             z = jnp.asarray(latents[i : i + 1])
         zc = jnp.concatenate([z, jnp.asarray(cond)[None]], axis=1)
-        vid = f"syn_{i:05d}"
+        vid = synthetic_id(i)
         if "zarr" in formats:
             with atomic_dir(out / f"{vid}.zarr") as tmp:
                 generate_to_zarr(params, zc, config, tmp, chunk=chunk, transform=to_hu)

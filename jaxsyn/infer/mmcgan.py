@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from jaxsyn import files
 from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.data.clinical import read_table
+from jaxsyn.data.ids import synthetic_id
 from jaxsyn.data.store import find_volumes
 from jaxsyn.data.tabular import TableTransformer
 from jaxsyn.data.volumes import (
@@ -216,12 +217,16 @@ class MMCGANSynthesizer:
 
     def sample(self, n: int, conditions: Mapping[str, float] | None = None, *, seed: int = 0,
                chunk: int = 4, first: int = 0, latents=None):  # fmt: skip
-        """(rows DataFrame, volumes [n, S, S, S] int16 HU) of n synthetic patients (`latents`
-        [n, latent_dim]: their noise; drawn conditions and row draws still follow `seed`)."""
+        """(rows DataFrame, volumes [n, S, S, S] int16 HU) of n synthetic patients `first`,
+        `first + 1`, ...: the rows' `patient_id` ("syn_000000", ...: `jaxsyn.data.ids`) comes
+        first (`latents` [n, latent_dim]: their noise; drawn conditions and row draws still
+        follow `seed`)."""
         labels, cont = self.conditions(n, conditions, seed, first)
         zc = self.zc(n, labels, cont, seed, first, latents)
         padded = self.hypercube(zc)  # G^A once, for both modalities
-        return self.rows(padded, labels, cont, seed, first), self.volumes(zc, chunk, padded=padded)
+        rows = self.rows(padded, labels, cont, seed, first)
+        rows.insert(0, "patient_id", [synthetic_id(first + i) for i in range(n)])
+        return rows, self.volumes(zc, chunk, padded=padded)
 
     def centre_slices(self, n_latent: int = 8, *, seed: int = 0, chunk: int = 4) -> np.ndarray:
         """[classes, n_latent, S, S] HU: the centre transverse slice of patients that share their
@@ -325,18 +330,16 @@ def write_cohort(
     spacing = syn.info["spacing_mm"]
     s = syn.config.image.size
     affine = diagonal_affine((spacing,) * 3, (s,) * 3)
-    id_of = lambda i: f"syn_{i:06d}"  # noqa: E731
     for first in tqdm(range(0, n, batch), desc="generate", unit="batch", disable=not progress):
         count = min(batch, n - first)
         part = parts / f"{first:08d}.parquet"
-        ids = [id_of(first + i) for i in range(count)]
+        ids = [synthetic_id(first + i) for i in range(count)]
         if part.is_file() and all((out / f"{p}.nii.gz").is_file() for p in ids):
             continue  # finished before an interruption
         z = None if latents is None else latents[first : first + count]
         rows, vols = syn.sample(count, conditions, seed=seed, chunk=chunk, first=first, latents=z)
         for pid, vol in zip(ids, vols, strict=True):
             save_nifti(out / f"{pid}.nii.gz", Volume(hu=vol, affine=affine, source=pid))
-        rows.insert(0, "patient_id", ids)
         with files.atomic_path(part, ".parquet") as tmp:
             rows.to_parquet(tmp, index=False)
     table = pd.concat(

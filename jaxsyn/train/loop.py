@@ -133,6 +133,8 @@ def train(
                 _emit(log, bar, *pending)
             pending = (step, metrics) if step % config.log_every == 0 or last else None
             bar.update(1)
+            if last:  # previews and the final save can take tens of seconds: say what runs
+                bar.set_description_str("writing previews and the final checkpoint", refresh=True)
             for hook in hooks:
                 if step % hook.every == 0 or last:
                     with jax.transfer_guard("allow"):

@@ -222,7 +222,7 @@ def test_cli_imports_a_run_that_generate_uses(tmp_path, imported, tiny_reference
         )
         == 0
     )
-    hu = np.asarray(nib.load(out / "syn_00000.nii.gz").dataobj).transpose(2, 1, 0)  # [D, H, W]
+    hu = np.asarray(nib.load(out / "syn_000000.nii.gz").dataobj).transpose(2, 1, 0)  # [D, H, W]
     # what the imported generator makes from generate's noise for volume 0, in one pass
     z = jax.random.normal(jax.random.fold_in(jax.random.key(0), 0), (1, 16))
     zc = jnp.concatenate([z, jnp.asarray([[0.0, 1.0]])], axis=1)

@@ -86,3 +86,18 @@ def test_resume_beyond_the_requested_steps_is_refused(tmp_path):
     toygan.run(tmp_path, steps=2, seed=TINY.seed, checkpoint_every=2, config=TINY, progress=False)
     with pytest.raises(ConfigError, match="steps is 1 but .* is at step 2; expected steps >= 2"):
         toygan.run(tmp_path, steps=1, resume=True, config=TINY, progress=False)
+
+
+def test_the_bar_says_what_runs_after_the_last_step(tmp_path, capsys):
+    """Previews and the final checkpoint come after the bar is full (issue 22 item 6): the bar
+    says so before they start, not after a silence."""
+    told = {}
+
+    def preview(step, state, batch):
+        told[step] = "writing previews and the final checkpoint" in capsys.readouterr().err
+
+    toygan.run(
+        tmp_path, steps=2, seed=TINY.seed, checkpoint_every=2, config=TINY, progress=True,
+        hooks=[loop.Hook(every=1, fn=preview)],
+    )  # fmt: skip
+    assert told == {1: False, 2: True}

@@ -16,7 +16,7 @@ Inference (`infer_schema`), per column, unless `kinds` overrides it:
   other numbers                                   -> float
   anything else (text, category dtype)            -> categorical
 The id column (given, or the one column named like an id whose values are unique) is kept out of
-the model; synthetic rows get fresh ids such as "syn_000001".
+the model; synthetic rows get fresh ids "syn_000000", "syn_000001", ... (`jaxsyn.data.ids`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from jaxsyn.data.clinical import ID_NAME, check_not_mixed, read_table, validate_table
+from jaxsyn.data.ids import synthetic_id
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.files import write_json
 
@@ -77,11 +78,9 @@ class TableSchema:
                 return c
         raise KeyError(name)
 
-    def synthetic_ids(self, n: int, start: int = 1) -> np.ndarray:
-        """[n] fresh ids "syn_000001", ... (zero-padded to at least 6 digits)."""
-        numbers = np.arange(start, start + n).astype(str)
-        width = max(6, len(str(start + n - 1)))
-        return np.char.add(self.id_prefix, np.char.zfill(numbers, width)).astype(object)
+    def synthetic_ids(self, n: int, start: int = 0) -> np.ndarray:
+        """[n] fresh ids "syn_000000", ...: every family's scheme (`jaxsyn.data.ids`)."""
+        return np.array([synthetic_id(i, self.id_prefix) for i in range(start, start + n)], object)
 
     def check_columns(self, df: pd.DataFrame, source: str = "table") -> None:
         """DataError naming the schema columns `df` lacks."""

@@ -245,7 +245,7 @@ class TableTransformer:
     def inverse_transform(self, data, *, ids: bool = False, progress: bool = True):
         """Decode [N, D] (encoded rows or a generator's tanh/softmax outputs) to a DataFrame.
 
-        With `ids`, the schema's id column comes first with fresh ids ("syn_000001", ...).
+        With `ids`, the schema's id column comes first with fresh ids ("syn_000000", ...).
         """
         data = np.asarray(data, np.float32)
         if data.ndim != 2 or data.shape[1] != self.layout.dim:

@@ -23,7 +23,7 @@ def test_id_column_detected_and_kept_out(schema, phantom):
     assert schema.id_column == "patient_id"
     assert "patient_id" not in schema.names
     assert schema.n_rows == len(phantom)
-    assert list(schema.synthetic_ids(2)) == ["syn_000001", "syn_000002"]
+    assert list(schema.synthetic_ids(2)) == ["syn_000000", "syn_000001"]
 
 
 def test_missing_indicator_only_where_values_are_missing(schema, phantom):
