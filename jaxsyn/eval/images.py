@@ -2,13 +2,21 @@
 
 Fidelity per extractor (pixels; Inception when its weights are found or given; "domain": the
 penultimate layer of a classifier trained on --real's --labels) on raw and per-image
-standardised images. Privacy: synthetic images beside their nearest training images (L2 in
+standardised images. Channels (`channel_layout`, said in the report): 1 grey; 3 from an image
+file RGB; 2 from an image file grey + alpha (a PNG in mode LA), whose alpha is dropped for every
+metric (as PIL's LA -> L conversion); more than one in .npy arrays (or any other count) slices,
+e.g. pGAN's 9-slice vertebral units. Inception takes 1 or 3 channels, so for slices
+`fidelity.inception.*` is computed on the centre slice (channel C // 2) and
+`fidelity.inception_slices.*` is the mean over the C slices of each slice's own metrics (same
+seeds); pixels take the mean of the channels and the domain classifier all of them. Privacy: synthetic images beside their nearest training images (L2 in
 pixel space; cosine in the domain classifier's features when there is one, DuMont et al. S.6);
 with a holdout, pGAN's attacks in pixel space and, with --umap, in its 32-d UMAP. Utility:
 `utility.tstr` with a 2D classifier, optionally occlusion maps.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.eval import features as feats
@@ -26,20 +34,18 @@ from jaxsyn.eval.sections import (
 
 
 def images(report, real, synthetic, holdout, features, umap, domain, seed, progress) -> None:
-    from jaxsyn.data.images import load_images
-
-    x_real, t_real = load_images(real, progress=progress)
-    size = x_real.shape[1]
-    x_syn, _ = load_images(synthetic, size=size, progress=progress)
-    x_hold = load_images(holdout, size=size, progress=progress)[0] if holdout else None
+    x_real, t_real, layout = load(real, None, progress)
+    size, channels = x_real.shape[1], x_real.shape[-1]
+    x_syn = load(synthetic, size, progress)[0]
+    x_hold = load(holdout, size, progress)[0] if holdout else None
     for name, x in (("synthetic", x_syn), ("holdout", x_hold)):
-        if x is not None and x.shape[-1] != x_real.shape[-1]:
-            raise DataError(
-                f"{name} images have {x.shape[-1]} channels; expected {x_real.shape[-1]}"
-            )
+        if x is not None and x.shape[-1] != channels:
+            raise DataError(f"{name} images have {x.shape[-1]} channels; expected {channels}")
     report.numbers("inputs", {"n_real": len(x_real), "n_synthetic": len(x_syn),
                               "n_holdout": 0 if x_hold is None else len(x_hold),
-                              "image_size": size, "channels": x_real.shape[-1]})  # fmt: skip
+                              "image_size": size, "channel_layout": layout,
+                              "channels": 2 if layout == "grey+alpha" else channels})  # fmt: skip
+    report.text("inputs", LAYOUT_NOTES[layout].format(c=channels, k=channels // 2))
     fig, ax = figure(GRID * 1.2, 2 * 1.3, ncols=GRID, nrows=2)
     for row, (x, label) in enumerate(((x_real, "real"), (x_syn, "synthetic"))):
         for j in range(GRID):
@@ -66,20 +72,33 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
             extract = _domain_extractor(x_real, t_real, *domain)
         else:
             extract = feats.builtin(name, path)
+        by_slice = name == "inception" and layout == "slices"
         for variant, transform in (("raw", None), ("normalised", feats.normalise)):
+            settings = {"extractor": name, "weights": path, "channels": layout, "normalisation":
+                        "none" if transform is None else "per-image z-score"}  # fmt: skip
+            x_r, x_s = (x if transform is None else transform(x) for x in (x_real, x_syn))
 
-            def f(x, transform=transform, extract=extract, name=name):
-                return feats.extract(extract, x if transform is None else transform(x),
-                                     progress=progress, name=name)  # fmt: skip
+            def f(x, extract=extract, name=name):
+                return feats.extract(extract, x, progress=progress, name=name)
 
-            f_real, f_syn = f(x_real), f(x_syn)
+            if by_slice:  # each slice alone, as a grey image; the centre one is the headline
+                per_slice = [(f(x_r[..., k : k + 1]), f(x_s[..., k : k + 1]))
+                             for k in range(channels)]  # fmt: skip
+                f_real, f_syn = per_slice[channels // 2]
+                settings["slice"] = f"centre slice, channel {channels // 2} of {channels}"
+            else:
+                f_real, f_syn = f(x_r), f(x_s)
             if variant == "raw":
                 kept[name] = (f_real, f_syn)
             if umap and variant == "raw":
                 umap_figure(report, name, f_real, f_syn, seed)
             report.numbers(f"fidelity.{name}.{variant}", distribution_metrics(f_real, f_syn, seed),
-                           settings={"extractor": name, "weights": path, "normalisation":
-                                     "none" if transform is None else "per-image z-score"})  # fmt: skip
+                           settings=settings)  # fmt: skip
+            if by_slice:
+                report.numbers(f"fidelity.{name}_slices.{variant}",
+                               slice_average(per_slice, seed),
+                               settings=settings | {"slice": f"mean over the {channels} "
+                                                    "slices of each slice's metrics"})  # fmt: skip
 
     p_real, p_syn = (feats.pixels(x) for x in (x_real, x_syn))
     nearest_pairs(report, "nearest", x_syn, x_real, p_syn, p_real, metric="l2",
@@ -100,6 +119,51 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
                    seed=seed, umap=umap)  # fmt: skip
 
 
+LAYOUT_NOTES = {
+    "grey": "Images are grey (1 channel); Inception sees the grey channel repeated to RGB.",
+    "rgb": "Images are RGB (3 channels of image files); Inception sees them as they are.",
+    "grey+alpha": "Images are grey + alpha (2-channel image files, e.g. PNG mode LA): the alpha "
+    "channel is dropped for every metric (as PIL's LA -> L); Inception sees the grey channel "
+    "repeated to RGB.",
+    "slices": "Images hold {c} slices as channels: fidelity.inception is computed on the centre "
+    "slice (channel {k}) alone, repeated to RGB; fidelity.inception_slices is the mean over the "
+    "{c} slices of each slice's metrics. Pixel features average the slices; the domain "
+    "classifier takes all of them.",
+}
+
+
+def channel_layout(folder, channels: int) -> str:
+    """How a folder's images' channels are read: "grey" (1), "rgb" (3 from image files),
+    "grey+alpha" (2 from image files: PIL mode LA) or "slices" (more than one in .npy arrays, or
+    any other count)."""
+    from jaxsyn.data.images import image_files
+
+    if channels == 1:
+        return "grey"
+    arrays = any(p.suffix.lower() == ".npy" for p in image_files(folder).values())
+    if not arrays and channels in (2, 3):
+        return "grey+alpha" if channels == 2 else "rgb"
+    return "slices"
+
+
+def load(folder, size, progress):
+    """(images [N, H, W, C] in [0, 1], labels, channel layout) of a folder; grey + alpha images
+    come back grey (the alpha channel dropped)."""
+    from jaxsyn.data.images import load_images
+
+    x, table = load_images(folder, size=size, progress=progress)
+    layout = channel_layout(folder, x.shape[-1])
+    return (x[..., :1] if layout == "grey+alpha" else x), table, layout
+
+
+def slice_average(per_slice, seed: int) -> dict:
+    """The mean over slices of `distribution_metrics` of each (real [N, F], synthetic [M, F])
+    pair in `per_slice`, key by key; `fid_per_slice` lists the slices' FIDs."""
+    each = [distribution_metrics(f_real, f_syn, seed) for f_real, f_syn in per_slice]
+    out = {k: float(np.mean([m[k] for m in each])) for k in each[0]}
+    return out | {"fid_per_slice": [m["fid"] for m in each]}
+
+
 def _domain_extractor(x_real, t_real, labels, model, epochs):
     """The penultimate features of a classifier trained on the real images' labels (seed 0)."""
     from jaxsyn.eval import classifiers
@@ -117,13 +181,12 @@ def _domain_extractor(x_real, t_real, labels, model, epochs):
 
 def image_utility(report, real, synthetic, test, labels, model, epochs, augment, occlusion,
                   progress):  # fmt: skip
-    from jaxsyn.data.images import load_images
     from jaxsyn.eval import classifiers, utility
 
-    x_real, t_real = load_images(real, progress=progress)
+    x_real, t_real = load(real, None, progress)[:2]
     size = x_real.shape[1]
-    x_syn, t_syn = load_images(synthetic, size=size, progress=progress)
-    x_test, t_test = load_images(test, size=size, progress=progress)
+    x_syn, t_syn = load(synthetic, size, progress)[:2]
+    x_test, t_test = load(test, size, progress)[:2]
     for name, t in (("real", t_real), ("synthetic", t_syn), ("test", t_test)):
         absent = [c for c in labels if c not in t.columns]
         if absent:

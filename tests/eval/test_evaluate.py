@@ -211,6 +211,126 @@ def test_volume_report_2_5d(tmp_path):
         assert (tmp_path / "c" / "figures" / png).is_file()
 
 
+def write_grey_alpha(src, dst, seed):
+    """A copy of an image folder whose grey PNGs become grey + alpha (mode LA, random alpha)."""
+    shutil.copytree(src, dst)
+    rng = np.random.default_rng(seed)
+    for png in sorted(dst.glob("*.png")):
+        grey = np.asarray(Image.open(png).convert("L"))
+        alpha = rng.integers(0, 256, grey.shape, dtype=np.uint8)
+        Image.fromarray(np.stack([grey, alpha], -1), mode="LA").save(png)
+
+
+def stand_in_inception(monkeypatch):
+    """`features.builtin("inception")` replaced by pixel features that, like FIDInceptionV3, refuse
+    anything but 1 or 3 channels: the multi-channel wiring without the network's CPU cost."""
+    from jaxsyn.eval import features
+
+    builtin = features.builtin
+
+    def fake(name, path=None):
+        if name != "inception":
+            return builtin(name, path)
+
+        def extract(images):
+            if images.shape[-1] not in (1, 3):
+                raise ConfigError(f"FID Inception takes 1 or 3 channels; got {images.shape}")
+            return features.pixels(images)
+
+        return extract
+
+    monkeypatch.setattr(features, "builtin", fake)
+
+
+def test_multichannel_images_get_the_centre_slice_and_a_slice_average(tmp_path, monkeypatch):
+    """Issue 17.2: 9-slice units (pGAN's .npy) used to stop with Inception's channel error. Now
+    fidelity.inception is the centre slice's (channel 4) metrics and fidelity.inception_slices the
+    mean of the 9 slices' metrics, and the report says so."""
+    from jaxsyn.data.images import load_images
+    from jaxsyn.data.phantoms import vertebra
+    from jaxsyn.eval import features
+    from jaxsyn.eval.sections import distribution_metrics
+
+    stand_in_inception(monkeypatch)
+    for name, seed in (("real", 0), ("synthetic", 1)):
+        vertebra.write_cohort(tmp_path / name, n=8, size=32, seed=seed, progress=False)
+    evaluate(tmp_path / "real", tmp_path / "synthetic", tmp_path / "r",
+             features={"inception": "stand-in"}, progress=False)  # fmt: skip
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["inputs"]["channels"] == 9 and report["inputs"]["channel_layout"] == "slices"
+    assert any("centre slice (channel 4)" in note for note in report["notes"])
+    real, syn = (load_images(tmp_path / n, progress=False)[0] for n in ("real", "synthetic"))
+    per_slice = [
+        distribution_metrics(features.pixels(real[..., k : k + 1]),
+                             features.pixels(syn[..., k : k + 1]))
+        for k in range(9)
+    ]  # fmt: skip
+    centre, average = report["fidelity"]["inception"]["raw"], report["fidelity"]["inception_slices"]
+    for key in ("fid", "fid_real_real", "fid_ratio", "kid_mean", "precision"):
+        assert centre[key] == pytest.approx(per_slice[4][key], rel=1e-9, abs=1e-12)
+        mean = np.mean([m[key] for m in per_slice])
+        assert average["raw"][key] == pytest.approx(mean, rel=1e-9, abs=1e-12)
+    assert average["raw"]["fid_per_slice"] == pytest.approx([m["fid"] for m in per_slice])
+    assert centre["settings"]["slice"] == "centre slice, channel 4 of 9"
+    assert "mean over the 9 slices" in average["normalised"]["settings"]["slice"]
+
+
+def test_grey_alpha_images_are_read_as_grey(tmp_path, monkeypatch):
+    """Issue 17.2: 2-channel PNGs (grey + alpha) used to stop with Inception's channel error; now
+    the alpha is dropped for every metric, so the report equals that of the grey images."""
+    stand_in_inception(monkeypatch)
+    for name, seed in (("real", 0), ("synthetic", 1)):
+        cxr.write_cohort(tmp_path / name, n=8, size=32, seed=seed, progress=False)
+        write_grey_alpha(tmp_path / name, tmp_path / f"{name}_la", seed)
+    runs = {"grey": (tmp_path / "real", tmp_path / "synthetic"),
+            "grey_alpha": (tmp_path / "real_la", tmp_path / "synthetic_la")}  # fmt: skip
+    got = {}
+    for run, (real, synthetic) in runs.items():
+        evaluate(real, synthetic, tmp_path / run, features={"inception": "stand-in"},
+                 progress=False)  # fmt: skip
+        got[run] = json.loads((tmp_path / run / "report.json").read_text())
+    assert got["grey_alpha"]["inputs"]["channel_layout"] == "grey+alpha"
+    assert got["grey_alpha"]["inputs"]["channels"] == 2
+    assert any("alpha channel is dropped" in note for note in got["grey_alpha"]["notes"])
+    for name in ("pixels", "inception"):
+        for variant in ("raw", "normalised"):
+            a, b = (got[run]["fidelity"][name][variant] for run in runs)
+            assert b["settings"]["channels"] == "grey+alpha"
+            assert {k: v for k, v in a.items() if k != "settings"} == {
+                k: v for k, v in b.items() if k != "settings"
+            }
+
+
+@pytest.mark.slow  # 157 s on the shared 2-core CPU: ~200 Inception passes at 299 x 299
+def test_multichannel_folders_with_the_inception_weights(tmp_path):
+    """Issue 17.2 with the real FID Inception (the default extractor set when its weights are
+    installed, as `make test` does): 9-slice .npy units and grey + alpha PNGs both evaluate, and
+    the headline FID is that of the centre slice's (or the grey channel's) Inception features."""
+    from jaxsyn.data.images import load_images
+    from jaxsyn.data.phantoms import vertebra
+    from jaxsyn.eval import fidelity, inception
+
+    weights = inception.find_fid_weights()
+    if weights is None:
+        pytest.skip("no FID Inception weights (make test installs them)")
+    variables = inception.load_fid_weights(weights)
+    for name, seed in (("real", 0), ("synthetic", 1)):
+        vertebra.write_cohort(tmp_path / "v" / name, n=4, size=32, seed=seed, progress=False)
+        cxr.write_cohort(tmp_path / "grey" / name, n=4, size=32, seed=seed, progress=False)
+        write_grey_alpha(tmp_path / "grey" / name, tmp_path / "la" / name, seed)
+    for kind, channel in (("v", 4), ("la", 0)):
+        evaluate(tmp_path / kind / "real", tmp_path / kind / "synthetic", tmp_path / kind / "r",
+                 progress=False)  # fmt: skip
+        report = json.loads((tmp_path / kind / "r" / "report.json").read_text())
+        assert report["fidelity"]["inception"]["raw"]["settings"]["weights"] == str(weights)
+        assert ("inception_slices" in report["fidelity"]) == (kind == "v")
+        real, syn = (load_images(tmp_path / kind / n, progress=False)[0][..., channel : channel + 1]
+                     for n in ("real", "synthetic"))  # fmt: skip
+        f_real, f_syn = (inception.fid_features(variables, x) for x in (real, syn))
+        expected = fidelity.fid(f_real, f_syn)
+        assert report["fidelity"]["inception"]["raw"]["fid"] == pytest.approx(expected, rel=1e-6)
+
+
 @pytest.mark.slow  # 35 s: 8 Frechet distances at F = 2048 (eigh + SVD in float64) and 4 traces
 def test_image_report_with_inception(tmp_path):
     """`evaluate` once with the FID Inception extractor (8 grey 32² images a side: the shape of
