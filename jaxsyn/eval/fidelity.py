@@ -101,7 +101,8 @@ class FeatureStats:
 
     `FeatureStats().update(batch_1).update(batch_2)` holds F + F^2 numbers whatever the number of
     samples; batches are combined exactly (Chan, Golub & LeVeque 1979 pairwise update), so the
-    result equals `np.mean` / `np.cov(rowvar=False)` of all rows to rounding.
+    result equals `np.mean` / `np.cov(rowvar=False)` of all rows to rounding. While fewer than F
+    rows have been seen it also keeps them (`rows`, at most F^2 numbers), for `fid_of_stats`.
     """
 
     def __init__(self, name: str = "features") -> None:
@@ -109,6 +110,7 @@ class FeatureStats:
         self.n = 0
         self._mean: np.ndarray | None = None
         self._m2: np.ndarray | None = None  # sum of outer products of deviations from the mean
+        self._rows: list[np.ndarray] | None = []  # None once n >= F
 
     def update(self, batch) -> FeatureStats:
         """Add the rows of `batch` [B, F]; returns self."""
@@ -125,7 +127,16 @@ class FeatureStats:
         for start in range(0, len(batch), CHUNK_ROWS):
             chunk = batch[start : start + CHUNK_ROWS].astype(np.float64)
             self._add(_finite(chunk, self.name))
+            if self._rows is not None and self.n < batch.shape[1]:
+                self._rows.append(chunk)
+            else:
+                self._rows = None
         return self
+
+    @property
+    def rows(self) -> np.ndarray | None:
+        """Every row seen [n, F] float64 while n < F, else None."""
+        return None if self._rows is None or not self._rows else np.concatenate(self._rows)
 
     def _add(self, x: np.ndarray) -> None:
         mean_b = x.mean(axis=0)
@@ -207,6 +218,19 @@ def fid(real_features, synthetic_features) -> float:
             f"synthetic_features: got {len(mu2)} features, expected {len(mu1)} like real_features"
         )
     return frechet_distance(mu1, s1, mu2, s2)
+
+
+def fid_of_stats(a: FeatureStats, b: FeatureStats) -> float:
+    """FID of two streamed feature sets: from their rows when both kept them (fewer rows than
+    features, as `fid` does), else from their means and covariances."""
+    rows_a, rows_b = a.rows, b.rows
+    if rows_a is not None and rows_b is not None and min(a.n, b.n) >= 2:
+        if rows_a.shape[1] != rows_b.shape[1]:
+            raise DataError(
+                f"{b.name}: got {rows_b.shape[1]} features, expected {rows_a.shape[1]} like {a.name}"
+            )
+        return _fid_rows(rows_a, rows_b)
+    return frechet_distance(a.mean, a.cov, b.mean, b.cov)
 
 
 def _fid_rows(a: np.ndarray, b: np.ndarray) -> float:

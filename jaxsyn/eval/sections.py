@@ -33,6 +33,22 @@ GRID = 8  # images per row in the grids
 KID_SUBSET = 1000  # clean-fid / torch-fidelity default subset size (shrinks to small sets)
 
 
+# What `distribution_metrics` computes, as the report says it (once per fidelity section).
+FIDELITY_NOTE = (
+    "How the fidelity numbers are computed, per feature set: fid is the FID of the full sets (N "
+    "real vs M synthetic rows). fid_real_real (FID_rr) is the FID of two disjoint real halves and "
+    "fid_halves (FID_rs) that of one of those halves vs as many synthetic rows drawn without "
+    "replacement (h = fid_half_size = min(N // 2, M) rows each), both the mean over fid_splits "
+    "random splits; fid_ratio (r_FID) = fid_real_real / fid_halves: about 1 when the synthetic "
+    "set is as close to the real data as the real data is to itself. fid and fid_halves differ "
+    "by FID's 1/n bias, so only equal sizes are compared. KID: the cubic-kernel unbiased MMD^2 "
+    "over 100 subsets of min(1000, N, M); MMD: RBF kernel, median-distance bandwidth; precision, "
+    "recall, density, coverage: k = 5 nearest neighbours (fewer for tiny sets)."
+)
+# The settings line of Inception numbers (jaxsyn.eval.inception, issue 17.8).
+INCEPTION_PRECISION = "float32, every convolution at Precision.HIGHEST (no TF32 on GPUs)"
+
+
 def distribution_metrics(f_real: np.ndarray, f_syn: np.ndarray, seed: int = 0) -> dict:
     """Every fidelity number of two feature sets, real [N, F] and synthetic [M, F] (a dict).
 

@@ -12,12 +12,20 @@ volumes_hu are float [N, D, H, W] (or one channel [N, D, H, W, 1]) in HU. Two vi
   2.5D   `volume_planes`: the central axial, coronal and sagittal slices in the training window
          (-1024, 600) HU -> [0, 1], each resized to S x S (S: the largest side, or `size`):
          [N, 3, S, S, 1]. A 2D extractor runs on each plane; the features are averaged.
+  2.5D FID by plane (`fid_2p5d`, MAISI's protocol: NV-Generate-CTMR scripts/compute_fid_2-5d_ct.py):
+         for each plane XY (axial, slices along D), ZX (coronal, along H) and YZ (sagittal, along
+         W), the slices of the centre band [int((1 - r) / 2 n), int((1 + r) / 2 n)) of every
+         volume (r = CENTRE_BAND), each one 2D sample; one FID per plane over all those slices,
+         and their mean. Deviations: slices are windowed like the rest here (-1024, 600) HU ->
+         [0, 1] and resized to S x S, where MAISI clips to [-1000, 1000] HU and min-max scales
+         the batch of slices; MAISI keeps every slice unless given a ratio (its example: 0.4).
   3D     `volume_grid`: the whole volume in the same window, trilinearly resized to
          `size`^3 (default `VOLUME_SIZE`): [N, S, S, S, 1], the input of the 3D ResNet
          (`jaxsyn.eval.classifiers3d`). Its "domain" features are the pooled last stage of a
          3D classifier trained on real volumes' labels (`train_volume_classifier`).
 In the report (`jaxsyn evaluate` on folders of .nii/.nii.gz): fidelity per 2D extractor in 2.5D
-(`fidelity.<name>_2p5d`) and, with --labels (`--features domain` or by default when labels are
+(`fidelity.<name>_2p5d`: the metrics of the central slices' averaged features, and the plane FIDs
+`xy`, `yz`, `zx` and their `mean` of `fid_2p5d`) and, with --labels (`--features domain` or by default when labels are
 given), in the 3D domain features (`fidelity.domain_3d`); privacy: pGAN's attacks on the stacked
 planes' pixels (`privacy.pairwise_attack_auc`, ...), again in the 3D domain features
 (`privacy.pairwise_attack_auc_domain_3d`, ...), with --umap in UMAP space (`..._umap`), and
@@ -36,11 +44,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from jaxsyn.data.volumes import NIFTI_SUFFIXES
+from jaxsyn.data.volumes import NIFTI_SUFFIXES, load_volume
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.eval import features as feats
 from jaxsyn.eval.report import figure
 from jaxsyn.eval.sections import (
+    FIDELITY_NOTE,
+    INCEPTION_PRECISION,
     attack_section,
     classifier_config,
     distribution_metrics,
@@ -55,6 +65,11 @@ WINDOW_HU = (-1024.0, 600.0)  # HA-GAN's CT window, the one the generators train
 # affordable on CPU and still shows organs at the phantoms' 400 mm field of view (6 mm voxels).
 VOLUME_SIZE = 64
 EXTRACTORS_3D = ("3d-domain",)
+# The centre band of slices per axis that the 2.5D plane FIDs use: issue 17's default, the middle
+# half (MAISI's script takes all slices unless given a ratio; its usage example gives 0.4).
+CENTRE_BAND = 0.5
+# Plane -> the axis of [D, H, W] (RAS+ canonical: z, y, x) its slices are taken along.
+PLANES_2P5D = {"xy": 0, "yz": 2, "zx": 1}
 
 
 def _as_hu(volumes_hu) -> np.ndarray:
@@ -162,6 +177,47 @@ def volume_features(
     return np.concatenate(out).astype(np.float32)
 
 
+def band_slices(hu: np.ndarray, axis: int, size: int, band: float = CENTRE_BAND) -> np.ndarray:
+    """The centre band of slices of `hu` [D, H, W] along `axis`, windowed to [0, 1] and resized
+    to size x size: float32 [K, size, size, 1], K = int((1 + band) / 2 n) - int((1 - band) / 2 n)
+    (as MAISI's script; at least one slice)."""
+    from jaxsyn.data.images import resize
+
+    if not 0 < band <= 1:
+        raise ConfigError(f"band: got {band!r}, expected a fraction of slices in (0, 1]")
+    n = hu.shape[axis]
+    lo, hi = int((1 - band) / 2 * n), int((1 + band) / 2 * n)
+    x = np.moveaxis(_window01(hu), axis, 0)[lo : max(hi, lo + 1)]
+    return np.stack([resize(sl[..., None], size) for sl in x])
+
+
+def fid_2p5d(real_hu, synthetic_hu, extractor="pixels", *, size: int, weights=None,
+             band: float = CENTRE_BAND, progress: bool = False) -> dict:  # fmt: skip
+    """MAISI's 2.5D FID (module docstring): {"xy", "yz", "zx": FID over the centre-band slices of
+    every volume, "mean": their mean, "slices": {plane: [real, synthetic] slice counts}}.
+
+    real_hu, synthetic_hu: iterables of HU volumes [D, H, W] (read one at a time, e.g. from
+    files); extractor: "pixels", "inception" or a 2D extractor callable; slices resized to
+    `size`. Memory: one volume's slices and about 2 F^2 numbers per plane and set
+    (`fidelity.FeatureStats`, exact from the rows while there are fewer than F)."""
+    from jaxsyn.eval.fidelity import FeatureStats, fid_of_stats
+
+    extract = extractor if callable(extractor) else feats.builtin(extractor, weights)
+    stats = {}
+    for which, volumes in (("real", real_hu), ("synthetic", synthetic_hu)):
+        for hu in tqdm(volumes, f"2.5d FID, {which}", unit="vol", disable=not progress):
+            hu = _as_hu(np.asarray(hu)[None])[0]
+            for plane, axis in PLANES_2P5D.items():
+                f = feats.extract(extract, band_slices(hu, axis, size, band), progress=False)
+                key = (plane, which)
+                stats.setdefault(key, FeatureStats(f"{which} {plane} slices")).update(f)
+    out = {plane: fid_of_stats(stats[plane, "real"], stats[plane, "synthetic"])
+           for plane in PLANES_2P5D}  # fmt: skip
+    out["mean"] = float(np.mean([out[p] for p in PLANES_2P5D]))
+    out["slices"] = {p: [stats[p, w].n for w in ("real", "synthetic")] for p in PLANES_2P5D}
+    return out
+
+
 # ------------------------------------------------------------------------------------------------
 # Folders of NIfTI volumes
 
@@ -250,16 +306,24 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
             ax[0, c].set_title(label, fontsize=8)
     report.figure("fidelity", "slices", fig, caption="central axial, coronal, sagittal slices")
 
+    report.text("fidelity", FIDELITY_NOTE)
     for name, path in extractors.items():
         extract = feats.builtin(name, path)
         f_real, f_syn = (planes_features(extract, p, progress=progress, name=name)
                          for p in (p_real, p_syn))  # fmt: skip
         if umap:
             umap_figure(report, f"{name}_2p5d", f_real, f_syn, seed)
-        report.numbers(f"fidelity.{name}_2p5d", distribution_metrics(f_real, f_syn, seed),
-                       settings={"extractor": name, "weights": path, "features": "mean of the "
-                                 "axial, coronal and sagittal central slices' features",
-                                 "window_hu": list(WINDOW_HU)})  # fmt: skip
+        planes = fid_2p5d((load_volume(p).hu for p in _paths(real)),
+                          (load_volume(p).hu for p in _paths(synthetic)), extract, size=size,
+                          progress=progress)  # fmt: skip
+        report.numbers(f"fidelity.{name}_2p5d", distribution_metrics(f_real, f_syn, seed) | planes,
+                       settings={"extractor": name, "weights": path, "features": "fid, kid, ...: "
+                                 "mean of the axial, coronal and sagittal central slices' "
+                                 "features; xy, yz, zx: MAISI's 2.5D FID, one FID per plane over "
+                                 f"the middle {CENTRE_BAND:.0%} of slices along its axis of every "
+                                 "volume (each slice a sample); mean: their mean",
+                                 "slice_size": size, "window_hu": list(WINDOW_HU)}
+                       | ({"precision": INCEPTION_PRECISION} if name == "inception" else {}))  # fmt: skip
 
     def tiles(p):  # the three planes side by side: [N, S, 3S, 1], for pictures and pixel space
         return p.transpose(0, 2, 1, 3, 4).reshape(len(p), size, 3 * size, 1)

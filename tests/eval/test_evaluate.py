@@ -47,6 +47,7 @@ def test_image_report_holds_every_number(folders, tmp_path):
     assert set(raw) == expected and raw["settings"]["normalisation"] == "none"
     assert report["fidelity"]["pixels"]["normalised"]["settings"]["normalisation"] != "none"
     assert raw["fid"] > 0 and 0 < raw["precision"] <= 1
+    assert any("fid_ratio (r_FID) = fid_real_real / fid_halves" in n for n in report["notes"])
     privacy = report["privacy"]
     assert abs(privacy["pairwise_attack_auc"] - 0.5) < 0.2  # an independent sample
     assert abs(privacy["distribution_attack_auc"] - 0.5) < 0.2
@@ -183,6 +184,9 @@ def test_volume_report_2_5d(tmp_path):
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     metrics = report["fidelity"]["pixels_2p5d"]
     assert metrics["fid"] > 0 and np.isfinite(metrics["fid_real_real"])
+    assert metrics["slices"] == {"xy": [64, 64], "yz": [64, 64], "zx": [64, 64]}  # 8 x 16 / 2
+    assert min(metrics[p] for p in ("xy", "yz", "zx")) > 0
+    assert metrics["mean"] == pytest.approx(np.mean([metrics[p] for p in ("xy", "yz", "zx")]))
     assert report["inputs"]["n_real"] == 8 and report["privacy"]["pairwise_attack_auc"] is not None
     assert (tmp_path / "r" / "figures" / "fidelity_slices.png").is_file()
     # Copies, with a label: the 3D domain features (a tiny 3D ResNet trained on --real), the
@@ -198,6 +202,7 @@ def test_volume_report_2_5d(tmp_path):
     assert main(argv) == 0
     copies = json.loads((tmp_path / "c" / "report.json").read_text())
     assert copies["fidelity"]["pixels_2p5d"]["fid"] < 1e-6
+    assert copies["fidelity"]["pixels_2p5d"]["mean"] < 1e-6
     assert copies["fidelity"]["domain_3d"]["fid"] < 1e-6
     assert copies["fidelity"]["domain_3d"]["settings"]["volume_size"] == 16
     privacy = copies["privacy"]

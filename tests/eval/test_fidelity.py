@@ -143,6 +143,19 @@ def test_fid_from_rows_equals_fid_from_statistics():
     assert fidelity.fid(x1.astype(np.float32), x1) == pytest.approx(0.0, abs=1e-8)
 
 
+def test_fid_of_streamed_stats_from_rows_or_covariances():
+    x1, x2 = gaussian_features(3, 30, 64), gaussian_features(4, 40, 64, shift=0.3)
+    a, b = fidelity.FeatureStats(), fidelity.FeatureStats()
+    a.update(x1[:10]).update(x1[10:])
+    b.update(x2)
+    np.testing.assert_array_equal(a.rows, x1)  # 30 < 64 rows: kept
+    assert fidelity.fid_of_stats(a, b) == pytest.approx(fidelity.fid(x1, x2), rel=1e-12)
+    big = gaussian_features(5, 70, 64)
+    c = fidelity.FeatureStats().update(big[:40]).update(big[40:])
+    assert c.rows is None  # 70 >= 64: statistics only
+    assert fidelity.fid_of_stats(a, c) == pytest.approx(fidelity.fid(x1, big), rel=1e-10)
+
+
 def test_fid_halves_follows_the_documented_splits():
     x, y = gaussian_features(5, 41, 8), gaussian_features(6, 15, 8, shift=0.5)
     got = fidelity.fid_halves(x, y, splits=3, seed=4)

@@ -40,6 +40,42 @@ def test_planes_grid_and_2p5d_features():
         volumes.volume_features(hu, "3d-domain")
 
 
+def test_2p5d_fid_per_plane_over_the_centre_band():
+    """Issue 17.6, MAISI's 2.5D FID: per plane, every volume's middle half of slices along that
+    plane's axis are samples of one FID; the planes' mean beside them. Volumes [8, 10, 12] (z, y,
+    x) so an axis mix-up changes the slice counts and values; hand-made against the same
+    window and resize."""
+    from jaxsyn.data.images import resize
+    from jaxsyn.eval import fidelity
+
+    rng = np.random.default_rng(0)
+    real = [rng.normal(-200, 400, (8, 10, 12)) for _ in range(3)]
+    synthetic = [rng.normal(-100, 300, (8, 10, 12)) for _ in range(2)]
+
+    def extract(x):  # [K, 12, 12, 1] -> [K, 9]
+        return x[:, ::4, ::4, 0].reshape(len(x), -1)
+
+    got = volumes.fid_2p5d(iter(real), iter(synthetic), extract, size=12)
+
+    def slices(hu, axis):  # the middle half: [n // 4, 3n // 4)
+        window = np.clip((hu.astype(np.float32) + 1024) / 1624, 0, 1)
+        n = hu.shape[axis]
+        band = np.moveaxis(window, axis, 0)[n // 4 : 3 * n // 4]
+        return np.stack([extract(resize(s[..., None], 12)[None])[0] for s in band])
+
+    for plane, axis, count in (("xy", 0, 4), ("zx", 1, 5), ("yz", 2, 6)):
+        r = np.concatenate([slices(v, axis) for v in real])
+        s = np.concatenate([slices(v, axis) for v in synthetic])
+        assert got["slices"][plane] == [3 * count, 2 * count]
+        assert got[plane] == pytest.approx(fidelity.fid(r, s), rel=1e-9)
+    assert got["mean"] == pytest.approx(np.mean([got[p] for p in ("xy", "yz", "zx")]))
+    same = volumes.fid_2p5d(real, real, extract, size=12)
+    assert max(same[p] for p in ("xy", "yz", "zx")) < 1e-9
+    assert volumes.band_slices(real[0], 0, 12, band=1.0).shape == (8, 12, 12, 1)
+    with pytest.raises(ConfigError, match=r"band: got 0, expected a fraction"):
+        volumes.band_slices(real[0], 0, 12, band=0)
+
+
 def test_3d_domain_features_from_a_trained_classifier():
     hu = phantoms(4, 1)
     labels = np.array([[0], [1], [0], [1]], np.float32)
