@@ -220,7 +220,7 @@ def convert(net: str, state: dict[str, np.ndarray], config: HAGANConfig, source)
                 raise DataError(
                     f"{source}: {key!r} has shape {list(value.shape)}; expected {list(expected)} ({what})"
                 )
-            _put(out, path, np.asarray(fn(value), np.float32))
+            _put(out, path, np.array(fn(value), np.float32))  # a copy: no view of `state`
             used.add(key)
     if extra := sorted(set(state) - used):
         raise DataError(
