@@ -34,7 +34,9 @@ def generate(args) -> None:
     from jaxsyn.infer.acgan import write_images
 
     conditions = dict(name_value(c) for c in args.condition)
-    out = write_images(args.run, args.out, n=args.n, seed=args.seed, conditions=conditions)
+    out = write_images(
+        args.run, args.out, n=args.n, seed=args.seed, conditions=conditions, latents=args.latents
+    )
     print(f"wrote {args.n} images, labels.csv and manifest.json to {out}")
 
 

@@ -33,7 +33,7 @@ from jaxsyn import files
 from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.data.phantoms import images2d
 from jaxsyn.errors import ConfigError
-from jaxsyn.infer import run_info
+from jaxsyn.infer import check_latents, latents_digest, run_info
 from jaxsyn.models import acgan as model
 
 FAMILY = "acgan"
@@ -85,17 +85,24 @@ def write_images(
     n: int,
     seed: int = 0,
     conditions: Mapping[str, str] | None = None,
+    latents: np.ndarray | None = None,
 ) -> Path:
-    """n images of an AC-GAN, prog-GAN or cpD-GAN run into `out_dir` (the loaders' layout)."""
+    """n images of an AC-GAN, prog-GAN or cpD-GAN run into `out_dir` (the loaders' layout);
+    `latents` [n, latent_dim]: image i's noise is row i (labels still drawn from `seed`)."""
     info = read_info(run_dir, (FAMILY, *GAN2D_FAMILIES))
     conditions = dict(conditions or {})
     ids = [f"syn_{i:06d}" for i in range(n)]
+    info_latents = {"latents_sha256": latents_digest(latents)}
     if info["family"] in GAN2D_FAMILIES:
-        images, labels, names = sample_gan2d(run_dir, n=n, seed=seed, conditions=conditions)
+        images, labels, names = sample_gan2d(
+            run_dir, n=n, seed=seed, conditions=conditions, latents=latents
+        )
         table = pd.DataFrame({"image_id": ids})
         for j, name in enumerate(names):
             table[name] = labels[:, j].astype(np.int64)
-        return save_images(out_dir, ids, images, table, run_dir, seed, conditions, info)
+        return save_images(
+            out_dir, ids, images, table, run_dir, seed, conditions, info, info_latents
+        )
     config, g, stats, info = load_generator(run_dir)
     column = info.get("class_column", "class")
     unknown = set(conditions) - {column}
@@ -108,18 +115,19 @@ def write_images(
         labels = np.full(n, class_index(info, conditions[column]))
     else:
         labels = rng.choice(config.num_classes, n, p=np.asarray(info["class_prior"]))
-    images = np.asarray(model.generate(g, jax.random.key(seed), labels, config, stats))
+    z = None if latents is None else check_latents(latents, n, config.latent_dim)
+    images = np.asarray(model.generate(g, jax.random.key(seed), labels, config, stats, z=z))
     images = (images + 1) / 2  # [-1, 1] -> [0, 1]
     classes = list(info["classes"])
     table = pd.DataFrame({"image_id": ids, column: np.asarray(classes)[labels]})
     for k, name in enumerate(classes):
         table[name] = (labels == k).astype(np.int64)
-    return save_images(out_dir, ids, images, table, run_dir, seed, conditions, info)
+    return save_images(out_dir, ids, images, table, run_dir, seed, conditions, info, info_latents)
 
 
-def save_images(out_dir, ids, images, table, run_dir, seed, conditions, info) -> Path:
+def save_images(out_dir, ids, images, table, run_dir, seed, conditions, info, extra=None) -> Path:
     """Images [N, H, W, C] in [0, 1] as `<id>.png` (+ `<id>.npy` when C > 1), labels.csv and
-    manifest.json: the layout `jaxsyn.data.images.load_images` reads."""
+    manifest.json (with `extra`'s entries): the layout `jaxsyn.data.images.load_images` reads."""
     out = Path(out_dir)
     for i, image in zip(ids, images, strict=True):
         if image.shape[-1] > 1:
@@ -129,7 +137,7 @@ def save_images(out_dir, ids, images, table, run_dir, seed, conditions, info) ->
             Image.fromarray(preview(image)).save(tmp, format="PNG")
     files.write_text(out / "labels.csv", table.to_csv(index=False))
     manifest = {"family": info["family"], "run": str(Path(run_dir).absolute()), "n": len(ids),
-                "seed": seed, "conditions": conditions, "config": info,
+                "seed": seed, "conditions": conditions, **(extra or {}), "config": info,
                 "files": files.tree_files(out)}  # fmt: skip
     files.write_json(out / "manifest.json", manifest)
     return out
@@ -196,10 +204,12 @@ def sample_gan2d(
     conditions: Mapping[str, str] | None = None,
     labels=None,
     batch: int = 256,
+    latents: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images float32 [n, S, S, C] in [0, 1], labels int [n, L], finding names) from a prog-GAN
     or cpD-GAN run. `labels` [n, L] given: generate for them; else draw n label vectors from the
-    real label combinations (`draw_labels`, honouring `conditions`)."""
+    real label combinations (`draw_labels`, honouring `conditions`). `latents` [n, latent_dim]:
+    image i's noise instead of a drawn one."""
     from jaxsyn.models import cpdgan, proggan
 
     config, g, (stage, alpha), info = load_gan2d(run_dir)
@@ -208,13 +218,16 @@ def sample_gan2d(
             raise ConfigError("sample_gan2d: give n or labels")
         labels = draw_labels(info, n, dict(conditions or {}), seed)
     labels = np.asarray(labels, np.int64)
+    if latents is not None:
+        latents = check_latents(latents, len(labels), config.latent_dim)
     key, out = jax.random.key(seed), []
     for s in range(0, len(labels), batch):  # image i's z: fold_in(fold_in(key, s), i - s)
         y, k = labels[s : s + batch], jax.random.fold_in(key, s)
+        z = None if latents is None else latents[s : s + batch]
         if isinstance(config, proggan.ProgGANConfig):
-            out.append(proggan.generate(g, k, y, config, stage, alpha))
+            out.append(proggan.generate(g, k, y, config, stage, alpha, z=z))
         else:
-            out.append(cpdgan.generate(g, k, y, config))
+            out.append(cpdgan.generate(g, k, y, config, z=z))
     images = np.clip((np.concatenate([np.asarray(x) for x in out]) + 1) / 2, 0, 1)
     return images.astype(np.float32), labels, list(info["labels"])
 

@@ -241,16 +241,22 @@ def _generate(params, z, conditions, stats, config):
 
 
 def generate(
-    params: Any, key: jax.Array, conditions: jax.Array, config: ACGANConfig, stats: Any = None
+    params: Any,
+    key: jax.Array,
+    conditions: jax.Array,
+    config: ACGANConfig,
+    stats: Any = None,
+    z: jax.Array | None = None,
 ) -> jax.Array:
     """Images [B, size, size, channels] in [-1, 1] from generator `params` (the "g" tree).
 
     `conditions`: class indices int [B] or condition vectors float [B, K] (one-hot, or any mix,
-    as morphing uses). Image i's z comes from fold_in(key, i), so it is the same whatever B.
+    as morphing uses). Image i's z comes from fold_in(key, i), so it is the same whatever B, or
+    is row i of `z` [B, latent_dim] when given.
     `stats`: the running BatchNorm statistics when the generator has BatchNorm (eval mode).
     """
     conditions = as_conditions(conditions, config)
-    z = latents(key, conditions.shape[0], config)
+    z = latents(key, conditions.shape[0], config) if z is None else jnp.asarray(z)
     return _generate(params, z, conditions, stats, config)
 
 

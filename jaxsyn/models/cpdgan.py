@@ -189,10 +189,13 @@ def _generate(params, z, labels, config):
     return apply_generator(params, z, labels, config)
 
 
-def generate(params: Any, key: jax.Array, labels: jax.Array, config: CPDGANConfig) -> jax.Array:
+def generate(
+    params: Any, key: jax.Array, labels: jax.Array, config: CPDGANConfig, z: jax.Array | None = None
+) -> jax.Array:
     """Images [B, size, size, channels] (about [-1, 1]) for multi-hot labels [B, L]; image i's z
-    comes from fold_in(key, i)."""
+    comes from fold_in(key, i), or is row i of `z` [B, latent_dim] when given."""
     labels = jnp.asarray(labels, jnp.float32)
     if labels.ndim != 2 or labels.shape[1] != config.num_labels:
         raise ConfigError(f"labels of shape {labels.shape}; expected [B, {config.num_labels}]")
-    return _generate(params, latents(key, labels.shape[0], config.latent_dim), labels, config)
+    z = latents(key, labels.shape[0], config.latent_dim) if z is None else jnp.asarray(z)
+    return _generate(params, z, labels, config)

@@ -343,9 +343,10 @@ def generate(
     config: ProgGANConfig,
     stage: int | None = None,
     alpha: float = 1.0,
+    z: jax.Array | None = None,
 ) -> jax.Array:
     """Images [B, size, size, channels] (about [-1, 1]) for multi-hot labels [B, L]; image i's z
-    comes from fold_in(key, i).
+    comes from fold_in(key, i), or is row i of `z` [B, latent_dim] when given.
 
     `stage`, `alpha`: the resolution the generator had grown to (default: `size`) and how far its
     last block had faded in; a smaller stage's images are upsampled (nearest) to `size`, as the
@@ -354,7 +355,7 @@ def generate(
     labels = jnp.asarray(labels, jnp.float32)
     if labels.ndim != 2 or labels.shape[1] != config.num_labels:
         raise ConfigError(f"labels of shape {labels.shape}; expected [B, {config.num_labels}]")
-    z = latents(key, labels.shape[0], config.latent_dim)
+    z = latents(key, labels.shape[0], config.latent_dim) if z is None else jnp.asarray(z)
     return _generate(params, z, labels, jnp.float32(alpha), config, stage or config.size)
 
 
