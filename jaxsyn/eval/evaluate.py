@@ -10,9 +10,10 @@
            output): `jaxsyn.eval.tables`
   volumes  a folder of .nii/.nii.gz files (phantom cohorts, `jaxsyn generate` of HA-GAN), with
            labels.csv or table.csv for --labels: `jaxsyn.eval.volumes` (2.5D and 3D)
-Images and volumes. Per feature extractor: FID with its real-real bound FID_rr (two halves of
-the real set) and r_FID, KID, MMD (RBF, median heuristic), precision / recall / density /
-coverage (`sections.distribution_metrics`). Privacy, with a holdout: pGAN's pairwise and
+Images and volumes. Per feature extractor: FID of the full sets, FID_rr (two real halves) and
+FID_rs (a real half vs as many synthetic samples) averaged over 5 random splits and r_FID =
+FID_rr / FID_rs, KID, MMD (RBF, median heuristic), precision / recall / density / coverage
+(`sections.distribution_metrics`; for volumes also MAISI's per-plane 2.5D FID). Privacy, with a holdout: pGAN's pairwise and
 distribution attacks (candidates: equal parts training samples, the first half of the holdout
 as "held-out" and its second half as "test", since one holdout folder is given) in pixel space,
 in a real-trained classifier's features (volumes) and, with --umap, in pGAN's 32-d UMAP of each;
