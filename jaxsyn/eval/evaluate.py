@@ -13,11 +13,11 @@
 Images and volumes. Per feature extractor: FID of the full sets, FID_rr (two real halves) and
 FID_rs (a real half vs as many synthetic samples) averaged over 5 random splits and r_FID =
 FID_rr / FID_rs, KID, MMD (RBF, median heuristic), precision / recall / density / coverage
-(`sections.distribution_metrics`; for volumes also MAISI's per-plane 2.5D FID). Privacy, with a holdout: pGAN's pairwise and
-distribution attacks (candidates: equal parts training samples, the first half of the holdout
-as "held-out" and its second half as "test", since one holdout folder is given) in pixel space,
-in a real-trained classifier's features (volumes) and, with --umap, in pGAN's 32-d UMAP of each;
-nearest training samples of synthetic ones (L2 in pixels; cosine in classifier features).
+(`sections.distribution_metrics`; for volumes also MAISI's per-plane 2.5D FID). Privacy, with
+a holdout: pGAN's pairwise and distribution attacks (candidates: equal parts training samples,
+the first half of the holdout as "held-out" and its second half as "test", since one holdout
+folder is given) in pixel space, in a real-trained classifier's features (volumes) and, with
+--umap, in pGAN's 32-d UMAP of each; nearest training samples of synthetic ones (L2 in pixels; cosine in classifier features).
 Without a holdout the attacks are skipped with a note. Tables: sdmetrics-equivalent quality,
 association heat maps and distance to closest record. Utility, with --test and --labels: the
 same classifier trained on real and on synthetic data, tested on --test.
