@@ -39,6 +39,19 @@ BAD = {
         ["morph", "--run", "{tmp}", "--from", "a", "--to", "b", "--out", "{tmp}/m.png"],
         "config.json",
     ),  # fmt: skip
+    "import": (
+        [
+            "import",
+            "hagan",
+            "--checkpoint-dir",
+            "{tmp}/none",
+            "--iteration",
+            "5",
+            "--out",
+            "{tmp}/r",
+        ],
+        "none: no such folder",
+    ),  # fmt: skip
 }
 
 
