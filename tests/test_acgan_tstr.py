@@ -52,7 +52,7 @@ def oracle(classes, monkeypatch):
     (a number drawn from the key) + i, unrelated to the real cohorts' seeds. `load_generator` reads config.json
     only: the stand-in has no arrays."""
 
-    def generate(params, key, conditions, config, stats=None):
+    def generate(params, key, conditions, config, stats=None, z=None):  # z: ignored (no latent)
         seed = int(jax.random.randint(key, (), 0, 2**30))
         units = [
             vertebra.vertebral_unit({"region": classes[int(k)]}, config.size, seed + i)[0]
