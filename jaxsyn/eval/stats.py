@@ -22,21 +22,43 @@ bootstrap_ci     bootstrap confidence interval, scipy.stats.bootstrap: bias-corr
 auc_difference_summary  mean and spread of AUC_real - AUC_syn over seeds (DuMont et al. 2020, Fig. 2:
                  mean and standard deviation over repeated runs).
 
-p-values: for small samples the exact null distribution, ties included; otherwise scipy's normal
-approximation (Mann-Whitney with continuity correction). scipy's `method="auto"` is exact only
-without ties and takes the normal approximation as soon as two values tie, which at the sizes of a
-seed study gives p-values below the smallest the data can reach (3 vs 3 seeds, every a above every
-b, one tie: 0.030 where no arrangement can give less than 1/C(6, 3) = 0.05). So tied samples with
-at most EXACT_LIMIT arrangements (C(N+M, N) for Mann-Whitney, 2^n sign flips for Wilcoxon)
-enumerate them all, mid-ranks for the ties, and count how many reach the observed statistic.
+p-values. Without ties: scipy's own (exact Mann-Whitney up to its size limit, else the normal
+approximation with continuity correction; Wilcoxon likewise). With ties: a permutation test,
+`scipy.stats.permutation_test`, of the same statistic computed on mid-ranks. scipy's
+`method="auto"` is exact only without ties and takes the tie-corrected normal approximation as
+soon as two values tie, which at the sizes of a seed study gives p-values below the smallest the
+data can reach (3 vs 3 seeds, every a above every b, the three real-trained AUROCs tied at 1.00:
+0.032, where no arrangement can give less than 1/C(6, 3) = 0.05; issue 17.4). The permutation
+test lists every arrangement (C(N+M, N) splits for Mann-Whitney, 2^n sign flips for Wilcoxon)
+while there are at most EXACT_LIMIT of them, so its p-value is the exact one; beyond that it
+draws EXACT_LIMIT random arrangements from a fixed seed (p = (k + 1) / (EXACT_LIMIT + 1), never
+below that resolution). Why scipy's test rather than the mid-rank enumeration this module had
+before (it gave the same exact p-values, and tests/eval/test_stats.py holds both regimes to
+scipy's own permutation method): one implementation, scipy's, for the exact and the sampled
+regime, and no normal approximation anywhere ties are present, also beyond EXACT_LIMIT, where
+the enumeration fell back to it.
+
+min_pvalue: every test also reports the smallest p-value any arrangement of these same values
+can reach: the exact null probability of the most extreme one (a holding the N largest values for
+"greater"; every difference positive for the Wilcoxon test), counted from the sizes and the ties
+(so exact also where the p-value itself is sampled or approximated). With
+3 vs 3 seeds the one-sided Mann-Whitney p cannot go below 0.05 and the one-sided Wilcoxon p
+below 0.125, whatever the classifiers do: a p equal to its min_pvalue says only that the
+samples separate completely, as far as the design can tell.
+Seed studies should use at least 5 seeds (min_pvalue 1/252 = 0.004 and 1/32 = 0.031).
+
+BCa intervals need at least BCA_MIN_VALUES values per sample (`bootstrap_ci` refuses fewer): BCa
+corrects the percentile interval with a bias term from the share of bootstrap means below the
+estimate and an acceleration from n jackknife values. With a handful of values the resamples
+take few distinct values (10 distinct multisets of 3 values) and the interval is far too narrow:
+a nominal 95 % BCa interval of the mean covered the true mean of normal samples in 70 % of 300
+samples of 3 values, 86 % of 5 and 91 % of 10 (measured, scipy 1.17; issue 17.4).
 """
 
 from __future__ import annotations
 
 import inspect
-import itertools
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,7 +73,11 @@ ALTERNATIVES = ("two-sided", "less", "greater")
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
 METHODS = ("BCa", "percentile", "basic")  # scipy.stats.bootstrap's methods
-EXACT_LIMIT = 100_000  # arrangements enumerated for an exact p-value with ties (~0.1 s)
+# Not from a paper: arrangements a permutation test lists (exact p) or, beyond, draws (~0.1 s).
+EXACT_LIMIT = 100_000
+# Not from a paper: the fewest values per sample for a BCa interval (issue 17.4: not over 3 gaps).
+BCA_MIN_VALUES = 10
+PERMUTATION_SEED = 0  # the draws of a permutation test beyond EXACT_LIMIT arrangements
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,8 @@ class HypothesisResult:
     alternative: str
     n_a: int
     n_b: int
+    min_pvalue: float  # the smallest p these values allow: the most extreme arrangement's
+    method: str  # "exact", "asymptotic" (scipy's, no ties) or "permutation" (ties)
 
 
 @dataclass(frozen=True)
@@ -92,31 +120,36 @@ class DifferenceSummary:
 
 
 def mann_whitney(a, b, alternative: str = "greater") -> HypothesisResult:
-    """Mann-Whitney U test of independent samples `a` [N] and `b` [M]; H1 (default): a > b."""
+    """Mann-Whitney U test of independent samples `a` [N] and `b` [M]; H1 (default): a > b.
+
+    Without ties scipy.stats.mannwhitneyu (method "auto"); with ties a permutation test of U on
+    mid-ranks (module docstring). min_pvalue: the null probability of a holding the N largest
+    values ("greater"; the N smallest for "less"; twice the rarer of the two, "two-sided"):
+    C(t, k) / C(N + M, N), where t values tie at the edge of that set and k of them are in it.
+    """
     a, b = _sample(a, "a"), _sample(b, "b")
     alternative = _alternative(alternative)
-    tied = len(np.unique(np.concatenate([a, b]))) < len(a) + len(b)
-    if tied and math.comb(len(a) + len(b), len(a)) <= EXACT_LIMIT:
-        ranks = scipy.stats.rankdata(np.concatenate([a, b]))  # ties share their mean rank
-        n = len(a)
-        chosen = np.array(list(itertools.combinations(range(len(ranks)), n)))
-        null = ranks[chosen].sum(axis=1) - n * (n + 1) / 2  # U of every arrangement
-        u = ranks[:n].sum() - n * (n + 1) / 2
-        return HypothesisResult(
-            "mann_whitney", float(u), _exact_p(u, null, alternative), alternative, n, len(b)
-        )
-    res = scipy.stats.mannwhitneyu(a, b, alternative=alternative)
-    return HypothesisResult(
-        "mann_whitney", float(res.statistic), float(res.pvalue), alternative, len(a), len(b)
-    )
+    u, p, method = _mann_whitney(a, b, alternative)
+    pooled, n = np.sort(np.concatenate([a, b])), len(a)
+
+    def share(chosen, edge):  # of the splits giving `a` the values `chosen`: ties at the edge swap
+        ways = math.comb(int(np.sum(pooled == edge)), int(np.sum(chosen == edge)))
+        return ways / math.comb(len(pooled), n)
+
+    top, low = share(pooled[-n:], pooled[-n]), share(pooled[:n], pooled[n - 1])
+    least = {"greater": top, "less": low, "two-sided": min(1.0, 2 * min(top, low))}[alternative]
+    return HypothesisResult("mann_whitney", u, p, alternative, n, len(b), least, method)
 
 
 def wilcoxon(a, b, alternative: str = "greater") -> HypothesisResult:
     """Wilcoxon signed-rank test of paired samples `a` [N] and `b` [N]; H1 (default): a > b.
 
     `b` may be a number: the one-sample test of a - b (e.g. accuracies against chance, 0.5).
-    If every difference is zero there is nothing to rank: scipy (1.17) answers statistic 0 and
-    p-value 1, no evidence of a difference, and its 0 / 0 warning is silenced here.
+    Without tied |differences| scipy.stats.wilcoxon; with them a sign-flip permutation test of
+    W+ on mid-ranks (module docstring). If every difference is zero there is nothing to rank:
+    p-value 1 (scipy 1.17 answers statistic 0 and p 1, and its 0 / 0 warning is silenced here).
+    min_pvalue: the null probability of every non-zero difference positive ("greater"; negative
+    for "less"; doubled "two-sided"): 1 / 2^n, n the non-zero differences.
     """
     a = _sample(a, "a")
     b = np.full(len(a), float(b)) if np.ndim(b) == 0 else _sample(b, "b")
@@ -126,21 +159,75 @@ def wilcoxon(a, b, alternative: str = "greater") -> HypothesisResult:
         raise DataError(f"b: got {len(b)} values, expected {len(a)} paired with a")
     alternative = _alternative(alternative)
     d = (a - b)[a != b]  # zero differences are dropped ("wilcox")
-    if len(d) and len(np.unique(np.abs(d))) < len(d) and 2 ** len(d) <= EXACT_LIMIT:
-        ranks = scipy.stats.rankdata(np.abs(d))
-        signs = np.array(list(itertools.product((0, 1), repeat=len(d))))
-        null = signs @ ranks  # W+ of every sign pattern
-        w_plus = ranks[d > 0].sum()
-        w = min(w_plus, ranks.sum() - w_plus) if alternative == "two-sided" else w_plus
-        p = _exact_p(w_plus, null, alternative)
-        return HypothesisResult("wilcoxon", float(w), p, alternative, len(a), len(b))
-    with warnings.catch_warnings():
-        if np.all(a == b):  # scipy divides 0 by 0 and warns
-            warnings.simplefilter("ignore", RuntimeWarning)
-        res = scipy.stats.wilcoxon(a, b, alternative=alternative)
-    return HypothesisResult(
-        "wilcoxon", float(res.statistic), float(res.pvalue), alternative, len(a), len(b)
+    w, p, method = _wilcoxon(d, alternative)
+    least = min(1.0, (2.0 if alternative == "two-sided" else 1.0) / 2 ** len(d))
+    return HypothesisResult("wilcoxon", w, p, alternative, len(a), len(b), least, method)
+
+
+def _mann_whitney(a: np.ndarray, b: np.ndarray, alternative: str) -> tuple[float, float, str]:
+    """(U of a, p-value, method) of checked samples."""
+    pooled = np.concatenate([a, b])
+    if len(np.unique(pooled)) == len(pooled):
+        res = scipy.stats.mannwhitneyu(a, b, alternative=alternative)
+        exact = len(a) <= 8 or len(b) <= 8  # scipy's "auto" switch (scipy 1.11-1.17)
+        return float(res.statistic), float(res.pvalue), "exact" if exact else "asymptotic"
+
+    def u_of_first(x, y, axis):  # U on mid-ranks: ties count one half
+        ranks = scipy.stats.rankdata(np.concatenate([x, y], axis=axis), axis=axis)
+        n = x.shape[axis]
+        return np.take(ranks, np.arange(n), axis=axis).sum(axis=axis) - n * (n + 1) / 2
+
+    if min(len(a), len(b)) > 1:
+        return _permutation((a, b), u_of_first, "independent", alternative)
+    # permutation_test wants two values a side; with one, each of the N + M values is equally
+    # likely to be the lone one, and a lone value's U against the rest is its mid-rank - 1
+    alone = scipy.stats.rankdata(pooled) - 1.0
+    null = alone if len(a) == 1 else len(a) * len(b) - alone
+    u = float(u_of_first(a, b, axis=-1))
+    greater, less = float(np.mean(null >= u - 1e-9)), float(np.mean(null <= u + 1e-9))
+    p = {"greater": greater, "less": less, "two-sided": min(1.0, 2 * min(greater, less))}
+    return u, p[alternative], "exact"
+
+
+def _wilcoxon(d: np.ndarray, alternative: str) -> tuple[float, float, str]:
+    """(statistic, p-value, method) of the non-zero differences `d`: scipy's statistic (W+ for a
+    one-sided test, min(W+, W-) for a two-sided one) and p-value."""
+    if len(d) == 0:
+        return 0.0, 1.0, "exact"
+    if len(np.unique(np.abs(d))) == len(d):
+        res = scipy.stats.wilcoxon(d, alternative=alternative)
+        exact = len(d) <= 50  # scipy's "auto" switch without ties and zeros (scipy 1.13-1.17)
+        return float(res.statistic), float(res.pvalue), "exact" if exact else "asymptotic"
+    ranks = scipy.stats.rankdata(np.abs(d))
+
+    def w_plus(x, axis):  # sign flips keep |d|, so the ranks are fixed
+        return np.sum(ranks * (x > 0), axis=axis)
+
+    _, p, method = _permutation((d,), w_plus, "samples", alternative)
+    positive = float(ranks[d > 0].sum())
+    w = min(positive, ranks.sum() - positive) if alternative == "two-sided" else positive
+    return float(w), p, method
+
+
+def _permutation(data, statistic, permutation_type, alternative) -> tuple[float, float, str]:
+    """scipy.stats.permutation_test: every arrangement while there are at most EXACT_LIMIT
+    ("exact"), else EXACT_LIMIT seeded draws ("permutation"). Returns (statistic, p, method)."""
+    if permutation_type == "independent":
+        n, m = len(data[0]), len(data[1])
+        count = math.comb(n + m, n)
+    else:
+        count = 2 ** len(data[0])
+    res = scipy.stats.permutation_test(
+        data,
+        statistic,
+        permutation_type=permutation_type,
+        alternative=alternative,
+        n_resamples=EXACT_LIMIT,
+        vectorized=True,
+        **_rng(PERMUTATION_SEED, scipy.stats.permutation_test),
     )
+    p = min(1.0, float(res.pvalue))
+    return float(res.statistic), p, "exact" if count <= EXACT_LIMIT else "permutation"
 
 
 def bootstrap_ci(
@@ -157,8 +244,9 @@ def bootstrap_ci(
     `data` is one sample [N] (statistic(sample)), or a tuple of independent samples
     (statistic(sample_1, sample_2, ...), each resampled on its own). A statistic with an `axis`
     argument (np.mean, np.median, ...) is evaluated on all resamples at once. The resamples come
-    from `np.random.default_rng(seed)`. BCa on data with a single distinct value is undefined:
-    scipy then warns and the bounds are NaN.
+    from `np.random.default_rng(seed)`. BCa needs BCA_MIN_VALUES values per sample (module
+    docstring); on data with a single distinct value it is undefined: scipy then warns and the
+    bounds are NaN.
     """
     samples = data if isinstance(data, tuple) else (data,)
     samples = tuple(_sample(s, f"data[{i}]", min_size=2) for i, s in enumerate(samples))
@@ -170,13 +258,18 @@ def bootstrap_ci(
         raise ConfigError(f"confidence: got {confidence!r}, expected a level in (0, 1)")
     if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
         raise ConfigError(f"n_resamples: got {n_resamples!r}, expected a positive integer")
+    if method == "BCa" and min(len(x) for x in samples) < BCA_MIN_VALUES:
+        raise DataError(
+            f"data: {min(len(x) for x in samples)} values, expected at least {BCA_MIN_VALUES} for "
+            "a BCa interval (its bias and acceleration corrections are unstable below that)"
+        )
     res = scipy.stats.bootstrap(
         samples,
         statistic,
         n_resamples=int(n_resamples),
         confidence_level=confidence,
         method=method,
-        **_rng(seed),
+        **_rng(seed, scipy.stats.bootstrap),
     )
     ci = res.confidence_interval
     return Interval(
@@ -202,17 +295,6 @@ def auc_difference_summary(auc_real, auc_syn) -> DifferenceSummary:
     )
 
 
-def _exact_p(observed: float, null: np.ndarray, alternative: str) -> float:
-    """p-value of `observed` among the equally likely statistics `null` of every arrangement; the
-    two-sided p doubles the smaller tail (scipy's permutation tests do the same)."""
-    slack = 1e-9 * max(1.0, float(np.abs(null).max()))  # sums of mid-ranks: halves, exact
-    greater = float(np.mean(null >= observed - slack))
-    less = float(np.mean(null <= observed + slack))
-    if alternative == "two-sided":
-        return min(1.0, 2 * min(greater, less))
-    return greater if alternative == "greater" else less
-
-
 def _sample(x, name: str, min_size: int = 1) -> np.ndarray:
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 1:
@@ -230,7 +312,7 @@ def _alternative(alternative: str) -> str:
     return alternative
 
 
-def _rng(seed: int) -> dict:
+def _rng(seed: int, function) -> dict:
     """scipy >= 1.15 takes `rng`; older versions `random_state` (same Generator either way)."""
-    key = "rng" if "rng" in inspect.signature(scipy.stats.bootstrap).parameters else "random_state"
+    key = "rng" if "rng" in inspect.signature(function).parameters else "random_state"
     return {key: np.random.default_rng(seed)}

@@ -166,3 +166,57 @@ def test_auc_difference_summary():
 def test_errors_name_what_was_expected(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_min_pvalue_is_the_most_extreme_arrangements_p():
+    """Issue 17.4: beside each p, the smallest p these values allow, by hand: 1 / C(N + M, N)
+    arrangements (doubled two-sided), 1 / 2^n sign patterns; a tie across the samples raises it."""
+    three = stats.mann_whitney([0.90, 0.91, 0.92], [0.5, 0.6, 0.7])
+    assert three.pvalue == pytest.approx(0.05) and three.min_pvalue == pytest.approx(0.05)
+    assert stats.mann_whitney(AUC_REAL[:5], AUC_SYN[:5]).min_pvalue == pytest.approx(1 / 252)
+    two_sided = stats.mann_whitney(AUC_REAL[:5], AUC_SYN[:5], "two-sided")
+    assert two_sided.min_pvalue == pytest.approx(2 / 252)
+    assert stats.mann_whitney(AUC_SYN[:5], AUC_REAL[:5], "less").min_pvalue == pytest.approx(
+        1 / 252
+    )
+    assert stats.wilcoxon(AUC_REAL[:3], AUC_SYN[:3]).min_pvalue == pytest.approx(1 / 8)
+    assert stats.wilcoxon(AUC_REAL[:5], AUC_SYN[:5]).min_pvalue == pytest.approx(1 / 32)
+    assert stats.wilcoxon(AUC_SYN[:5], AUC_REAL[:5], "less").min_pvalue == pytest.approx(1 / 32)
+    # 0.7 in both samples: at best a holds 0.9, 0.8, 0.8 and either 0.7, 2 of C(7, 4) = 35 splits
+    tied = stats.mann_whitney([0.8, 0.8, 0.9, 0.7], [0.7, 0.6, 0.6])
+    assert tied.min_pvalue == pytest.approx(2 / 35) and tied.pvalue >= tied.min_pvalue
+    assert stats.wilcoxon([0.6, 0.6, 0.6], 0.5).min_pvalue == pytest.approx(1 / 8)
+    assert stats.mann_whitney([0.79], [0.79]).min_pvalue == 1.0
+
+
+def test_acgan_three_vs_three_with_tied_real_aurocs():
+    """The AC-GAN vertebra result (issue 17.4): real-trained AUROCs all 1.00 vs three synthetic
+    ones. scipy's default takes the tie-corrected normal approximation, 0.032, below the 0.05
+    no arrangement of 3 vs 3 can beat; the permutation test gives 0.05, equal to its minimum."""
+    real, syn = [1.0, 1.0, 1.0], [0.47, 0.53, 0.68]
+    auto = scipy.stats.mannwhitneyu(real, syn, alternative="greater").pvalue
+    assert auto == pytest.approx(0.0318, abs=1e-4)
+    got = stats.mann_whitney(real, syn)
+    assert got.pvalue == pytest.approx(0.05) and got.min_pvalue == pytest.approx(0.05)
+    assert got.method == "exact" and got.statistic == 9.0
+
+
+def test_ties_beyond_the_exact_limit_take_a_seeded_permutation_test():
+    rng = np.random.default_rng(3)  # rounded: ties; C(24, 12) = 2.7e6 > EXACT_LIMIT splits
+    a, b = np.round(rng.normal(0.6, 0.1, 12), 1), np.round(rng.normal(0.5, 0.1, 12), 1)
+    got = stats.mann_whitney(a, b)
+    assert got.method == "permutation" and got == stats.mann_whitney(a, b)  # seeded draws
+    assert got.statistic == scipy.stats.mannwhitneyu(a, b).statistic
+    sampled = scipy.stats.PermutationMethod(n_resamples=stats.EXACT_LIMIT)
+    ref = scipy.stats.mannwhitneyu(a, b, alternative="greater", method=sampled)
+    assert got.pvalue == pytest.approx(ref.pvalue, abs=0.01)  # two samples of 1e5 draws
+    assert got.pvalue >= 1 / (stats.EXACT_LIMIT + 1)
+    assert stats.mann_whitney(a[:4], b[:4]).method == "exact"  # ties, 70 splits: all listed
+
+
+def test_bca_needs_ten_values():
+    """Issue 17.4: no BCa interval over fewer than BCA_MIN_VALUES values (module docstring)."""
+    with pytest.raises(DataError, match="expected at least 10 for a BCa interval"):
+        stats.bootstrap_ci(np.arange(9.0), np.mean)
+    assert stats.bootstrap_ci(np.arange(9.0), np.mean, method="percentile").low < 4.0
+    assert stats.bootstrap_ci(np.arange(10.0), np.mean).method == "BCa"

@@ -62,7 +62,9 @@ def test_tstr_of_a_copy_of_the_real_set_has_no_gap(heart_sets):
     assert min(result.auc_real) > 0.75  # and they did learn
     assert result.test.test == "mann_whitney" and result.test.pvalue > 0.5
     assert result.paired_test.test == "wilcoxon" and result.paired_test.pvalue == 1.0
-    assert np.isnan(result.difference_ci.low)  # a constant gap: no interval
+    assert result.difference_ci is None and "2 per-seed gaps, fewer than 10" in (
+        result.difference_ci_note
+    )  # no BCa interval over fewer than 10 seeds (issue 17.4)
     assert result.auc_augmented is None
     assert dataclasses.asdict(result)["settings"]["n_train_syn"] == 192
 
@@ -75,10 +77,41 @@ def test_tstr_of_label_shuffled_images_has_a_clear_gap(heart_sets):
     )
     assert result.difference.mean > 0.2, result
     assert min(result.auc_real) > max(result.auc_syn)
-    assert result.test.pvalue == pytest.approx(0.05)  # the smallest one-sided U p for 3 vs 3
-    assert result.paired_test.pvalue == pytest.approx(0.125)  # all 3 seeds worse: 1 / 2^3
-    assert 0 < result.difference_ci.low <= result.difference.mean <= result.difference_ci.high
+    assert result.test.pvalue == pytest.approx(0.05)  # the smallest one-sided U p for 3 vs 3 ...
+    assert result.test.min_pvalue == pytest.approx(0.05)  # ... which the report says beside it
+    assert result.paired_test.pvalue == result.paired_test.min_pvalue == pytest.approx(0.125)
+    assert result.difference_ci is None and "3 per-seed gaps" in result.difference_ci_note
     assert len(result.auc_augmented) == 3
+
+
+def test_tstr_selects_each_model_on_its_own_kind_of_validation_data(heart_sets, monkeypatch):
+    """Issue 17.5c: the synthetic-trained model is selected on synthetic validation data (DuMont
+    et al.), never on real data; `val` alone holds out synthetic samples for it."""
+    train, test = heart_sets
+    syn = (train[0][::-1] * 0.5, train[1][::-1])  # tell synthetic images from real ones
+    seen, train_classifier = [], C.train_classifier
+
+    def spy(config, images, labels, **options):
+        seen.append((images, options["val"]))
+        return train_classifier(config, images, labels, **options)
+
+    monkeypatch.setattr(C, "train_classifier", spy)
+    val = (test[0][:40], test[1][:40])
+    result = utility.tstr(train, syn, test, model=CONFIG, seeds=(0,), val=val, epochs=1)
+    (x_real, v_real), (x_syn, v_syn) = seen
+    assert x_real is train[0] and v_real[0] is val[0]  # real-trained: real validation data
+    assert len(v_syn[0]) == 40 and len(x_syn) == 192 - 40  # held out of the synthetic set
+    rows = {im.tobytes() for im in syn[0]}
+    assert all(im.tobytes() in rows for im in v_syn[0])  # synthetic validation data ...
+    assert not {im.tobytes() for im in x_syn} & {im.tobytes() for im in v_syn[0]}  # ... unseen
+    assert "synthetic-trained on 40 synthetic samples" in result.settings["model_selection"]
+    assert result.settings["n_train_syn"] == 152
+    seen.clear()
+    given = (syn[0][:24], syn[1][:24])
+    utility.tstr(train, syn, test, model=CONFIG, seeds=(0,), val=val, val_syn=given, epochs=1)
+    assert seen[1][1] is not None and seen[1][1][0] is given[0] and len(seen[1][0]) == 192
+    with pytest.raises(ConfigError, match="val_syn: given without val"):
+        utility.tstr(train, syn, test, model=CONFIG, val_syn=given)
 
 
 def test_tstr_checks_its_inputs(heart_sets):
@@ -108,6 +141,11 @@ def test_tstr_table_copy_has_no_gap_and_shuffled_labels_a_clear_one(clinical):
     )
     assert gap.difference.mean > 0.15, gap
     assert gap.auc_real[0] > gap.auc_augmented[0] > gap.auc_syn[0]
+    # the default five seeds (issue 17.4): a clear gap can now be significant, p 1 / C(10, 5)
+    five = utility.tstr_table(train, shuffled, test, "hypertension", max_iter=20, n_threads=1)
+    assert five.seeds == (0, 1, 2, 3, 4) and five.test.min_pvalue == pytest.approx(1 / 252)
+    assert five.test.pvalue == pytest.approx(1 / 252)  # < 0.05
+    assert five.paired_test.pvalue == pytest.approx(1 / 32)
 
 
 def test_tstr_table_multiclass_and_unknown_classes(clinical):
