@@ -26,18 +26,38 @@ def train(args, overrides: list[str]) -> None:
         table = clinical_table(phantom_n(args.data), seed=args.seed)
     if (args.epochs is None) == (args.steps is None):
         raise ConfigError("ctgan: give exactly one of --epochs and --steps")
+    schema = None
+    if args.metadata is not None:
+        table, schema = _with_metadata(args, table)
     ctgan.run(
         args.out,
         table,
         epochs=args.epochs,
         steps=args.steps,
         config=config,
+        schema=schema,
         discrete=tuple(c for c in (args.discrete or "").split(",") if c),
         id_column=args.id_column,
         resume=args.resume,
         checkpoint_every=args.checkpoint_every,
     )
     print(f"trained ctgan in {args.out}")
+
+
+def _with_metadata(args, table):
+    """(the table, its schema) from SDV single-table metadata (`--metadata FILE`)."""
+    from jaxsyn.data.clinical import read_table
+    from jaxsyn.data.tabular.metadata import apply_metadata, read_metadata
+
+    if args.discrete or args.id_column:
+        raise ConfigError(
+            "ctgan: --metadata describes every column; expected no --discrete or --id-column "
+            "with it"
+        )
+    metadata = read_metadata(args.metadata)
+    if isinstance(table, Path):
+        return apply_metadata(read_table(table), metadata, str(table))
+    return apply_metadata(table, metadata, args.data)
 
 
 def generate(args) -> None:

@@ -42,6 +42,12 @@ def add_parsers(verbs) -> None:
     p.add_argument("--epochs", type=int, help="ctgan, mmcgan: epochs as the reference counts them")
     p.add_argument("--discrete", help="ctgan: columns to model as categorical, a,b,c")
     p.add_argument("--id-column", help="ctgan: the table's id column (default: detected)")
+    p.add_argument(
+        "--metadata",
+        type=Path,
+        help="ctgan: SDV single-table metadata JSON describing the columns (instead of "
+        "--discrete/--id-column)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint in --out"

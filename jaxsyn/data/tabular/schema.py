@@ -133,15 +133,18 @@ def infer_schema(
     id_column: str | None = None,
     kinds: Mapping[str, str] | None = None,
     max_categories: int = MAX_CATEGORIES,
+    detect_id: bool = True,
 ) -> TableSchema:
-    """Infer the schema of a DataFrame or a CSV/Parquet file; `kinds` overrides column kinds."""
+    """Infer the schema of a DataFrame or a CSV/Parquet file; `kinds` overrides column kinds.
+    `detect_id=False` models every column (no id column unless `id_column` names one)."""
     if isinstance(table, pd.DataFrame):
         df, source = table, "table"
     else:
         df, source = read_table(table), str(table)
     if len(df) == 0:
         raise DataError(f"{source}: the table has no rows; expected at least one")
-    id_column = _find_id(df, id_column, source)
+    if detect_id or id_column is not None:
+        id_column = _find_id(df, id_column, source)
     names = [str(c) for c in df.columns if c != id_column]
     kinds = dict(kinds or {})
     for name, kind in kinds.items():
