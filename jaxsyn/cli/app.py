@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxsyn.cli import acgan, data, evaluate, generate, importer, mmcgan, train
+from jaxsyn.cli import acgan, cache, data, evaluate, generate, importer, mmcgan, train
 from jaxsyn.errors import ConfigError, JaxsynError
 
 # in the order `jaxsyn --help` lists them
@@ -20,6 +20,12 @@ VERB_GROUPS = (data, train, generate, evaluate, mmcgan, acgan, importer)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxsyn", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not keep compiled programs on disk (default: kept in $JAXSYN_CACHE_DIR or "
+        "~/.cache/jaxsyn/jax, so a second run starts faster)",
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for group in VERB_GROUPS:
         group.add_parsers(verbs)
@@ -64,12 +70,15 @@ def _flag_without_value(token: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    use_cache = "--no-compile-cache" not in argv  # anywhere on the line, like --debug
+    argv = [a for a in argv if a != "--no-compile-cache"]
     try:
         debug, overrides, rest = split_argv(argv)
     except ConfigError as e:
         print(f"jaxsyn: error: {e}", file=sys.stderr)
         return 1
     args = build_parser().parse_args(rest)
+    cache.configure(use_cache)
     try:
         if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:
             raise ConfigError(f"--n is {args.n}; expected >= 1")

@@ -85,11 +85,14 @@ def worker(out: Path, *, steps: int, devices: int, checkpoint_every: int, **flag
 def worker_env(**extra: str) -> dict[str, str]:
     """The session's environment without its JAX/XLA settings (a worker sets its own devices),
     except the code generation level tests/conftest.py sets: a worker must compute the session's
-    bits (levels differ in the last bit of float32 results)."""
+    bits (levels differ in the last bit of float32 results); `jaxsyn` workers share the session's
+    compilation cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_"))}
     level = [f for f in os.environ.get("XLA_FLAGS", "").split() if "optimization_level" in f]
     if level:
         env["XLA_FLAGS"] = " ".join(level)
+    # a `jaxsyn` worker compiles into the session's cache, not the user's (jaxsyn.cli.cache)
+    env["JAXSYN_CACHE_DIR"] = jax.config.jax_compilation_cache_dir or "off"
     env.update(extra)
     return env
 
