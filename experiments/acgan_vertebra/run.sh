@@ -15,6 +15,6 @@ for bn in false true; do
   $J generate --run "$OUT/run-bn-$bn" --n 600 --out "$OUT/gen-bn-$bn" --seed 0
   $J morph --run "$OUT/run-bn-$bn" --from cervical --to lumbar --frames 6 --out "$OUT/strip-bn-$bn.png"
   $J evaluate --real "$OUT/train" --synthetic "$OUT/gen-bn-$bn" --holdout "$OUT/holdout" \
-    --test "$OUT/test" --labels region --utility-model resnet-tiny --utility-epochs 8 \
+    --test "$OUT/test" --ids-per-folder --labels region --utility-model resnet-tiny --utility-epochs 8 \
     --features pixels --features domain --out "$OUT/report-bn-$bn"
 done

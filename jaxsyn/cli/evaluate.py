@@ -23,6 +23,8 @@ def evaluate(args) -> None:
         augment=args.augment,
         occlusion=args.occlusion,
         volume_size=args.volume_size,
+        features_train=args.features_train,
+        compare_ids=not args.ids_per_folder,
         seed=args.seed,
     )
     print(f"wrote {index} and report.json")
@@ -49,6 +51,18 @@ def add_parsers(verbs) -> None:
         "--umap", action="store_true", help="UMAP figures and UMAP-space attacks (umap extra)"
     )
     p.add_argument("--test", type=Path, help="utility: held-out real data with labels")
+    p.add_argument(
+        "--features-train",
+        type=Path,
+        help="labelled real data, disjoint from --real, --holdout and --test, that the domain "
+        "feature extractor is trained on (without it: on --real, and its attacks are skipped)",
+    )
+    p.add_argument(
+        "--ids-per-folder",
+        action="store_true",
+        help="ids only number each folder's files (phantom cohorts): --test and "
+        "--features-train are checked against --real/--holdout by contents, not ids",
+    )
     p.add_argument("--labels", help="utility: label columns a,b (tables: the target column)")
     p.add_argument(
         "--utility-model",

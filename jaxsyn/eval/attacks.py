@@ -18,6 +18,7 @@ recomputed exactly, so copies are at 0 and never tie by rounding).
                 scores 0 everywhere once more than floor(q Q S) copies sit at d = 0. Each
                 candidate has ~q S random neighbours, so copies stand out only when a member has
                 more than that many (S / n_train >> q S, i.e. q n_train << 1): not at pGAN's 1 %.
+                `copy_quantile` (ours, issue 17.7) is a quantile that can flag copies.
   embed="umap"  both attacks in a 32-d UMAP (n_neighbors 20, min_dist 0, random_state 10:
                 notebook 2; the paper says 64-d) fitted on candidates + synthetic (issue 7; the
                 notebooks fit 5,000 other real images). Needs umap-learn.
@@ -103,6 +104,27 @@ class DistributionAttack(_Attack):
     threshold: float  # the quantile of all candidate-synthetic distances
     counts: list[int]  # per candidate: synthetic samples within the threshold
     by_count: Ranking
+
+
+def copy_quantile(n_candidates: int, n_members: int, n_train: int) -> float:
+    """A distribution-attack quantile at which a generator that copies its training samples is
+    flagged (ours, issue 17.7; pGAN's 1 % cannot, see the module docstring).
+
+    A generator that emits each of its n_train training samples equally often, S / n_train
+    times, puts n_members S / n_train copies among the Q S candidate-synthetic distances
+    (Q = n_candidates): a share n_members / (Q n_train). The quantile returned is half that
+    share, n_members / (2 Q n_train): the threshold then falls at about the median copy distance,
+    so while copies lie closer than other samples a member counts about half its copies and a
+    non-member none, and about q S = n_members S / (2 Q n_train) random neighbours (S / (6
+    n_train) for pGAN's equal thirds) are fewer than a member's S / n_train copies. For 1000
+    candidates (334 members) and 300 training samples: 5.6e-4, against pGAN's 1e-2.
+    """
+    for value, name in ((n_candidates, "n_candidates"), (n_members, "n_members"),
+                        (n_train, "n_train")):  # fmt: skip
+        _check_int(value, name)
+    if n_members >= n_candidates:
+        raise DataError(f"n_members: got {n_members}, expected fewer than {n_candidates}")
+    return n_members / (2.0 * n_candidates * n_train)
 
 
 def make_candidates(members, holdout, test=None, *, n: int = N_CANDIDATES, seed: int = 0):

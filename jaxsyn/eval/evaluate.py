@@ -20,7 +20,11 @@ folder is given) in pixel space, in a real-trained classifier's features (volume
 --umap, in pGAN's 32-d UMAP of each; nearest training samples of synthetic ones (L2 in pixels; cosine in classifier features).
 Without a holdout the attacks are skipped with a note. Tables: sdmetrics-equivalent quality,
 association heat maps and distance to closest record. Utility, with --test and --labels: the
-same classifier trained on real and on synthetic data, tested on --test.
+same classifier trained on real and on synthetic data (5 seeds), tested on --test.
+Leakage guards (`jaxsyn.eval.leakage`): --test must share no id and no identical image with
+--real or --holdout, and --features-train (real data for the domain feature extractor) none with
+--real, --holdout or --test; without --features-train the extractor is trained on --real, the
+report says that it saw the members, and the attacks in its feature space are skipped.
 Every number lands in report.json with its settings; index.html shows them with the figures.
 """
 
@@ -31,6 +35,7 @@ from pathlib import Path
 
 from jaxsyn.data.volumes import NIFTI_SUFFIXES
 from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.eval import leakage
 from jaxsyn.eval.report import Report
 from jaxsyn.eval.sections import (  # noqa: F401  GRID, KID_SUBSET, UTILITY_MODELS: re-exported
     GRID,
@@ -86,6 +91,8 @@ def evaluate(
     augment: bool = False,
     occlusion: bool = False,
     volume_size: int = VOLUME_SIZE,
+    features_train: str | os.PathLike | None = None,
+    compare_ids: bool = True,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
@@ -96,25 +103,39 @@ def evaluate(
     pGAN's 32-d UMAP (the `umap` extra). Utility, with `test` (held-out real data with labels)
     and `labels` (label columns: several 0/1 columns are a multi-label task, one column of
     classes a multi-class one; for tables the one target column): train on real and on
-    synthetic, test on `test` (`jaxsyn.eval.utility`, seeds 0, 1, 2) with `utility_model` for
+    synthetic, test on `test` (`jaxsyn.eval.utility`, seeds 0-4) with `utility_model` for
     `utility_epochs` epochs: images {UTILITY_MODELS}, volumes {UTILITY_MODELS_3D} on
     `volume_size`^3 grids, tables "hgb" (gradient boosting) or "mlp"; default per kind
-    `DEFAULT_MODELS`. `occlusion` adds the occlusion maps of an image classifier trained on real
+    `DEFAULT_MODELS`. `features_train`: labelled real
+    data, disjoint from `real`, `holdout` and `test`, on which the domain feature extractor is
+    trained (else on `real`: the report says so and skips the attacks in its features).
+    `compare_ids` False: the leakage guards compare contents only, for ids that merely number
+    each folder's files, as phantom cohorts' do (`jaxsyn.eval.leakage`). `occlusion` adds the occlusion maps of an image classifier trained on real
     and one trained on synthetic images (seed 0), side by side."""
     from jaxsyn.eval import images, tables, volumes
 
     first = kind_of(real)
-    kinds = {first, kind_of(synthetic, first)} | ({kind_of(holdout, first)} if holdout else set())
-    if len(kinds) > 1:
-        raise DataError(f"--real, --synthetic and --holdout are {sorted(kinds)}; expected one kind")
-    (kind,) = kinds
+    given = {"real": real, "synthetic": synthetic, "holdout": holdout, "features-train":
+             features_train, "test": test if test is not None and labels else None}  # fmt: skip
+    given = {flag: path for flag, path in given.items() if path is not None}
+    kinds = {flag: kind_of(path, first) for flag, path in given.items()}
+    if len(set(kinds.values())) > 1:
+        flags = ", ".join(f"--{flag}" for flag in kinds)
+        raise DataError(f"{flags} are {sorted(set(kinds.values()))}; expected one kind")
+    kind = first
+    pairs = [(a, b) for a in ("test", "features-train") for b in ("real", "holdout", "test")
+             if a != b and a in given and b in given]  # fmt: skip
+    leakage.check_disjoint(given, pairs, kind, ids=compare_ids)
+    guards = {"features_train": str(features_train) if features_train else None,
+              "disjoint": [f"--{a} vs --{b}" for a, b in pairs],
+              "disjoint_by": "ids and contents" if compare_ids else "contents"}  # fmt: skip
     model = utility_model or DEFAULT_MODELS[kind]
     report = Report(
         out_dir, title=f"jaxsyn evaluation: {Path(synthetic).name} vs {Path(real).name}"
     )
     report.numbers("inputs", {"real": str(real), "synthetic": str(synthetic),
-                              "holdout": str(holdout) if holdout else None, "seed": seed})  # fmt: skip
-    domain = (labels, model, utility_epochs)
+                              "holdout": str(holdout) if holdout else None, "seed": seed, **guards})  # fmt: skip
+    domain = (labels, model, utility_epochs, features_train)
     if kind == "table":
         tables.tables(report, real, synthetic, holdout)
     elif kind == "volumes":

@@ -22,6 +22,7 @@ from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.eval import features as feats
 from jaxsyn.eval.report import figure
 from jaxsyn.eval.sections import (
+    DOMAIN_SAW_MEMBERS,
     FIDELITY_NOTE,
     GRID,
     INCEPTION_PRECISION,
@@ -72,7 +73,7 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
     kept = {}  # raw features of the domain extractor, for the cosine neighbours
     for name, path in extractors.items():
         if name == "domain":
-            extract = _domain_extractor(x_real, t_real, *domain)
+            extract = domain_extract = _domain_extractor(x_real, t_real, *domain)
         else:
             extract = feats.builtin(name, path)
         by_slice = name == "inception" and layout == "slices"
@@ -115,6 +116,8 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
     else:
         report.text("privacy", "Nearest neighbours in classifier features skipped: they need "
                     "--features domain and --labels.")  # fmt: skip
+    if "domain" in kept and domain[3] is None:  # issue 17.5a: it was trained on the members
+        report.text("privacy", DOMAIN_SAW_MEMBERS)
     if x_hold is None:
         report.text("privacy", "Membership attacks skipped: they need --holdout (real images the "
                     "generator never saw).")  # fmt: skip
@@ -122,6 +125,10 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
         return
     attack_section(report, "pixels (32 x 32 grey)", p_real, p_syn, feats.pixels(x_hold),
                    seed=seed, umap=umap)  # fmt: skip
+    if "domain" in kept and domain[3] is not None:
+        f_hold = feats.extract(domain_extract, x_hold, progress=progress, name="domain")
+        attack_section(report, "domain features (a classifier trained on --features-train)",
+                       *kept["domain"], f_hold, seed=seed, umap=umap, key_suffix="_domain")  # fmt: skip
 
 
 LAYOUT_NOTES = {
@@ -169,15 +176,20 @@ def slice_average(per_slice, seed: int) -> dict:
     return out | {"fid_per_slice": [m["fid"] for m in each]}
 
 
-def _domain_extractor(x_real, t_real, labels, model, epochs):
-    """The penultimate features of a classifier trained on the real images' labels (seed 0)."""
+def _domain_extractor(x_real, t_real, labels, model, epochs, features_train=None):
+    """The penultimate features of a classifier trained on the real images' labels (seed 0), or
+    on `features_train`'s images and labels when given (issue 17.5a)."""
     from jaxsyn.eval import classifiers
 
     if not labels:
         raise ConfigError("--features domain needs --labels: the classifier is trained on them")
+    flag = "--real"
+    if features_train is not None:
+        x_real, t_real = load(features_train, x_real.shape[1], False)[:2]
+        flag = "--features-train"
     absent = [c for c in labels if c not in t_real.columns]
     if absent:
-        raise DataError(f"--real labels.csv: no column(s) {absent}; expected {labels}")
+        raise DataError(f"{flag} labels.csv: no column(s) {absent}; expected {labels}")
     task, outputs, y = targets(labels, t_real)
     config = classifier_config(model, x_real.shape[-1], outputs)
     variables = classifiers.train_classifier(config, x_real, y(t_real), task=task, epochs=epochs)

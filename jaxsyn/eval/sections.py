@@ -45,6 +45,24 @@ FIDELITY_NOTE = (
     "over 100 subsets of min(1000, N, M); MMD: RBF kernel, median-distance bandwidth; precision, "
     "recall, density, coverage: k = 5 nearest neighbours (fewer for tiny sets)."
 )
+# Said in the report when the domain feature extractor was trained on --real (issue 17.5a).
+DOMAIN_SAW_MEMBERS = (
+    "The domain feature extractor was trained on --real, the generator's training data, whose "
+    "samples are the attack's members: its features have seen the members, so the membership "
+    "attacks in its feature space are skipped (its fidelity numbers and nearest neighbours are "
+    "reported). Give --features-train (labelled real data disjoint from --real, --holdout and "
+    "--test) to train it elsewhere and run them."
+)
+# How the distribution attack's neighbourhoods are chosen (issue 17.7), said once per report.
+QUANTILE_NOTE = (
+    "Distribution attack: distribution_attack_auc uses pGAN's quantile (1 % of all "
+    "candidate-synthetic distances in input space, 0.1 % in UMAP space, Sun et al. 2021 §6.5), "
+    "at which every candidate has about quantile x n_synthetic random neighbours, more than a "
+    "copying generator's n_synthetic / n_train copies unless quantile x n_train << 1: there it "
+    "cannot flag copies. distribution_attack_auc_copies uses a quantile that can (ours, "
+    "attacks.copy_quantile): n_members / (2 n_candidates n_train), half the share of "
+    "candidate-synthetic pairs that copies of the members would be."
+)
 # The settings line of Inception numbers (jaxsyn.eval.inception, issue 17.8).
 INCEPTION_PRECISION = "float32, every convolution at Precision.HIGHEST (no TF32 on GPUs)"
 
@@ -108,9 +126,11 @@ def attack_section(
 ) -> bool:  # fmt: skip
     """Both pGAN attacks in one space (rows of [N, ...] arrays, flattened); False when the holdout
     is too small (a note says so). Numbers: `<section>.pairwise_attack_auc<key_suffix>` (by the
-    minimum distance; `_median`, `_ratio` the other scores), `distribution_attack_auc`, and with
-    `umap` the same AUCs in pGAN's 32-d UMAP (`..._umap`); details under
-    `<section>.pairwise_attack<key_suffix>` and `distribution_attack<key_suffix>`."""
+    minimum distance; `_median`, `_ratio` the other scores), `distribution_attack_auc` at pGAN's
+    quantile and `distribution_attack_auc_copies` at `attacks.copy_quantile` (one that can flag
+    copies, `QUANTILE_NOTE`), and with `umap` the same AUCs in pGAN's 32-d UMAP (`..._umap`);
+    details under `<section>.pairwise_attack<key_suffix>`, `distribution_attack<key_suffix>` and
+    `distribution_attack_copies<key_suffix>`."""
     half = len(holdout) // 2
     n = 3 * min(len(real), half, len(holdout) - half)
     if n < 6:
@@ -122,16 +142,29 @@ def attack_section(
     )
     found = attacks.membership_attacks(candidates, member, synthetic, groups=groups, seed=seed)
     pw, dist = found["pairwise"], found["distribution"]
+    q_copies = attacks.copy_quantile(n, int(member.sum()), len(real))
+    copies = attacks.membership_attacks(candidates, member, synthetic, groups=groups,
+                                        quantile=q_copies, seed=seed)["distribution"]  # fmt: skip
     s = key_suffix
+    if not s:
+        report.text(section, QUANTILE_NOTE)
     report.numbers(section, {
         f"pairwise_attack_auc{s}": pw.by_min.auc,
         f"pairwise_attack_auc_median{s}": pw.by_median.auc,
         f"pairwise_attack_auc_ratio{s}": pw.by_ratio.auc,
         f"distribution_attack_auc{s}": dist.by_count.auc,
+        f"distribution_attack_auc_copies{s}": copies.by_count.auc,
     })  # fmt: skip
     report.numbers(f"{section}.attack_settings{s}", {
-        "space": space, "metric": "l2", "n_candidates": n, "quantile": dist.quantile,
+        "space": space, "metric": "l2", "n_candidates": n, "n_train": len(real),
+        "n_synthetic": len(synthetic), "quantile": dist.quantile,
+        "quantile_source": "pGAN (Sun et al. 2021 §6.5): 1 % in input space",
+        "quantile_copies": q_copies,
+        "quantile_copies_source": "ours: n_members / (2 n_candidates n_train)",
         "groups": "train / holdout first half / holdout second half as test"})  # fmt: skip
+    report.numbers(f"{section}.distribution_attack_copies{s}", {
+        "auc_by_group": copies.by_count.auc_by_group, "threshold": copies.threshold,
+        "top_k_hits": copies.by_count.top_k_hits, "counts": copies.counts})  # fmt: skip
     report.numbers(f"{section}.pairwise_attack{s}", {
         "auc_by_group": pw.by_min.auc_by_group, "top_k": pw.by_min.top_k,
         "top_k_hits": pw.by_min.top_k_hits, "top_third_hits": pw.by_min.top_third_hits,
@@ -139,20 +172,26 @@ def attack_section(
     report.numbers(f"{section}.distribution_attack{s}", {
         "auc_by_group": dist.by_count.auc_by_group, "threshold": dist.threshold,
         "top_k_hits": dist.by_count.top_k_hits, "counts": dist.counts})  # fmt: skip
-    curves = {"pairwise (min distance)": pw.by_min, "distribution": dist.by_count}
+    curves = {"pairwise (min distance)": pw.by_min, "distribution, pGAN's 1 %": dist.by_count,
+              "distribution, copy quantile": copies.by_count}  # fmt: skip
     if umap:
         _umap()  # a clear error before the fit if umap-learn is missing
-        found = attacks.membership_attacks(
-            candidates, member, synthetic, groups=groups, embed="umap", seed=seed
-        )
+        embedded = attacks.umap_embedding(candidates, synthetic)  # one fit for both quantiles
+        found = attacks.membership_attacks(embedded[0], member, embedded[1], groups=groups,
+                                           quantile=attacks.QUANTILE_EMBEDDING, seed=seed)  # fmt: skip
         pu, du = found["pairwise"], found["distribution"]
+        cu = attacks.membership_attacks(embedded[0], member, embedded[1], groups=groups,
+                                        quantile=q_copies, seed=seed)["distribution"]  # fmt: skip
         report.numbers(section, {
             f"pairwise_attack_auc_umap{s}": pu.by_min.auc,
             f"pairwise_attack_auc_ratio_umap{s}": pu.by_ratio.auc,
             f"distribution_attack_auc_umap{s}": du.by_count.auc,
+            f"distribution_attack_auc_copies_umap{s}": cu.by_count.auc,
         })  # fmt: skip
         report.numbers(f"{section}.umap_attack_settings{s}", {
             "space": f"UMAP of {space}", "quantile": du.quantile,
+            "quantile_source": "pGAN (Sun et al. 2021 §6.5): 0.1 % in UMAP space",
+            "quantile_copies": q_copies,
             **{k: v for k, v in attacks.UMAP_SETTINGS.items()},
             "fitted_on": "candidates + synthetic"})  # fmt: skip
         curves |= {"pairwise, UMAP": pu.by_min, "distribution, UMAP": du.by_count}

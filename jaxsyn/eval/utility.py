@@ -46,6 +46,7 @@ MLP_MAX_ITER = 200
 # (Mann-Whitney, 3 vs 3) and 0.125 (Wilcoxon), so no result could be significant; with 5 they are
 # 1/252 = 0.004 and 1/32 = 0.031. DuMont et al. 2020 use at least 4 (10-20 at the extremes).
 SEEDS = (0, 1, 2, 3, 4)
+NO_SELECTION = "none: every classifier keeps its last epoch"
 BCA_NOTE = (
     "No BCa interval: {n} per-seed gaps, fewer than {k}. From so few values a nominal 95 % BCa "
     "interval is far too narrow (it covered the true mean of normal samples 70 % of the time "
@@ -122,13 +123,15 @@ class UtilityResult:
     # BCa (2000) of the mean gap; NaN if constant; None under stats.BCA_MIN_VALUES seeds
     difference_ci: stats.Interval | None
     difference_ci_note: str | None  # why there is no interval
+    model_selection: str  # which validation data selected each model (issue 17.5c)
     settings: dict
 
     def asdict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def _summarise(task, model, seeds, real, syn, augmented, settings) -> UtilityResult:
+def _summarise(task, model, seeds, real, syn, augmented, settings,
+               selection: str = NO_SELECTION) -> UtilityResult:  # fmt: skip
     """Both tests the issue asks for on the per-seed AUCs: unpaired (Mann-Whitney) and paired by
     seed (Wilcoxon), with a BCa interval of the mean gap (pGAN §6.3: 2000 resamples) from
     `stats.BCA_MIN_VALUES` seeds on."""
@@ -145,7 +148,7 @@ def _summarise(task, model, seeds, real, syn, augmented, settings) -> UtilityRes
         task, model, tuple(seeds), tuple(real), tuple(syn),
         None if augmented is None else tuple(augmented),
         stats.auc_difference_summary(real, syn), stats.mann_whitney(real, syn, "greater"),
-        paired, interval, note, settings,
+        paired, interval, note, selection, settings,
     )  # fmt: skip
 
 
@@ -200,7 +203,7 @@ def tstr(
     both together the augmented one. `val` without `val_syn` holds out min(len(val), N_syn // 2)
     synthetic samples (drawn with seed 0) as `val_syn`; they are then not trained on. Nothing
     real selects the synthetic-trained model: a real validation set would leak real data into
-    TSTR. `settings["model_selection"]` says what was done.
+    TSTR. `model_selection` in the result says what was done.
     """
     seeds = _check_seeds(seeds)
     if task not in TASKS:
@@ -212,7 +215,7 @@ def tstr(
             f"images: real_train {real[0].shape[1:]}, synthetic_train {syn[0].shape[1:]}, "
             f"real_test {test[0].shape[1:]}; expected one [H, W, C] (resize first)"
         )
-    selection = "none: every classifier keeps its last epoch"
+    selection = NO_SELECTION
     vals = {}
     if val is not None:
         val = _image_set(val, "val")
@@ -234,7 +237,6 @@ def tstr(
     settings = dict(
         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
         n_train_real=len(real[0]), n_train_syn=len(syn[0]), n_test=len(test[0]),
-        model_selection=selection,
     )  # fmt: skip
     aucs = {name: [] for name in sets}
     for seed in seeds:
@@ -246,8 +248,9 @@ def tstr(
             probs = classifiers.predict(variables, model, test[0], task=task, batch=batch_size)
             aucs[name].append(mean_auroc(test[1], probs, task))
     return _summarise(
-        task, repr(model), seeds, aucs["real"], aucs["syn"], aucs.get("augmented"), settings
-    )
+        task, repr(model), seeds, aucs["real"], aucs["syn"], aucs.get("augmented"), settings,
+        selection,
+    )  # fmt: skip
 
 
 def _concat(a: tuple, b: tuple) -> tuple[np.ndarray, np.ndarray]:

@@ -27,8 +27,8 @@ In the report (`jaxsyn evaluate` on folders of .nii/.nii.gz): fidelity per 2D ex
 (`fidelity.<name>_2p5d`: the metrics of the central slices' averaged features, and the plane FIDs
 `xy`, `yz`, `zx` and their `mean` of `fid_2p5d`) and, with --labels (`--features domain` or by default when labels are
 given), in the 3D domain features (`fidelity.domain_3d`); privacy: pGAN's attacks on the stacked
-planes' pixels (`privacy.pairwise_attack_auc`, ...), again in the 3D domain features
-(`privacy.pairwise_attack_auc_domain_3d`, ...), with --umap in UMAP space (`..._umap`), and
+planes' pixels (`privacy.pairwise_attack_auc`, ...), again in the 3D domain features when the
+classifier was trained on --features-train (`privacy.pairwise_attack_auc_domain_3d`, ...), with --umap in UMAP space (`..._umap`), and
 nearest training volumes of synthetic ones: L2 on the planes' pixels, cosine in the 3D domain
 features (DuMont et al. S.6); utility: `utility.tstr` with a 3D ResNet on `volume_grid`s.
 Labels of a volume folder come from its labels.csv or table.csv (the phantom's), matched to the
@@ -49,6 +49,7 @@ from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.eval import features as feats
 from jaxsyn.eval.report import figure
 from jaxsyn.eval.sections import (
+    DOMAIN_SAW_MEMBERS,
     FIDELITY_NOTE,
     INCEPTION_PRECISION,
     attack_section,
@@ -283,7 +284,7 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
             volume_size: int = VOLUME_SIZE) -> None:  # fmt: skip
     """Fidelity and privacy of volume folders: 2.5D per 2D extractor; in the 3D domain features
     when `domain` = (labels, model, epochs) has labels and `features` is None or names domain."""
-    labels, model, epochs = domain
+    labels, model, epochs, features_train = domain
     extractors = {"pixels": None, **(features or {})}
     use_3d = "domain" in extractors or (features is None and bool(labels))
     extractors.pop("domain", None)
@@ -341,7 +342,13 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
                               "features from a resnet3d-*")  # fmt: skip
         from jaxsyn.eval import classifiers
 
-        variables = classifiers.train_classifier(config, g_real, y(t_real), task=task,
+        g_fit, y_fit = g_real, y(t_real)
+        if features_train is not None:  # issue 17.5a: an extractor that never saw the members
+            _, g_fit, fit_ids = read_folder(features_train, size, grid, progress)
+            y_fit = y(volume_labels(features_train, fit_ids, labels))
+        else:
+            report.text("privacy", DOMAIN_SAW_MEMBERS)
+        variables = classifiers.train_classifier(config, g_fit, y_fit, task=task,
                                                  epochs=epochs, batch_size=8, seed=0,
                                                  progress=progress)  # fmt: skip
         d_real, d_syn = (classifiers.embed(variables, config, g) for g in (g_real, g_syn))
@@ -349,7 +356,8 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
         if umap:
             umap_figure(report, "domain_3d", d_real, d_syn, seed)
         report.numbers("fidelity.domain_3d", distribution_metrics(d_real, d_syn, seed),
-                       settings={"extractor": f"{model} trained on --real's {labels} (seed 0, "
+                       settings={"extractor": f"{model} trained on {'--features-train' if features_train else '--real'}'s "
+                                 f"{labels} (seed 0, "
                                  f"{epochs} epochs), pooled last stage", "volume_size": grid,
                                  "window_hu": list(WINDOW_HU)})  # fmt: skip
         nearest_pairs(report, "nearest_domain_3d", tiles(p_syn), tiles(p_real), d_syn, d_real,
@@ -360,7 +368,7 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
         return
     attack_section(report, "pixels of the three central slices", pix_real, pix_syn,
                    feats.pixels(tiles(p_hold)), seed=seed, umap=umap)  # fmt: skip
-    if d_hold is not None:
+    if d_hold is not None and features_train is not None:
         attack_section(report, "3D domain features", d_real, d_syn, d_hold, seed=seed,
                        umap=umap, key_suffix="_domain_3d")  # fmt: skip
 

@@ -13,7 +13,9 @@ from jaxsyn.cli import main
 from jaxsyn.data.phantoms import cxr
 from jaxsyn.data.phantoms.ct import clinical_table
 from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.eval import leakage
 from jaxsyn.eval.evaluate import evaluate
+from jaxsyn.eval.sections import DOMAIN_SAW_MEMBERS
 from jaxsyn.eval.tables import table_utility
 
 
@@ -127,14 +129,29 @@ def test_umap_figure_and_umap_space_attacks(folders, tmp_path):
 
 def test_utility_in_the_report(folders, tmp_path):
     cxr.write_cohort(tmp_path / "test", n=48, size=32, seed=9, progress=False)
-    evaluate(folders / "real", folders / "copies", tmp_path / "u", features={"domain": None},
-             test=tmp_path / "test", labels=["enlarged_heart", "support_device"],
-             utility_model="densenet-tiny", utility_epochs=2, occlusion=True,
-             progress=False)  # fmt: skip
+    evaluate(
+        folders / "real",
+        folders / "copies",
+        tmp_path / "u",
+        features={"domain": None},
+        test=tmp_path / "test",
+        labels=["enlarged_heart", "support_device"],
+        utility_model="densenet-tiny",
+        utility_epochs=2,
+        occlusion=True,
+        compare_ids=False,  # phantom cohorts number their files alike: compare contents
+        progress=False,
+    )
     report = json.loads((tmp_path / "u" / "report.json").read_text())
     u = report["utility"]
-    assert u["task"] == "multilabel" and len(u["auc_real"]) == 3
+    assert u["task"] == "multilabel" and len(u["auc_real"]) == 5  # five seeds by default
     assert u["auc_real"] == u["auc_syn"]  # a copy trains the same classifier
+    assert u["test"]["min_pvalue"] < 0.05 < u["test"]["pvalue"]  # no gap; 5 seeds could show one
+    assert u["difference_ci"] is None
+    assert "fewer than 10" in u["difference_ci_note"]
+    assert u["model_selection"].startswith("none")  # evaluate passes no validation data
+    assert report["inputs"]["disjoint"] == ["--test vs --real"]
+    assert DOMAIN_SAW_MEMBERS in "\n".join(report["notes"])  # the extractor saw the members
     assert u["settings"]["labels"] == ["enlarged_heart", "support_device"]
     assert (tmp_path / "u" / "figures" / "utility_auc.png").is_file()
     occ = u["occlusion"]
@@ -146,6 +163,66 @@ def test_utility_in_the_report(folders, tmp_path):
     assert nearest["settings"]["metric"] == "cosine" and max(nearest["distance"]) < 1e-6
     assert report["privacy"]["nearest"]["train_index"] == list(range(8))  # L2 pixels: copies
     assert (tmp_path / "u" / "figures" / "privacy_nearest_domain.png").is_file()
+
+
+def test_held_out_sets_must_be_disjoint(folders, tmp_path, capsys):
+    """Issue 17.5b: --test sharing ids or identical images with --real or --holdout is refused
+    with a one-line error, before anything is computed; ids=False compares contents only."""
+    cxr.write_cohort(tmp_path / "test", n=8, size=32, seed=9, progress=False)
+    argv = ["evaluate", "--real", str(folders / "real"), "--synthetic", str(folders / "copies"),
+            "--test", str(tmp_path / "test"), "--labels", "enlarged_heart"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "--test and --real share 8 id(s), e.g. 'X00000'" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+    # the same folder under other ids, one image a copy of a training image
+    table = pd.read_csv(tmp_path / "test" / "labels.csv")
+    for old in table.image_id:
+        (tmp_path / "test" / f"{old}.png").rename(tmp_path / "test" / f"T{old[1:]}.png")
+    table.assign(image_id="T" + table.image_id.str[1:]).to_csv(tmp_path / "test" / "labels.csv",
+                                                                index=False)  # fmt: skip
+    shutil.copy(folders / "holdout" / "X00005.png", tmp_path / "test" / "T00002.png")
+    with pytest.raises(DataError, match="--test and --holdout hold 1 identical images, e.g. "
+                       "'T00002' in --test = 'X00005' in --holdout"):  # fmt: skip
+        evaluate(folders / "real", folders / "copies", tmp_path / "r", holdout=folders / "holdout",
+                 test=tmp_path / "test", labels=["enlarged_heart"], progress=False)  # fmt: skip
+    given = {"real": folders / "real", "test": folders / "independent"}  # X00000.. in both
+    leakage.check_disjoint(given, [("test", "real")], "images", ids=False)  # contents differ
+    with pytest.raises(DataError, match="share 48 id"):
+        leakage.check_disjoint(given, [("test", "real")], "images")
+    given["test"] = folders / "copies"
+    with pytest.raises(DataError, match="hold 48 identical images"):
+        leakage.check_disjoint(given, [("test", "real")], "images", ids=False)
+    table = clinical_table(20, seed=0)
+    table.iloc[:12].to_csv(tmp_path / "real.csv", index=False)
+    table.iloc[10:].to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(DataError, match="share 2 id.*'patient_id=P00010'"):
+        leakage.check_disjoint({"real": tmp_path / "real.csv", "test": tmp_path / "test.csv"},
+                               [("test", "real")], "table")  # fmt: skip
+
+
+def test_features_train_keeps_the_domain_extractor_off_the_members(folders, tmp_path):
+    """Issue 17.5a: with --features-train the domain classifier is trained there and the
+    attacks run in its features (a copying generator is caught); without it they are skipped
+    (test_utility_in_the_report checks the note)."""
+    cxr.write_cohort(tmp_path / "fit", n=48, size=32, seed=7, progress=False)
+    evaluate(folders / "real", folders / "copies", tmp_path / "f", holdout=folders / "holdout",
+             features={"domain": None}, labels=["enlarged_heart"], utility_model="densenet-tiny",
+             utility_epochs=1, features_train=tmp_path / "fit", compare_ids=False,
+             progress=False)  # fmt: skip
+    report = json.loads((tmp_path / "f" / "report.json").read_text())
+    assert report["inputs"]["features_train"] == str(tmp_path / "fit")
+    assert report["inputs"]["disjoint"] == ["--features-train vs --real",
+                                            "--features-train vs --holdout"]  # fmt: skip
+    assert report["inputs"]["disjoint_by"] == "contents"
+    privacy = report["privacy"]
+    assert privacy["pairwise_attack_auc_domain"] > 0.95  # copies: their features are the members'
+    assert "features-train" in privacy["attack_settings_domain"]["space"]
+    assert DOMAIN_SAW_MEMBERS not in "\n".join(report["notes"])
+    with pytest.raises(DataError, match="--features-train and --real hold 48 identical"):
+        evaluate(folders / "real", folders / "copies", tmp_path / "g", features={"domain": None},
+                 labels=["enlarged_heart"], features_train=folders / "copies",
+                 compare_ids=False, progress=False)  # fmt: skip
 
 
 def test_table_utility(tmp_path):
@@ -189,16 +266,19 @@ def test_volume_report_2_5d(tmp_path):
     assert metrics["mean"] == pytest.approx(np.mean([metrics[p] for p in ("xy", "yz", "zx")]))
     assert report["inputs"]["n_real"] == 8 and report["privacy"]["pairwise_attack_auc"] is not None
     assert (tmp_path / "r" / "figures" / "fidelity_slices.png").is_file()
-    # Copies, with a label: the 3D domain features (a tiny 3D ResNet trained on --real), the
-    # attacks and cosine neighbours in them, and 3D utility on --test.
+    # Copies, with a label: the 3D domain features (a tiny 3D ResNet trained on
+    # --features-train), the attacks and cosine neighbours in them, and 3D utility on --test.
     ct.write_cohort(tmp_path / "test", n=8, size=16, seed=3, progress=False)
-    for name in ("real", "copies", "hold", "test"):  # a balanced label beside the volumes
+    ct.write_cohort(tmp_path / "fit", n=8, size=16, seed=4, progress=False)
+    for name in ("real", "copies", "hold", "test", "fit"):  # a balanced label beside the volumes
         ids = sorted(p.name.removesuffix(".nii.gz") for p in (tmp_path / name).glob("*.nii.gz"))
         labels = pd.DataFrame({"id": ids, "label": np.arange(len(ids)) % 2})
         labels.to_csv(tmp_path / name / "labels.csv", index=False)
     argv += ["--synthetic", str(tmp_path / "copies"), "--out", str(tmp_path / "c")]
     argv += ["--features", "domain", "--labels", "label", "--test", str(tmp_path / "test")]
     argv += ["--utility-model", "resnet3d-tiny", "--utility-epochs", "2", "--volume-size", "16"]
+    assert main(argv) == 1  # phantom cohorts number their volumes alike: P00000, ...
+    argv += ["--features-train", str(tmp_path / "fit"), "--ids-per-folder"]
     assert main(argv) == 0
     copies = json.loads((tmp_path / "c" / "report.json").read_text())
     assert copies["fidelity"]["pixels_2p5d"]["fid"] < 1e-6
@@ -210,7 +290,10 @@ def test_volume_report_2_5d(tmp_path):
     assert max(privacy["nearest_domain_3d"]["distance"]) < 1e-6  # cosine, copies
     assert privacy["nearest_domain_3d"]["settings"]["metric"] == "cosine"
     utility = copies["utility"]
-    assert utility["auc_real"] == utility["auc_syn"] and len(utility["auc_real"]) == 3
+    assert utility["auc_real"] == utility["auc_syn"] and len(utility["auc_real"]) == 5
+    assert "--features-train vs --test" in copies["inputs"]["disjoint"]
+    settings = copies["fidelity"]["domain_3d"]["settings"]
+    assert settings["extractor"].startswith("resnet3d-tiny trained on --features-train's")
     assert "ResNet3DConfig" in utility["model"] and utility["settings"]["volume_size"] == 16
     for png in ("privacy_nearest.png", "privacy_nearest_domain_3d.png", "utility_auc.png"):
         assert (tmp_path / "c" / "figures" / png).is_file()

@@ -104,7 +104,7 @@ def test_tstr_selects_each_model_on_its_own_kind_of_validation_data(heart_sets, 
     rows = {im.tobytes() for im in syn[0]}
     assert all(im.tobytes() in rows for im in v_syn[0])  # synthetic validation data ...
     assert not {im.tobytes() for im in x_syn} & {im.tobytes() for im in v_syn[0]}  # ... unseen
-    assert "synthetic-trained on 40 synthetic samples" in result.settings["model_selection"]
+    assert "synthetic-trained on 40 synthetic samples" in result.model_selection
     assert result.settings["n_train_syn"] == 152
     seen.clear()
     given = (syn[0][:24], syn[1][:24])

@@ -1,0 +1,102 @@
+"""Issue 17.7: pGAN's distribution attack at realistic sizes, through the report's attack section.
+
+A generator that emits noisy copies of its 300 training radiographs (10 each, Gaussian noise of
+5 % of the intensity range) must be flagged at the copy quantile (AUC >= 0.9); one that emits
+noisy copies of 300 other radiographs, as many and as noisy, must not (AUC <= 0.6). Pixel space
+here; a trained domain extractor's features and pGAN's 32-d UMAP in the slow target.
+"""
+
+import numpy as np
+import pytest
+
+from jaxsyn.data.phantoms import cxr
+from jaxsyn.eval import features as feats
+from jaxsyn.eval.report import Report
+from jaxsyn.eval.sections import attack_section
+
+N, COPIES, NOISE, SIZE = 300, 10, 0.05, 32
+# pGAN's equal thirds of 3 min(300, 150, 150) = 450 candidates: 150 members
+Q_COPIES = 150 / (2 * 450 * N)
+
+
+def cohort(n: int, seed: int):
+    """(radiographs float32 [n, 32, 32, 1] in [0, 1], labels) of the CXR phantom."""
+    table = cxr.labels(n, seed)
+    rows = table.to_dict("records")
+    x = [cxr.radiograph(row, SIZE, cxr.image_seed(seed, i))[0] for i, row in enumerate(rows)]
+    return np.stack(x).astype(np.float32)[..., None] / 255.0, table
+
+
+@pytest.fixture(scope="module")
+def radiographs():
+    return {name: cohort(N, seed) for name, seed in (("train", 0), ("holdout", 1), ("other", 2))}
+
+
+def generators(sets, seed: int = 0) -> dict:
+    """Noisy copies, COPIES per image, of the training images ("copies") and of other images
+    ("independent"): [N * COPIES, 32, 32, 1]."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, source in (("copies", sets["train"][0]), ("independent", sets["other"][0])):
+        x = np.repeat(source, COPIES, axis=0)
+        sigma = NOISE * float(source.max() - source.min())
+        out[name] = x + rng.normal(0.0, sigma, x.shape).astype(np.float32)
+    return out
+
+
+def attack(tmp_path, name, real, synthetic, holdout, **options) -> dict:
+    report = Report(tmp_path / name)
+    assert attack_section(report, name, real, synthetic, holdout, **options)
+    return report.data["privacy"]
+
+
+def test_distribution_attack_flags_noisy_copies_in_pixel_space(radiographs, tmp_path):
+    train, holdout = (feats.pixels(radiographs[k][0]) for k in ("train", "holdout"))
+    found = {}
+    for name, synthetic in generators(radiographs).items():
+        found[name] = p = attack(tmp_path, name, train, feats.pixels(synthetic), holdout)
+        settings = p["attack_settings"]
+        assert settings["quantile_copies"] == pytest.approx(Q_COPIES)
+        assert settings["quantile"] == 0.01 and "pGAN" in settings["quantile_source"]
+        assert (settings["n_train"], settings["n_synthetic"]) == (N, N * COPIES)
+    assert found["copies"]["distribution_attack_auc_copies"] >= 0.9
+    assert found["independent"]["distribution_attack_auc_copies"] <= 0.6
+    # pGAN's 1 %, reported beside it: every candidate has ~30 random neighbours, a member 10
+    # copies, and the counts blur (0.64 measured)
+    assert found["copies"]["distribution_attack_auc"] < 0.9
+
+
+@pytest.mark.slow
+def test_distribution_attack_flags_noisy_copies_in_domain_features(radiographs, tmp_path):
+    """In the features of a classifier trained on a fourth, disjoint cohort (--features-train)."""
+    from jaxsyn.eval import classifiers
+
+    x_fit, t_fit = cohort(N, 3)
+    config = classifiers.DenseNetConfig.tiny(in_channels=1, num_outputs=len(cxr.FINDINGS))
+    variables = classifiers.train_classifier(
+        config, x_fit, t_fit[list(cxr.FINDINGS)].to_numpy(np.float32), epochs=5, lr=3e-3
+    )
+
+    def embed(x):
+        return classifiers.embed(variables, config, x)
+
+    train, holdout = (embed(radiographs[k][0]) for k in ("train", "holdout"))
+    found = {
+        name: attack(tmp_path, name, train, embed(synthetic), holdout)
+        for name, synthetic in generators(radiographs).items()
+    }
+    assert found["copies"]["distribution_attack_auc_copies"] >= 0.9
+    assert found["independent"]["distribution_attack_auc_copies"] <= 0.6
+
+
+@pytest.mark.slow  # two UMAP fits of 3,450 points
+def test_distribution_attack_flags_noisy_copies_in_umap_space(radiographs, tmp_path):
+    pytest.importorskip("umap")
+    train, holdout = (feats.pixels(radiographs[k][0]) for k in ("train", "holdout"))
+    found = {
+        name: attack(tmp_path, name, train, feats.pixels(synthetic), holdout, umap=True)
+        for name, synthetic in generators(radiographs).items()
+    }
+    assert found["copies"]["umap_attack_settings"]["quantile_copies"] == pytest.approx(Q_COPIES)
+    assert found["copies"]["distribution_attack_auc_copies_umap"] >= 0.9
+    assert found["independent"]["distribution_attack_auc_copies_umap"] <= 0.6
