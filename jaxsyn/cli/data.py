@@ -58,7 +58,7 @@ def _ingest(args) -> None:
 
 
 def _preview(args) -> None:
-    from jaxsyn.data.preview import orthogonal_slices, save_grid
+    from jaxsyn.data.preview import orthogonal_slices, save_grid, volume_slices
     from jaxsyn.data.store import VolumeStore
     from jaxsyn.data.volumes import load_volume
 
@@ -69,7 +69,7 @@ def _preview(args) -> None:
         rows = [orthogonal_slices(store.read(i), store.window) for i in range(n)]
         labels = store.ids[:n]
     else:
-        rows, labels = [orthogonal_slices(load_volume(path).hu)], [path.name]
+        rows, labels = [volume_slices(load_volume(path))], [path.name]  # isotropic first
     save_grid(args.out, rows, labels, scale=max(1, 256 // rows[0].shape[0]))
     print(f"wrote {args.out}")
 

@@ -35,7 +35,12 @@ def add_parsers(verbs) -> None:
         "evaluate",
         help="fidelity, utility and privacy of synthetic images, volumes or tables: a report",
     )
-    p.add_argument("--real", type=Path, required=True, help="the generator's training data")
+    p.add_argument(
+        "--real",
+        type=Path,
+        required=True,
+        help="the generator's training data (volumes: or its store)",
+    )
     p.add_argument("--synthetic", type=Path, required=True, help="generated data, same kind")
     p.add_argument("--holdout", type=Path, help="real data the generator never saw (privacy)")
     p.add_argument("--out", type=Path, required=True, help="report folder (index.html)")
@@ -44,8 +49,8 @@ def add_parsers(verbs) -> None:
         action="append",
         default=[],
         metavar="NAME[=PATH]",
-        help="pixels, inception[=WEIGHTS], domain (default: pixels + inception if installed; "
-        "volumes with --labels: + the 3D domain features)",
+        help="pixels, inception[=WEIGHTS], domain (default: images pixels + inception if "
+        "installed; volumes pixels, + the 3D domain features with --labels)",
     )
     p.add_argument(
         "--umap", action="store_true", help="UMAP figures and UMAP-space attacks (umap extra)"

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from jaxsyn.data.volume import Volume
+from jaxsyn.data.volumes import resample
 from jaxsyn.files import atomic_path
 
 
@@ -25,6 +27,15 @@ def orthogonal_slices(hu: np.ndarray, window: tuple[float, float] = (-1024.0, 60
     tiles = [_fit(np.asarray(t, np.float32), max(hu.shape)) for t in (axial, coronal, sagittal)]
     grey = (np.clip((np.concatenate(tiles, axis=1) - lo) / (hi - lo), 0, 1) * 255).round()
     return grey.astype(np.uint8)
+
+
+def volume_slices(volume: Volume, window: tuple[float, float] = (-1024.0, 600.0)) -> np.ndarray:
+    """`orthogonal_slices` of a scan at its true proportions: uint8 [S, 3S] after resampling to
+    isotropic voxels of its finest spacing (a 0.96 x 0.96 x 1.5 mm scan would otherwise show
+    its coronal and sagittal planes squashed to two thirds of their height)."""
+    if len(set(np.round(volume.spacing, 6))) > 1:
+        volume = resample(volume, min(volume.spacing))
+    return orthogonal_slices(volume.hu, window)
 
 
 def batch_example_image(low: np.ndarray, slab: np.ndarray, window=(-1024.0, 600.0)) -> np.ndarray:

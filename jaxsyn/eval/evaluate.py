@@ -9,7 +9,9 @@
   tables   a .csv/.parquet file, or a folder holding synthetic.parquet (`jaxsyn generate`
            output): `jaxsyn.eval.tables`
   volumes  a folder of .nii/.nii.gz files (phantom cohorts, `jaxsyn generate` of HA-GAN), with
-           labels.csv or table.csv for --labels: `jaxsyn.eval.volumes` (2.5D and 3D)
+           labels.csv or table.csv for --labels, or a store made by `jaxsyn ingest`:
+           `jaxsyn.eval.volumes` (2.5D and 3D, every volume first resampled to one isotropic
+           grid, which the report names)
 Images and volumes. Per feature extractor: FID of the full sets, FID_rr (two real halves) and
 FID_rs (a real half vs as many synthetic samples) averaged over 5 random splits and r_FID =
 FID_rr / FID_rs, KID, MMD (RBF, median heuristic), precision / recall / density / coverage
@@ -44,6 +46,7 @@ from jaxsyn.eval.sections import (  # noqa: F401  GRID, KID_SUBSET, UTILITY_MODE
     UTILITY_MODELS_3D,
 )
 from jaxsyn.eval.tables import read_table  # noqa: F401  re-exported
+from jaxsyn.eval.volume_sets import is_store
 from jaxsyn.eval.volumes import VOLUME_SIZE, load_planes  # noqa: F401  re-exported
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
@@ -53,12 +56,14 @@ DEFAULT_MODELS = {"images": "densenet121", "volumes": "resnet3d-10", "table": "h
 
 def kind_of(path: str | os.PathLike, prefer: str | None = None) -> str:
     """ "images", "volumes" or "table" for a data path: a folder of NIfTI volumes (with
-    labels.csv or table.csv for --labels), a folder with labels.csv (images), a table file, or a
+    labels.csv or table.csv for --labels) or a store, a folder with labels.csv (images), a table file, or a
     folder holding synthetic.parquet. A folder with both volumes and synthetic.parquet (MMCGAN's
     `jaxsyn generate`) is `prefer` ("volumes" or "table": --real's kind), else "table"."""
     path = Path(path)
     if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
         return "table"
+    if is_store(path):
+        return "volumes"
     if path.is_dir():
         volumes = any(p.name.endswith(NIFTI_SUFFIXES) for p in path.iterdir())
         table = (path / "synthetic.parquet").is_file()
@@ -71,8 +76,8 @@ def kind_of(path: str | os.PathLike, prefer: str | None = None) -> str:
         if table:
             return "table"
     raise DataError(
-        f"{path}: neither an image folder (with labels.csv), a folder of NIfTI volumes, nor a "
-        "table (.csv/.parquet, or a folder with synthetic.parquet)"
+        f"{path}: neither an image folder (with labels.csv), a folder of NIfTI volumes, a store "
+        "(jaxsyn ingest), nor a table (.csv/.parquet, or a folder with synthetic.parquet)"
     )
 
 
@@ -97,8 +102,9 @@ def evaluate(
     progress: bool = True,
 ) -> Path:
     """Evaluate and write the report; returns index.html's path. `features` {name: weights path
-    or None}: pixels always; None = pixels + Inception when its weights are installed (and, for
-    volumes with `labels`, the 3D domain features). `umap`: a 2-d UMAP figure of each
+    or None}: pixels always; None = for images pixels + Inception when its weights are installed,
+    for volumes pixels (Inception only when named: the report says why) and, with `labels`, the
+    3D domain features. `umap`: a 2-d UMAP figure of each
     extractor's features (fitted on real, applied to both) and the membership attacks again in
     pGAN's 32-d UMAP (the `umap` extra). Utility, with `test` (held-out real data with labels)
     and `labels` (label columns: several 0/1 columns are a multi-label task, one column of
@@ -111,7 +117,8 @@ def evaluate(
     trained (else on `real`: the report says so and skips the attacks in its features).
     `compare_ids` False: the leakage guards compare contents only, for ids that merely number
     each folder's files, as phantom cohorts' do (`jaxsyn.eval.leakage`). `occlusion` adds the occlusion maps of an image classifier trained on real
-    and one trained on synthetic images (seed 0), side by side."""
+    and one trained on synthetic images (seed 0), side by side. A run that fails leaves no
+    partial report behind (`Report.discard`)."""
     from jaxsyn.eval import images, tables, volumes
 
     first = kind_of(real)
@@ -133,28 +140,32 @@ def evaluate(
     report = Report(
         out_dir, title=f"jaxsyn evaluation: {Path(synthetic).name} vs {Path(real).name}"
     )
-    report.numbers("inputs", {"real": str(real), "synthetic": str(synthetic),
-                              "holdout": str(holdout) if holdout else None, "seed": seed, **guards})  # fmt: skip
-    domain = (labels, model, utility_epochs, features_train)
-    if kind == "table":
-        tables.tables(report, real, synthetic, holdout)
-    elif kind == "volumes":
-        volumes.volumes(report, real, synthetic, holdout, features, umap, domain, seed, progress,
-                        volume_size)  # fmt: skip
-    else:
-        images.images(report, real, synthetic, holdout, features, umap, domain, seed, progress)
-    if test is None or not labels:
-        report.text("utility", "Utility skipped: it needs --test (held-out real data with labels) "
-                    "and --labels.")  # fmt: skip
-    elif kind == "table":
-        tables.table_utility(report, real, synthetic, test, labels, augment, model)
-    elif kind == "volumes":
-        volumes.volume_utility(report, real, synthetic, test, labels, model, utility_epochs,
-                               augment, progress, volume_size)  # fmt: skip
-    else:
-        images.image_utility(report, real, synthetic, test, labels, model, utility_epochs,
-                             augment, occlusion, progress)  # fmt: skip
-    return report.write()
+    try:
+        report.numbers("inputs", {"real": str(real), "synthetic": str(synthetic),
+                                  "holdout": str(holdout) if holdout else None, "seed": seed, **guards})  # fmt: skip
+        domain = (labels, model, utility_epochs, features_train)
+        if kind == "table":
+            tables.tables(report, real, synthetic, holdout)
+        elif kind == "volumes":
+            volumes.volumes(report, real, synthetic, holdout, features, umap, domain, seed,
+                            progress, volume_size)  # fmt: skip
+        else:
+            images.images(report, real, synthetic, holdout, features, umap, domain, seed, progress)
+        if test is None or not labels:
+            report.text("utility", "Utility skipped: it needs --test (held-out real data with "
+                        "labels) and --labels.")  # fmt: skip
+        elif kind == "table":
+            tables.table_utility(report, real, synthetic, test, labels, augment, model)
+        elif kind == "volumes":
+            volumes.volume_utility(report, real, synthetic, test, labels, model, utility_epochs,
+                                   augment, progress, volume_size)  # fmt: skip
+        else:
+            images.image_utility(report, real, synthetic, test, labels, model, utility_epochs,
+                                 augment, occlusion, progress)  # fmt: skip
+        return report.write()
+    except BaseException:
+        report.discard()  # a failed evaluation leaves no partial report or figures behind
+        raise
 
 
 def parse_features(items: list[str]) -> dict[str, str | None]:

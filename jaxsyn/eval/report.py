@@ -9,11 +9,13 @@ Sections are dotted paths: `numbers("privacy.pairwise_attack", {...})` lands in
 report.json under {"privacy": {"pairwise_attack": {...}}} and in the HTML under the top-level
 section "privacy". Settings go beside the numbers they produced (`settings=`), so a number never
 travels without what made it. Every file is written atomically; `write` can be called again as
-sections are added (a long evaluation leaves a readable report at every stage).
+sections are added (a long evaluation leaves a readable report at every stage); `discard` removes
+what the report wrote, for a run that fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
@@ -55,6 +57,8 @@ class Report:
         self.data: dict[str, Any] = {}
         self.figures: list[tuple[str, str, str]] = []  # (section, file, caption)
         self.texts: list[tuple[str, str]] = []
+        self.written: list[Path] = []  # every file this report wrote, for `discard`
+        self._new_dirs = [d for d in (self.out_dir / FIGURES, self.out_dir) if not d.exists()]
 
     def _node(self, section: str) -> dict:
         node = self.data
@@ -75,17 +79,29 @@ class Report:
 
     def figure(self, section: str, name: str, fig, caption: str = "") -> Path:
         rel = f"{FIGURES}/{section.replace('.', '_')}_{name}.png"
-        save_figure(fig, self.out_dir / rel)
+        self.written.append(save_figure(fig, self.out_dir / rel))
         self.figures = [f for f in self.figures if f[1] != rel] + [(section, rel, caption)]
         return self.out_dir / rel
 
     def write(self) -> Path:
         """report.json, index.html and manifest.json in out_dir; returns index.html's path."""
         data = _strict({"title": self.title, **self.data})  # JSON has no NaN: null
-        files.write_json(self.out_dir / "report.json", data)
-        files.write_text(self.out_dir / "index.html", self._html())
-        files.write_json(self.out_dir / files.MANIFEST, {"files": files.tree_files(self.out_dir)})
+        self.written.append(files.write_json(self.out_dir / "report.json", data))
+        self.written.append(files.write_text(self.out_dir / "index.html", self._html()))
+        manifest = {"files": files.tree_files(self.out_dir)}
+        self.written.append(files.write_json(self.out_dir / files.MANIFEST, manifest))
         return self.out_dir / "index.html"
+
+    def discard(self) -> None:
+        """Delete every file this report wrote and the folders it created (if left empty): what
+        an evaluation that failed half-way calls, so no partial report is left behind. Files
+        that were there before and not rewritten stay."""
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        self.written = []
+        for folder in self._new_dirs:
+            with contextlib.suppress(OSError):  # not empty (others' files) or already gone
+                folder.rmdir()
 
     def _html(self) -> str:
         sections = list(dict.fromkeys(

@@ -32,19 +32,24 @@ classifier was trained on --features-train (`privacy.pairwise_attack_auc_domain_
 nearest training volumes of synthetic ones: L2 on the planes' pixels, cosine in the 3D domain
 features (DuMont et al. S.6); utility: `utility.tstr` with a 3D ResNet on `volume_grid`s.
 Labels of a volume folder come from its labels.csv or table.csv (the phantom's), matched to the
-file names by an id column (`id`, `patient_id`, or any column holding every file's id).
+file names by an id column (`id`, `patient_id`, or any column holding every file's id); a store's
+from its table.parquet, by patient id.
+Before anything is compared, every volume of a report (a NIfTI folder's or a store's) is put on
+one isotropic grid, `volume_sets.common_grid`: the coarsest voxel side and the largest field of
+view of the first real and first synthetic volume; planes, slices and 3D inputs are taken there,
+so anisotropic scans are neither squashed nor padded against isotropic synthetic cubes.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from jaxsyn.data.volumes import NIFTI_SUFFIXES, load_volume
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.eval import features as feats
 from jaxsyn.eval.report import figure
@@ -60,6 +65,7 @@ from jaxsyn.eval.sections import (
     umap_figure,
     utility_figure,
 )
+from jaxsyn.eval.volume_sets import Grid, VolumeSet, common_grid, on_grid
 
 WINDOW_HU = (-1024.0, 600.0)  # HA-GAN's CT window, the one the generators train in
 # Ours: the 3D ResNet's input side. MedicalNet trains on larger crops; 64^3 keeps a ResNet-10
@@ -69,6 +75,13 @@ EXTRACTORS_3D = ("3d-domain",)
 # The centre band of slices per axis that the 2.5D plane FIDs use: issue 17's default, the middle
 # half (MAISI's script takes all slices unless given a ratio; its usage example gives 0.4).
 CENTRE_BAND = 0.5
+# Why volume reports leave Inception out unless asked (`--features inception`).
+INCEPTION_SKIPPED = (
+    "Inception features skipped for volumes: by default volumes get pixel features only, since "
+    "MAISI's 2.5D FID runs Inception over the middle half of the slices of every volume along "
+    "three axes (384 slices of a 256³ volume, several CPU minutes per volume); ask for them with "
+    "--features pixels --features inception."
+)
 # Plane -> the axis of [D, H, W] (RAS+ canonical: z, y, x) its slices are taken along.
 PLANES_2P5D = {"xy": 0, "yz": 2, "zx": 1}
 
@@ -220,47 +233,51 @@ def fid_2p5d(real_hu, synthetic_hu, extractor="pixels", *, size: int, weights=No
 
 
 # ------------------------------------------------------------------------------------------------
-# Folders of NIfTI volumes
+# Folders of NIfTI volumes and stores, on a common isotropic grid
 
 
-def _paths(folder) -> list[Path]:
-    paths = sorted(p for p in Path(folder).iterdir() if p.name.endswith(NIFTI_SUFFIXES))
-    if not paths:
-        raise DataError(f"{folder}: no .nii/.nii.gz volumes")
-    return paths
+def read_set(volumes: VolumeSet, grid: Grid, grid_size: int | None = None,
+             progress: bool = True):  # fmt: skip
+    """(planes [N, 3, S, S, 1] with S = grid.size, 3D inputs [N, G, G, G, 1] or None) of a
+    set's volumes on `grid`, one volume in memory at a time."""
+    planes, grids = [], []
+    n = len(volumes)
+    for hu in tqdm(on_grid(volumes, grid), "volumes", total=n, unit="vol",
+                   disable=not progress or n < 8):  # fmt: skip
+        planes.append(_planes_one(hu, None))
+        if grid_size:
+            grids.append(_grid_one(hu, grid_size))
+    return np.stack(planes), np.stack(grids) if grid_size else None
 
 
 def read_folder(folder, plane_size: int | None = None, grid_size: int | None = None,
-                progress: bool = True):  # fmt: skip
-    """(planes [N, 3, S, S, 1], grids [N, G, G, G, 1] or None, ids) of a folder's volumes, one
-    volume in memory at a time. Planes' S: the first volume's largest side or `plane_size`
-    (every volume's planes are resized to it)."""
-    from jaxsyn.data.volumes import load_volume, volume_stem
+                progress: bool = True, grid: Grid | None = None):  # fmt: skip
+    """(planes [N, 3, S, S, 1], grids [N, G, G, G, 1] or None, ids) of a folder's (or a
+    store's) volumes on `grid` (default: the folder's own `common_grid`); planes resized to
+    `plane_size` when given."""
+    volumes = VolumeSet(folder)
+    planes, grids = read_set(volumes, grid or common_grid(volumes), grid_size, progress)
+    if plane_size and plane_size != planes.shape[2]:
+        from jaxsyn.data.images import resize
 
-    paths = _paths(folder)
-    planes, grids = [], []
-    for p in tqdm(paths, "volumes", unit="vol", disable=not progress or len(paths) < 8):
-        hu = load_volume(p).hu
-        plane_size = plane_size or max(hu.shape)
-        planes.append(_planes_one(hu, plane_size))
-        if grid_size:
-            grids.append(_grid_one(hu, grid_size))
-    return np.stack(planes), np.stack(grids) if grid_size else None, [volume_stem(p) for p in paths]
+        planes = np.stack([np.stack([resize(x, plane_size) for x in p]) for p in planes])
+    return planes, grids, volumes.ids
 
 
 def load_planes(folder: str | os.PathLike, size: int | None = None, progress: bool = True):
-    """The central axial, coronal and sagittal slices of every NIfTI volume in `folder`, in the
-    training HU window (-1024, 600) -> [0, 1]: float32 [N, 3, S, S, 1] (S: the first volume's
-    largest side, or `size`), and the volume ids."""
+    """The central axial, coronal and sagittal slices of every NIfTI volume in `folder` (or
+    store), on the folder's isotropic `common_grid`, in the training HU window (-1024, 600) ->
+    [0, 1]: float32 [N, 3, S, S, 1] (S: the grid's side, or `size`), and the volume ids."""
     planes, _, ids = read_folder(folder, size, None, progress)
     return planes, ids
 
 
 def volume_labels(folder, ids: list[str], labels: list[str]) -> pd.DataFrame:
     """The `labels` columns of a volume folder's labels.csv (or table.csv, or synthetic.parquet
-    as MMCGAN's `jaxsyn generate` writes), one row per id."""
+    as MMCGAN's `jaxsyn generate` writes; a store's table.parquet), one row per id (a store's
+    volumes by their patient ids: `VolumeSet.patient_ids`)."""
     folder = Path(folder)
-    names = ("labels.csv", "table.csv", "synthetic.parquet")
+    names = ("labels.csv", "table.csv", "synthetic.parquet", "table.parquet")
     found = [folder / n for n in names if (folder / n).is_file()]
     if not found:
         raise DataError(f"{folder}: none of {names}; expected one with the columns {labels}")
@@ -279,6 +296,34 @@ def volume_labels(folder, ids: list[str], labels: list[str]) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # Report sections
 
+# Fewest volumes per set: FID needs a covariance of each set, precision/recall a neighbour.
+MIN_VOLUMES = 2
+
+
+def small_sample_note(report, name: str, n_real: int, n_syn: int, n_features: int):
+    """A note in the report (and a warning) when either set has fewer samples than features:
+    the covariances FID compares are then rank-deficient and FID (and r_FID) mostly measures
+    the sample sizes; Heusel et al. (TTUR) recommend at least 10,000 samples."""
+    if min(n_real, n_syn) >= n_features:
+        return
+    message = (f"fidelity.{name}: FID from {n_real} real and {n_syn} synthetic samples of "
+               f"{n_features} features (fewer samples than features: rank-deficient "
+               "covariances) is dominated by its small-sample bias and noise; compare it only "
+               "between sets of the same sizes, not with published values (TTUR recommends "
+               "at least 10,000 samples).")  # fmt: skip
+    report.text("fidelity", message)
+    warnings.warn(message, stacklevel=2)
+
+
+def check_sizes(sets: dict[str, VolumeSet]) -> None:
+    """Refuse, naming the flag and folder, a real or synthetic set too small for any number."""
+    for name in ("real", "synthetic"):
+        if len(sets[name]) < MIN_VOLUMES:
+            raise DataError(
+                f"--{name} {sets[name].path}: {len(sets[name])} volume; expected at least "
+                f"{MIN_VOLUMES} (FID needs the covariance of each set)"
+            )
+
 
 def volumes(report, real, synthetic, holdout, features, umap, domain, seed, progress,
             volume_size: int = VOLUME_SIZE) -> None:  # fmt: skip
@@ -290,14 +335,21 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
     extractors.pop("domain", None)
     if use_3d and not labels:
         raise ConfigError("--features domain needs --labels: the 3D classifier is trained on them")
-    grid = volume_size if use_3d else None
-    p_real, g_real, ids = read_folder(real, None, grid, progress)
-    size = p_real.shape[2]
-    p_syn, g_syn, _ = read_folder(synthetic, size, grid, progress)
-    p_hold, g_hold = read_folder(holdout, size, grid, progress)[:2] if holdout else (None, None)
+    sets = {"real": VolumeSet(real), "synthetic": VolumeSet(synthetic)}
+    if holdout:
+        sets["holdout"] = VolumeSet(holdout)
+    check_sizes(sets)
+    grid = common_grid(sets["real"], sets["synthetic"])
+    side = volume_size if use_3d else None
+    read = {name: read_set(v, grid, side, progress) for name, v in sets.items()}
+    (p_real, g_real), (p_syn, g_syn) = read["real"], read["synthetic"]
+    p_hold, g_hold = read.get("holdout", (None, None))
+    size = grid.size
     report.numbers("inputs", {"n_real": len(p_real), "n_synthetic": len(p_syn),
                               "n_holdout": 0 if p_hold is None else len(p_hold),
-                              "plane_size": size, "volume_size": grid})  # fmt: skip
+                              "grid_spacing_mm": grid.spacing, "grid_size": grid.size,
+                              "plane_size": size, "volume_size": side})  # fmt: skip
+    report.text("inputs", grid.describe())
     rows = min(4, len(p_real), len(p_syn))
     fig, ax = figure(6, 2 * rows * 0.8 + 0.5, ncols=2, nrows=rows)
     for r in range(rows):
@@ -305,7 +357,13 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
             ax[r, c].imshow(np.concatenate(list(v[r, ..., 0]), axis=1), cmap="gray", vmin=0, vmax=1)
             ax[r, c].axis("off")
             ax[0, c].set_title(label, fontsize=8)
-    report.figure("fidelity", "slices", fig, caption="central axial, coronal, sagittal slices")
+    report.figure("fidelity", "slices", fig, caption="central axial, coronal, sagittal slices "
+                  f"on the common grid ({grid.spacing:.4g} mm, {grid.size}³)")  # fmt: skip
+    if features is None:
+        report.text("fidelity", INCEPTION_SKIPPED)
+    if not use_3d:
+        report.text("fidelity", "3D domain features skipped: they need --labels (a 3D "
+                    "classifier is trained on --real's labels).")  # fmt: skip
 
     report.text("fidelity", FIDELITY_NOTE)
     for name, path in extractors.items():
@@ -314,16 +372,17 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
                          for p in (p_real, p_syn))  # fmt: skip
         if umap:
             umap_figure(report, f"{name}_2p5d", f_real, f_syn, seed)
-        planes = fid_2p5d((load_volume(p).hu for p in _paths(real)),
-                          (load_volume(p).hu for p in _paths(synthetic)), extract, size=size,
-                          progress=progress)  # fmt: skip
+        small_sample_note(report, f"{name}_2p5d", len(f_real), len(f_syn), f_real.shape[1])
+        planes = fid_2p5d(on_grid(sets["real"], grid), on_grid(sets["synthetic"], grid), extract,
+                          size=size, progress=progress)  # fmt: skip
         report.numbers(f"fidelity.{name}_2p5d", distribution_metrics(f_real, f_syn, seed) | planes,
                        settings={"extractor": name, "weights": path, "features": "fid, kid, ...: "
                                  "mean of the axial, coronal and sagittal central slices' "
                                  "features; xy, yz, zx: MAISI's 2.5D FID, one FID per plane over "
                                  f"the middle {CENTRE_BAND:.0%} of slices along its axis of every "
                                  "volume (each slice a sample); mean: their mean",
-                                 "slice_size": size, "window_hu": list(WINDOW_HU)}
+                                 "slice_size": size, "grid_spacing_mm": grid.spacing,
+                                 "window_hu": list(WINDOW_HU)}
                        | ({"precision": INCEPTION_PRECISION} if name == "inception" else {}))  # fmt: skip
 
     def tiles(p):  # the three planes side by side: [N, S, 3S, 1], for pictures and pixel space
@@ -334,7 +393,7 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
                   metric="l2", space="pixel space of the three central slices")  # fmt: skip
     d_real = d_syn = d_hold = None
     if use_3d:
-        t_real = volume_labels(real, ids, labels)
+        t_real = volume_labels(real, sets["real"].patient_ids(), labels)
         task, outputs, y = targets(labels, t_real)
         config = classifier_config(model, 1, outputs)
         if getattr(config, "spatial_dims", 2) != 3:
@@ -344,8 +403,9 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
 
         g_fit, y_fit = g_real, y(t_real)
         if features_train is not None:  # issue 17.5a: an extractor that never saw the members
-            _, g_fit, fit_ids = read_folder(features_train, size, grid, progress)
-            y_fit = y(volume_labels(features_train, fit_ids, labels))
+            fit_set = VolumeSet(features_train)
+            g_fit = read_set(fit_set, grid, side, progress)[1]
+            y_fit = y(volume_labels(features_train, fit_set.patient_ids(), labels))
         else:
             report.text("privacy", DOMAIN_SAW_MEMBERS)
         variables = classifiers.train_classifier(config, g_fit, y_fit, task=task,
@@ -355,10 +415,12 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
         d_hold = None if g_hold is None else classifiers.embed(variables, config, g_hold)
         if umap:
             umap_figure(report, "domain_3d", d_real, d_syn, seed)
+        small_sample_note(report, "domain_3d", len(d_real), len(d_syn), d_real.shape[1])
         report.numbers("fidelity.domain_3d", distribution_metrics(d_real, d_syn, seed),
                        settings={"extractor": f"{model} trained on {'--features-train' if features_train else '--real'}'s "
                                  f"{labels} (seed 0, "
-                                 f"{epochs} epochs), pooled last stage", "volume_size": grid,
+                                 f"{epochs} epochs), pooled last stage", "volume_size": side,
+                                 "grid_spacing_mm": grid.spacing,
                                  "window_hu": list(WINDOW_HU)})  # fmt: skip
         nearest_pairs(report, "nearest_domain_3d", tiles(p_syn), tiles(p_real), d_syn, d_real,
                       metric="cosine", space="the real-trained 3D classifier's features")  # fmt: skip
@@ -378,10 +440,12 @@ def volume_utility(report, real, synthetic, test, labels, model, epochs, augment
     """TRTR vs TSTR with a 3D ResNet on the volume folders' labels, tested on `test`."""
     from jaxsyn.eval import utility
 
+    found = {"real": VolumeSet(real), "synthetic": VolumeSet(synthetic), "test": VolumeSet(test)}
+    grid = common_grid(found["real"], found["synthetic"])
     sets = {}
-    for name, folder in (("real", real), ("synthetic", synthetic), ("test", test)):
-        _, g, ids = read_folder(folder, None, volume_size, progress)
-        sets[name] = (g, volume_labels(folder, ids, labels))
+    for name, v in found.items():
+        g = read_set(v, grid, volume_size, progress)[1]
+        sets[name] = (g, volume_labels(v.path, v.patient_ids(), labels))
     task, outputs, y = targets(labels, sets["real"][1])
     config = classifier_config(model, 1, outputs)
     if getattr(config, "spatial_dims", 2) != 3:
@@ -390,5 +454,6 @@ def volume_utility(report, real, synthetic, test, labels, model, epochs, augment
     result = utility.tstr(*pairs, model=config, task=task, epochs=epochs, augment=augment,
                           batch_size=8, progress=progress)  # fmt: skip
     report.numbers("utility", result.asdict(), settings={"labels": labels, "model": model,
-                   "volume_size": volume_size, "window_hu": list(WINDOW_HU)})  # fmt: skip
+                   "volume_size": volume_size, "grid_spacing_mm": grid.spacing,
+                   "window_hu": list(WINDOW_HU)})  # fmt: skip
     utility_figure(report, result)
