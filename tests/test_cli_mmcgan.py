@@ -207,6 +207,7 @@ def test_impute_rows_from_images_and_images_from_rows(run, tmp_path):
     match = json.loads((tmp_path / "rows" / files.MANIFEST).read_text())["class_match"]
     assert match["n"] == 8 and match["accuracy"] == pytest.approx(agree.mean())
     assert match["chance"] == pytest.approx(truth.value_counts().max() / len(truth))
+    assert match["in_training"] == 8 and match["held_out"] is None  # the training volumes
     # the tabular head is conditioned on the recovered class (hard condition)
     assert (rows["bmi_class"] == rows["recovered_bmi_class"]).all()
 
@@ -224,6 +225,26 @@ def test_impute_rows_from_images_and_images_from_rows(run, tmp_path):
     # and the class matters: class 3 for row A's noise gives another volume than class 0
     labels, cont = syn.conditions(1, {"bmi_class": 3.0}, 0, first=0)
     assert not np.array_equal(syn.volumes(syn.zc(1, labels, cont, 0, first=0))[0], written[0])
+
+
+def test_imputation_says_whether_the_model_saw_the_volumes(run, tmp_path, capsys):
+    """Issue 22 item 1: volumes of another phantom seed (other checksums than the training
+    store's sources) are counted as held out, and the printed figure says so."""
+    from jaxsyn.data.phantoms import ct
+
+    ct.write_cohort(tmp_path / "new", n=4, size=32, seed=7, progress=False)
+    argv = ["impute", "--run", str(run), "--images", str(tmp_path / "new"), "--out"]
+    assert cli.main([*argv, str(tmp_path / "rows")]) == 0
+    match = json.loads((tmp_path / "rows" / files.MANIFEST).read_text())["class_match"]
+    assert match["in_training"] == 0 and match["held_out"]["n"] == 4
+    assert match["held_out"]["accuracy"] == match["accuracy"]
+    assert "of 4 volumes" in capsys.readouterr().out.split("held out")[0]
+    # P00000 replaced by the training cohort's P00000: one volume the model saw, three not
+    shutil.copy(cohort_of(run) / "P00000.nii.gz", tmp_path / "new" / "P00000.nii.gz")
+    assert cli.main([*argv, str(tmp_path / "mixed")]) == 0
+    match = json.loads((tmp_path / "mixed" / files.MANIFEST).read_text())["class_match"]
+    assert match["in_training"] == 1 and match["held_out"]["n"] == 3
+    assert "1 of them were training volumes, on the 3 held-out ones" in capsys.readouterr().out
 
 
 def test_report_holds_the_papers_numbers(run, tmp_path):

@@ -68,10 +68,22 @@ def impute(args) -> None:
     result = mmcgan.impute_images(args.run, args.images, args.out, seed=args.seed, truth=args.truth)
     print(f"wrote {result['n']} imputed rows to {args.out / 'imputed.parquet'}")
     if match := result.get("class_match"):
-        print(
-            f"recovered {match['column']} matches the truth for {match['accuracy']:.1%} of "
-            f"{match['n']} volumes (majority-class rate {match['chance']:.1%})"
-        )
+        print(class_match_line(match))
+
+
+def class_match_line(match: dict) -> str:
+    """impute's accuracy, saying whether the model saw those volumes in training."""
+    n, seen, held = match["n"], match.get("in_training"), match.get("held_out")
+    line = (f"recovered {match['column']} matches the truth for {match['accuracy']:.1%} of {n} "
+            f"volumes (majority-class rate {match['chance']:.1%})")  # fmt: skip
+    if seen is None:
+        return line + "; whether the model was trained on them is unknown (its store is gone)"
+    if seen == n:
+        return line + ": all of them training volumes, so this is no held-out figure"
+    if seen == 0:
+        return line + ": held out, none of them was in the model's training data"
+    return line + (f"; {seen} of them were training volumes, on the {held['n']} held-out ones "
+                   f"{held['accuracy']:.1%}")  # fmt: skip
 
 
 def report(args) -> None:

@@ -64,7 +64,8 @@ def level_spec(path: Path, level: int, n: int | None = None, size: int | None = 
     return spec
 
 
-def _source_checksum(path: Path) -> str:
+def source_checksum(path: Path) -> str:
+    """sha256 of a volume file (a DICOM folder: of its files' hashes), as manifests record it."""
     if path.is_dir():  # a DICOM folder: hash of its files' hashes
         files = sorted(p for p in path.rglob("*") if p.is_file())
         return sha256_text("".join(f"{p.relative_to(path)}:{sha256(p)}" for p in files))
@@ -149,7 +150,7 @@ def ingest(
         "window": list(window),
         "id_column": id_column,
         "skip_bad": skip_bad,
-        "sources": {p.name: _source_checksum(p) for p in paths},
+        "sources": {p.name: source_checksum(p) for p in paths},
         "table": None if table is None else {"name": Path(table).name, "sha256": sha256(table)},
     }
     if min_slices != MIN_SLICES:  # recorded only when changed: older stores' inputs still match

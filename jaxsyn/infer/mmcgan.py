@@ -34,7 +34,7 @@ from jaxsyn import files
 from jaxsyn.checkpoint import restore_subtree
 from jaxsyn.data.clinical import read_table
 from jaxsyn.data.ids import synthetic_id
-from jaxsyn.data.store import find_volumes
+from jaxsyn.data.store import VolumeStore, find_volumes, source_checksum
 from jaxsyn.data.tabular import TableTransformer
 from jaxsyn.data.volumes import (
     Volume,
@@ -73,6 +73,7 @@ def model_config(info: dict) -> MMCGANConfig:
         table=CTGANConfig(**table),
         bottleneck_channels=tuple(m["bottleneck_channels"]),
         bottleneck_dim=m["bottleneck_dim"],
+        row_noise=m.get("row_noise", 0),  # runs from before the field: the bottleneck alone
     )
 
 
@@ -188,8 +189,9 @@ class MMCGANSynthesizer:
         """G^A for `zc`, depth-padded by one slice each side (what chunked G^H reads)."""
         return hagan_infer.hypercube(model.generator_params(self.params), zc, self.config.image)
 
-    def rows(self, padded: jax.Array, labels, cont, seed: int, first: int = 0) -> pd.DataFrame:
-        """Decoded clinical rows from `hypercube(zc)`'s output (no id column)."""
+    def rows(self, padded: jax.Array, zc: jax.Array, labels, cont, seed: int, first: int = 0):
+        """Decoded clinical rows (a DataFrame, no id column) from `hypercube(zc)`'s output and
+        `zc` (its noise feeds the tabular head beside the hypercube)."""
         n = padded.shape[0]
         tab_cond = (
             self.tab_cond(labels)
@@ -199,8 +201,8 @@ class MMCGANSynthesizer:
         keys = jnp.stack(
             [jax.random.fold_in(jax.random.key(seed + 2), first + i) for i in range(n)]
         )
-        encoded = _rows(self.params, self.stats, padded, jnp.asarray(cont), jnp.asarray(tab_cond),
-                        keys, self.config)  # fmt: skip
+        encoded = _rows(self.params, self.stats, padded, jnp.asarray(zc), jnp.asarray(cont),
+                        jnp.asarray(tab_cond), keys, self.config)  # fmt: skip
         df = self.transformer.inverse_transform(np.asarray(encoded), ids=False, progress=False)
         return df
 
@@ -224,7 +226,7 @@ class MMCGANSynthesizer:
         labels, cont = self.conditions(n, conditions, seed, first)
         zc = self.zc(n, labels, cont, seed, first, latents)
         padded = self.hypercube(zc)  # G^A once, for both modalities
-        rows = self.rows(padded, labels, cont, seed, first)
+        rows = self.rows(padded, zc, labels, cont, seed, first)
         rows.insert(0, "patient_id", [synthetic_id(first + i) for i in range(n)])
         return rows, self.volumes(zc, chunk, padded=padded)
 
@@ -260,8 +262,8 @@ class MMCGANSynthesizer:
         enc = jnp.asarray(self.encode_volumes(volumes_hu))
         _, logits, cont = model.split_encoding(enc, self.config)
         labels = np.asarray(jnp.argmax(logits, -1)) if self.config.image.num_classes else None
-        padded = self.hypercube(model.encoded_zc(enc, self.config))
-        rows = self.rows(padded, labels, np.asarray(cont), seed, first)
+        zc = model.encoded_zc(enc, self.config)
+        rows = self.rows(self.hypercube(zc), zc, labels, np.asarray(cont), seed, first)
         if labels is not None:
             rows.insert(0, f"recovered_{self.info['class_column']}", labels.astype(int))
         return rows
@@ -272,11 +274,11 @@ def to_hu(x, lo: float, hi: float) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _rows(params, stats, padded, cont, tab_cond, keys, config: MMCGANConfig):
+def _rows(params, stats, padded, zc, cont, tab_cond, keys, config: MMCGANConfig):
     """Encoded rows; row i's categorical draws come from keys[i] alone (running BatchNorm
     statistics, so nothing else in the batch reaches a row)."""
     h = padded[:, 1:-1]  # the depth padding chunked G^H needs
-    logits = model.table_logits(params, h, cont, tab_cond, config, stats=stats)
+    logits = model.table_logits(params, h, zc, cont, tab_cond, config, stats=stats)
     draw = lambda lg, c, k: tab_model.draw_rows(lg[None], c[None], k, config.table)[0]  # noqa: E731
     return jax.vmap(draw)(logits, tab_cond, keys)
 
@@ -403,6 +405,15 @@ def impute_table(
     return out
 
 
+def training_checksums(info: dict) -> set[str] | None:
+    """The checksums of the source volumes of a run's training store (`config.json`'s data),
+    or None when that store is no longer readable."""
+    try:
+        return set(VolumeStore(info["data"]).manifest["inputs"]["sources"].values())
+    except (KeyError, TypeError, DataError, OSError):
+        return None
+
+
 def impute_images(
     run_dir: str | os.PathLike,
     images: str | os.PathLike,
@@ -416,10 +427,15 @@ def impute_images(
     tabular head, conditioned on the recovered class. Writes `out/imputed.parquet` (`image_id`,
     the recovered condition, every clinical column) and `out/manifest.json`. With `truth` (a
     table with the images' ids and the class column, e.g. a phantom cohort's table.csv; found
-    beside the images when present), reports how often the recovered class matches."""
+    beside the images when present), reports how often the recovered class matches, and how
+    many of those volumes the model was trained on (their checksums in the run's training
+    store): `class_match.in_training` (None when the store is gone) and, for the others,
+    `class_match.held_out`, the figure that says how imputation generalises."""
     run_dir, images, out = Path(run_dir), Path(images), Path(out)
     syn = MMCGANSynthesizer.load(run_dir, encoders=True)
     paths = find_volumes(images)
+    trained_on = training_checksums(syn.info)
+    seen = [None if trained_on is None else source_checksum(p) in trained_on for p in paths]
     size, spacing = syn.config.image.size, syn.info.get("ingest_spacing_mm")
     rows = []
     for i, path in enumerate(tqdm(paths, desc="impute", unit="vol", disable=not progress)):
@@ -448,9 +464,18 @@ def impute_images(
         if known.any():
             want = real.loc[patient[known], name].to_numpy()
             got = table.loc[known, f"recovered_{name}"].to_numpy()
-            result["class_match"] = {"column": name, "n": int(known.sum()),
-                                     "accuracy": float(np.mean(want == got)),
-                                     "chance": float(np.max(np.bincount(want.astype(int))) / len(want))}  # fmt: skip
+            match = {"column": name, "n": int(known.sum()),
+                     "accuracy": float(np.mean(want == got)),
+                     "chance": float(np.max(np.bincount(want.astype(int))) / len(want)),
+                     "in_training": None, "held_out": None}  # fmt: skip
+            if trained_on is not None:
+                in_training = np.asarray(seen, bool)[known.to_numpy()]
+                match["in_training"] = int(in_training.sum())
+                if (~in_training).any():
+                    held = ~in_training
+                    match["held_out"] = {"n": int(held.sum()),
+                                         "accuracy": float(np.mean(want[held] == got[held]))}  # fmt: skip
+            result["class_match"] = match
     result["files"] = files.tree_files(out)
     files.write_json(out / files.MANIFEST, result)
     return result

@@ -3,7 +3,7 @@ workshop, "Multi-Modal Conditional GAN: Data Synthesis in the Medical Domain").
 
     [z (1024); conditions] --shared G (HA-GAN's G^A)--> hypercube h [B, S/4, S/4, S/4, 64]
         image heads   G^L(h) -> 64³ volume,  G^H(h slab) -> sub-volume (whole volume at inference)
-        tabular head  Bottleneck(h) -> v [B, 128];  CTGAN G([v; continuous], cond_tab) -> row
+        tabular head  Bottleneck(h) -> v [B, 128];  CTGAN G([v; z[:128]; continuous], cond_tab) -> row
     critics: HA-GAN's D^H + D^L (spectral norm), CTGAN's PacGAN critic (WGAN-GP)
     encoders: E^H (slab -> hypercube slab), E^G (hypercube -> [z; conditions])
 
@@ -19,6 +19,13 @@ Choices the paper leaves open (its Figs. A.1/A.2 are not available), each a conf
     from the hypercube, a global mean over the remaining voxels and a dense layer to
     `bottleneck_dim` = CTGAN's noise size (128). At S = 256: 64³×64 -> 32³×64 -> 16³×128 ->
     8³×128 -> mean -> 128.
+  * row noise (ours; `row_noise`, 0 = the bottleneck alone): the tabular head also gets the first
+    `row_noise` entries of the patient's z, the noise CTGAN's generator is built around. The
+    bottleneck alone carries almost no per-patient variation: GroupNorm normalises each
+    example's features, so their mean over the voxels is nearly the same for every patient,
+    and a CTGAN generator without noise maps each class to one row (issue 22: 8 identical
+    rows for one class, at the real cohort's extreme values). A slice of the same z keeps a
+    patient's row and image one draw (and imputation reads it back from E^G's ẑ).
   * E^G ends in latent_dim + num_classes + num_continuous outputs: [ẑ; class logits; continuous];
     generation from an encoding feeds softmax(class logits) as the one-hot condition.
   * pac: the paper does not say; CTGAN's 10 would need 10 patients per device in a 3D batch, so
@@ -57,6 +64,7 @@ class MMCGANConfig:
     table: CTGANConfig = dataclasses.field(default_factory=lambda: CTGANConfig(pac=1))
     bottleneck_channels: tuple[int, ...] = (64, 128, 128)  # ours (module docstring)
     bottleneck_dim: int = 128  # = CTGAN's embedding_dim (ctgan.py CTGAN(embedding_dim=128))
+    row_noise: int = 128  # ours (module docstring): CTGAN's embedding_dim entries of z; 0 = off
 
     def __post_init__(self):
         object.__setattr__(self, "bottleneck_channels", tuple(self.bottleneck_channels))
@@ -70,8 +78,12 @@ class MMCGANConfig:
             raise ConfigError(
                 f"MMCGANConfig.bottleneck_channels {self.bottleneck_channels}: each must divide into {self.image.groups} groups"
             )
-        want = self.bottleneck_dim + self.image.num_continuous
-        if self.table.embedding_dim != want:  # CTGAN's noise slot holds [v; continuous]
+        if not 0 <= self.row_noise <= self.image.latent_dim:
+            raise ConfigError(
+                f"MMCGANConfig.row_noise is {self.row_noise}; expected 0..{self.image.latent_dim} (entries of z)"
+            )
+        want = self.bottleneck_dim + self.row_noise + self.image.num_continuous
+        if self.table.embedding_dim != want:  # CTGAN's noise slot holds [v; z; continuous]
             object.__setattr__(self, "table", dataclasses.replace(self.table, embedding_dim=want))
 
     @property
@@ -89,6 +101,7 @@ class MMCGANConfig:
             table=CTGANConfig(pac=1, generator_dim=(32, 32), discriminator_dim=(32, 32)),
             bottleneck_channels=(8, 8),
             bottleneck_dim=16,
+            row_noise=16,  # all of tiny's z
         )
         return cls(**{**defaults, **overrides})
 
@@ -163,6 +176,7 @@ def hypercube(params: dict, zc: jax.Array, config: MMCGANConfig) -> jax.Array:
 def table_logits(
     params: dict,
     h: jax.Array,
+    z: jax.Array,
     continuous: jax.Array,
     tab_cond: jax.Array,
     config: MMCGANConfig,
@@ -171,10 +185,12 @@ def table_logits(
     update: bool = False,
     axis_name: str | None = None,
 ):
-    """The tabular head's raw CTGAN logits [B, data_dim] for hypercubes `h`; with `stats` and
-    `update`, also the updated BatchNorm running statistics (as `ctgan.apply_generator`)."""
+    """The tabular head's raw CTGAN logits [B, data_dim] for hypercubes `h` made from noise `z`
+    [B, latent_dim] (its first `row_noise` entries feed the head); with `stats` and `update`,
+    also the updated BatchNorm running statistics (as `ctgan.apply_generator`)."""
     v = Bottleneck(config).apply({"params": params["bottleneck"]}, h)
-    zt = jnp.concatenate([v, continuous.astype(jnp.float32)], axis=-1)
+    noise = z[:, : config.row_noise].astype(jnp.float32)
+    zt = jnp.concatenate([v, noise, continuous.astype(jnp.float32)], axis=-1)
     return ctgan.apply_generator(
         params["tab_g"], zt, tab_cond, config.table, axis_name, stats=stats, update=update
     )

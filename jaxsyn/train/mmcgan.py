@@ -3,7 +3,7 @@
     jaxsyn train mmcgan --data STORE|phantom:ct:N --out runs/mm --epochs 200 --condition-columns bmi_class
 
 One step on a batch of patient records (a volume and its patient's clinical row):
-  tabular D   WGAN-GP: D_tab(real row ⊕ c) vs D_tab(G_tab(B(G^A(z, c))) ⊕ c)      every step
+  tabular D   WGAN-GP: D_tab(real row ⊕ c) vs D_tab(G_tab(B(G^A(z, c)), z) ⊕ c)   every step
   image D     HA-GAN's D step on G^L/G^H of the same hypercubes           every `image_d_every`
   joint G     L_tab(G^A, B, G_tab) [+ L_img(G^A, G^L, G^H) when due]: one gradient for G^A, so
               every head's gradient reaches the shared generator (paper §2.1)
@@ -87,10 +87,11 @@ def _image_fakes(config: MMCGANConfig, g_params, h, slab_index):
     return low, g.apply({"params": g_params}, h_slab, method=Generator.high_res)
 
 
-def _tab_fake(params, stats, h, continuous, tab_cond, keys, config: MMCGANConfig):
+def _tab_fake(params, stats, h, z, continuous, tab_cond, keys, config: MMCGANConfig):
     logits, stats = model.table_logits(
-        params, h, continuous, tab_cond, config, stats=stats, update=True, axis_name=parallel.DATA
-    )
+        params, h, z, continuous, tab_cond, config, stats=stats, update=True,
+        axis_name=parallel.DATA,
+    )  # fmt: skip
     return logits, tab_model.activate(logits, tab_cond, keys, config.table), stats
 
 
@@ -127,7 +128,7 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
 
     # 1. Critics, on fakes of one G^A forward (a constant for them).
     h_d = jax.lax.stop_gradient(model.hypercube(params, jnp.concatenate([z_d, cond], 1), m))
-    _, fake_row, bstats = _tab_fake(params, bstats, h_d, continuous, tab_cond, gumbel_d, m)
+    _, fake_row, bstats = _tab_fake(params, bstats, h_d, z_d, continuous, tab_cond, gumbel_d, m)
     fake_row = jax.lax.stop_gradient(fake_row)
     (tab_dl, tab_d_aux), grads = parallel.mean_value_and_grad(tab_train.d_loss, has_aux=True)(
         params["tab_d"], real_row, tab_cond, fake_row, tab_cond, k_dgroups, config.tabular
@@ -160,7 +161,7 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
     def g_loss(g, stats, spectral):
         p = {**params, **g}
         h = model.hypercube(p, zc_g, m)
-        logits, fake, stats = _tab_fake(p, stats, h, continuous, tab_cond, gumbel_g, m)
+        logits, fake, stats = _tab_fake(p, stats, h, z_g, continuous, tab_cond, gumbel_g, m)
         score = tab_model.apply_discriminator(params["tab_d"], fake, tab_cond, m.table, k_ggroups)
         ce = jnp.mean(tab_model.cond_loss(logits, tab_cond, m.table))
         tab = -jnp.mean(score) + ce

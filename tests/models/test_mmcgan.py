@@ -40,8 +40,9 @@ def test_components_and_shapes(variables):
     assert h.shape == (2, cube, cube, cube, CONFIG.image.hypercube_channels)
     v = model.Bottleneck(CONFIG).apply({"params": p["bottleneck"]}, h)
     assert v.shape == (2, CONFIG.bottleneck_dim)
-    assert CONFIG.table.embedding_dim == CONFIG.bottleneck_dim  # no continuous conditions
-    logits = model.table_logits(p, h, jnp.zeros((2, 0)), jnp.zeros((2, 4)), CONFIG,
+    # [v; z's first row_noise entries]: no continuous conditions
+    assert CONFIG.table.embedding_dim == CONFIG.bottleneck_dim + CONFIG.row_noise
+    logits = model.table_logits(p, h, zc, jnp.zeros((2, 0)), jnp.zeros((2, 4)), CONFIG,
                                 stats=variables["batch_stats"])  # fmt: skip
     assert logits.shape == (2, LAYOUT.dim)
     s = CONFIG.image.size
@@ -76,7 +77,7 @@ def test_a_condition_changes_the_image_and_the_row(variables):
         g = hagan.Generator(CONFIG.image)
         image = g.apply({"params": model.generator_params(p)}, h, method=g.high_res)
         cond = jax.nn.one_hot(jnp.array([label]), 4)
-        logits = model.table_logits(p, h, jnp.zeros((1, 0)), cond, CONFIG,
+        logits = model.table_logits(p, h, z, jnp.zeros((1, 0)), cond, CONFIG,
                                     stats=variables["batch_stats"])  # fmt: skip
         row = ctgan.draw_rows(logits, cond, jax.random.key(2), CONFIG.table)
         return np.asarray(image), np.asarray(logits), np.asarray(row)
@@ -93,10 +94,31 @@ def test_a_condition_changes_the_image_and_the_row(variables):
 def test_table_noise_slot_holds_the_continuous_conditions():
     image = dataclasses.replace(CONFIG.image, num_continuous=2)
     cfg = MMCGANConfig.tiny(image=image)
-    assert cfg.table.embedding_dim == cfg.bottleneck_dim + 2
+    assert cfg.table.embedding_dim == cfg.bottleneck_dim + cfg.row_noise + 2
     assert model.encoder_config(cfg).latent_dim == image.latent_dim + 4 + 2
 
 
 def test_bad_bottleneck_is_refused():
     with pytest.raises(ConfigError, match="divide into"):
         MMCGANConfig.tiny(bottleneck_channels=(6,))
+    with pytest.raises(ConfigError, match="row_noise is 17; expected 0..16"):
+        MMCGANConfig.tiny(row_noise=17)
+
+
+def test_rows_vary_with_the_noise_of_one_class(variables):
+    """The tabular head gets z (row_noise): patients of one class whose hypercubes hardly differ
+    still get different rows (issue 22: with the bottleneck alone, one class's rows were one
+    row); with row_noise=0 the head sees only the bottleneck, as before."""
+    p, stats = variables["params"], variables["batch_stats"]
+    z = jax.random.normal(jax.random.key(3), (4, CONFIG.image.latent_dim))
+    cond = jnp.tile(jax.nn.one_hot(jnp.array([3]), 4), (4, 1))
+    h = jnp.broadcast_to(model.hypercube(p, jnp.concatenate([z[:1], cond[:1]], 1), CONFIG),
+                         (4,) + (CONFIG.image.size // 4,) * 3 + (CONFIG.image.hypercube_channels,))  # fmt: skip
+    logits = model.table_logits(p, h, z, jnp.zeros((4, 0)), cond, CONFIG, stats=stats)
+    assert np.abs(np.asarray(logits[1:] - logits[:1])).max() > 1e-3  # one hypercube, 4 rows
+    off = dataclasses.replace(CONFIG, row_noise=0)
+    p0 = {**p, "tab_g": ctgan.init(jax.random.key(0), off.table)["g"]}
+    same = model.table_logits(
+        p0, h, z, jnp.zeros((4, 0)), cond, off, stats=ctgan.init_stats(off.table)
+    )
+    np.testing.assert_allclose(same[1:], np.broadcast_to(same[:1], same[1:].shape), atol=1e-6)
