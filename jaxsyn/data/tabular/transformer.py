@@ -316,7 +316,8 @@ class TableTransformer:
                 raise DataError(f"{path}: format {d.get('format')!r}; expected {FORMAT!r}")
             config = dict(d["config"])
             config["mixture"] = mixture.MixtureConfig(**config["mixture"])
-            arrays = {k: np.asarray(v, np.float32) for k, v in d["mixture"].items()}
+            k = config["mixture"].n_components  # [C, K] even when C is 0 (JSON keeps no shape)
+            arrays = {n: np.asarray(v, np.float32).reshape(-1, k) for n, v in d["mixture"].items()}
             return cls(
                 schema=TableSchema.from_dict(d["schema"], str(path)),
                 config=TransformerConfig(**config),
@@ -336,6 +337,8 @@ def _chunk(n: int, chunk_rows: int) -> int:
 
 def _argmax_spans(block: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Argmax within each padded span: block [m, D], positions [S, W] (-1 pads) -> [m, S]."""
+    if positions.shape[-1] == 0:  # no spans (a table without discrete columns)
+        return np.zeros((len(block), positions.shape[0]), int)
     gathered = block[:, np.maximum(positions, 0)]
     return np.where(positions >= 0, gathered, -np.inf).argmax(-1)
 
