@@ -3,7 +3,8 @@
 A generator that emits noisy copies of its 300 training radiographs (10 each, Gaussian noise of
 5 % of the intensity range) must be flagged at the copy quantile (AUC >= 0.9); one that emits
 noisy copies of 300 other radiographs, as many and as noisy, must not (AUC <= 0.6). Pixel space
-here; a trained domain extractor's features and pGAN's 32-d UMAP in the slow target.
+here (measured: 1.00 and 0.51; pGAN's 1 %: 0.64). In the slow target, a trained domain
+extractor's features and pGAN's 32-d UMAP do not reach 0.9 (strict xfails: they say why).
 """
 
 import numpy as np
@@ -67,6 +68,12 @@ def test_distribution_attack_flags_noisy_copies_in_pixel_space(radiographs, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured AUC 0.51 (pairwise 0.50): the classifier's features move more under 5 % "
+    "pixel noise (copy distance, median 0.32) than between distinct radiographs (nearest, median "
+    "0.096), so noisy copies are not near their originals in this space",
+)
 def test_distribution_attack_flags_noisy_copies_in_domain_features(radiographs, tmp_path):
     """In the features of a classifier trained on a fourth, disjoint cohort (--features-train)."""
     from jaxsyn.eval import classifiers
@@ -89,7 +96,13 @@ def test_distribution_attack_flags_noisy_copies_in_domain_features(radiographs, 
     assert found["independent"]["distribution_attack_auc_copies"] <= 0.6
 
 
-@pytest.mark.slow  # two UMAP fits of 3,450 points
+@pytest.mark.slow  # two UMAP fits of 3,450 points: 60 s on 2 shared cores
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured in pGAN's 32-d UMAP of pixel space (fitted on candidates + synthetic): AUC "
+    "0.80 at the copy quantile, 0.86 at pGAN's 0.1 %, pairwise 0.90; the independent generator "
+    "0.51. UMAP does not keep the copy distances below all others, which the quantile assumes",
+)
 def test_distribution_attack_flags_noisy_copies_in_umap_space(radiographs, tmp_path):
     pytest.importorskip("umap")
     train, holdout = (feats.pixels(radiographs[k][0]) for k in ("train", "holdout"))
