@@ -1,0 +1,65 @@
+"""MMCGAN's synthetic rows of one class (issue 22 item 1), from a tiny run trained briefly on
+the tabular head alone (48 phantoms, 300 steps, one device).
+
+Before the tabular head got CTGAN's noise (`MMCGANConfig.row_noise`) every row of a class was
+one row: the `make demo` run (1500 steps) gives 32 identical class-3 rows at BMI 17.3, the real
+cohort's lowest, and class-1 rows at BMI 32.4-32.9 (real class 1: 18.8-25.0); this run with
+`--config.model.row_noise=0` gives per-class BMI deviations of 0.14 / 0.03 / 0.07 (classes 1-3),
+which the first test refuses. With the noise the rows vary (deviation 3-4 BMI at 400 steps), but the BMI of a class is still not learnt at these budgets: measured outside pytest
+(`jaxsyn train mmcgan --tiny --data phantom:ct:48 --steps 800 --config.batch_size=8
+--config.image_every=1000000 --config.image_d_every=1000000`), the share of 32 class-1 / 2 / 3
+rows inside their class's real BMI range is 0.16 / 0.25 / 0.47 at step 400 and 0.09 / 0.19 / 0.06
+at step 800. The second test states the goal and fails (strict xfail) until it is met."""
+
+from __future__ import annotations
+
+import jax
+import pandas as pd
+import pytest
+
+from jaxsyn.cli.common import store_for
+from jaxsyn.infer.mmcgan import MMCGANSynthesizer
+from jaxsyn.train import mmcgan
+
+pytestmark = [pytest.mark.xdist_group("mmcgan_rows"), pytest.mark.slow]
+
+STEPS = 300
+N = 32  # rows per class
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mmcgan_rows") / "run"
+    # conditioned on bmi_class (tiny's default); the image heads never train, only what the
+    # rows need
+    config = mmcgan.MMCGANTrainConfig.tiny(batch_size=8, image_every=10**6, image_d_every=10**6)
+    store = store_for("phantom:ct:48", out, 32, 0)
+    mmcgan.run(out, store, steps=STEPS, config=config, checkpoint_every=STEPS, progress=False,
+               devices=jax.devices()[:1])  # fmt: skip
+    real = store.table
+    return MMCGANSynthesizer.load(out), real
+
+
+def rows_of_class(syn: MMCGANSynthesizer, cls: int) -> pd.DataFrame:
+    labels, cont = syn.conditions(N, {"bmi_class": cls}, seed=0)
+    zc = syn.zc(N, labels, cont, seed=0)
+    return syn.rows(syn.hypercube(zc), zc, labels, cont, seed=0)
+
+
+def test_rows_of_one_class_differ(run):
+    syn, _ = run
+    for cls in (1, 2, 3):
+        rows = rows_of_class(syn, cls)
+        assert (rows["bmi_class"].astype(int) == cls).all()  # hard condition
+        assert rows["bmi"].nunique() > N // 2 and rows["bmi"].std() > 1.0  # not one row
+
+
+@pytest.mark.xfail(strict=True, reason="issue 22 item 1 goal not met: BMI given the class is not learnt (module docstring)")  # fmt: skip
+def test_conditioned_rows_lie_in_their_class(run):
+    syn, real = run
+    inside = {}
+    for cls in (1, 2, 3):  # the classes with several real patients (class 0 has 1 or none)
+        bmi = real.loc[real["bmi_class"] == cls, "bmi"]
+        rows = rows_of_class(syn, cls)
+        inside[cls] = float(rows["bmi"].between(bmi.min(), bmi.max()).mean())
+    assert min(inside.values()) > 0.5, inside  # most rows inside their class's real range
