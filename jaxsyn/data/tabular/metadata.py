@@ -15,7 +15,7 @@ each column to an sdtype, and may name a primary key:
 sdtype -> our kind: numerical -> integer for an integer `computer_representation` (Int8 ...
 UInt64) or an integer dtype, float otherwise (never categorical, however few its values);
 categorical -> categorical; boolean -> binary; datetime -> datetime, text parsed with the
-column's `datetime_format` when it has one; id -> the id column (the primary key, or the one id
+column's `datetime_format` when it has one (synthetic dates come back as datetime64, not text); id -> the id column (the primary key, or the one id
 column), kept out of the model and regenerated. Other sdtypes (SDV's PII types such as email or
 address, which SDV anonymises with fake values) are refused with the column's name: drop the
 column or describe it as categorical. `alternate_keys` and `column_relationships` are not read.
