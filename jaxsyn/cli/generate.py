@@ -27,8 +27,8 @@ WRITERS = {
 def generate(args) -> None:
     # a missing run, or one of no family we know, is refused naming every family
     family = run_info(args.run, tuple(WRITERS))["family"]
-    args.latents = read_latents(args.latents) if args.latents is not None else None
     if args.latents is not None:
+        args.latents = read_latents(args.latents)
         if args.n is not None and args.n != len(args.latents):
             raise ConfigError(
                 f"--n is {args.n} and --latents holds {len(args.latents)} vectors; expected equal (or no --n)"
