@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-PHANTOM_KINDS = ("ct", "cxr", "headct", "vertebra")
+PHANTOM_KINDS = ("ct", "cxr", "head", "headct", "vertebra")
+HEAD_MODALITIES = ("ct", "mri", "pet")  # jaxsyn.data.phantoms.head.MODALITIES
 MIN_SLICES = 8  # jaxsyn.data.store.MIN_SLICES, not imported: `--help` stays free of TensorStore
 
 
@@ -20,6 +21,22 @@ def _window(text: str) -> tuple[float, float]:
 
 
 def _phantom(args) -> None:
+    if args.modality is not None and args.kind != "head":
+        from jaxsyn.errors import ConfigError
+
+        raise ConfigError(f"--modality is {args.modality}; expected only with the head phantom")
+    if args.kind == "head":
+        from jaxsyn.data.phantoms import head
+
+        modality = args.modality or "ct"
+        table = head.write_cohort(
+            args.out, modality, n=args.n, size=args.size, seed=args.seed, slices=args.slices
+        )
+        print(
+            f"wrote {len(table)} head {modality} images ({args.size}²) of {args.n} patients, "
+            f"labels.csv (image_id, patient_id, age) and manifest.json to {args.out}"
+        )
+        return
     if args.kind in ("cxr", "headct", "vertebra"):
         import importlib
 
@@ -117,10 +134,18 @@ def add_parsers(verbs) -> None:
         "--size",
         type=int,
         default=128,
-        help="ct: cube side in voxels (16-256); cxr, headct, vertebra: image side",
+        help="ct: cube side in voxels (16-256); cxr, head, headct, vertebra: image side",
     )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--modality",
+        choices=HEAD_MODALITIES,
+        help="head: ct (HU, brain window), mri (T1-like) or pet (blurred uptake); default ct",
+    )
+    p.add_argument(
+        "--slices", type=int, default=1, help="head: axial slices per patient (default 1)"
+    )
     p.set_defaults(handler=_phantom)
 
     p = verbs.add_parser("ingest", help="turn a folder of volumes (+ table) into a volume store")
