@@ -9,7 +9,11 @@ runs one in batches (bounded memory, a progress bar on long runs). Built in:
               file (`jaxsyn.eval.inception`), when that file is available.
 `normalise` is the per-image standardisation the report applies for its "normalised" FIDs
 (each image to zero mean and unit variance before the extractor), after medigan's finding that
-image normalisation moves FID a lot.
+image normalisation moves FID a lot. `minmax` is medigan's own variant (its fid.py
+`--normalize_images`: OpenCV's NORM_MINMAX of each image to the full range after resizing to
+299, then Keras' x / 127.5 - 1), which the report gives as "minmax": `minmax_first(extractor,
+size)` resizes each batch bilinearly to `size` (Inception's 299; None: as they are), scales each
+image to [0, 1] and hands it on. We keep floats (medigan rounds to uint8 twice: at most 1/255).
 """
 
 from __future__ import annotations
@@ -39,6 +43,30 @@ def normalise(images: np.ndarray) -> np.ndarray:
     mean = flat.mean(1, keepdims=True)
     std = flat.std(1, keepdims=True)
     return ((flat - mean) / np.where(std > 0, std, 1.0)).reshape(images.shape).astype(np.float32)
+
+
+def minmax(images: np.ndarray) -> np.ndarray:
+    """Each image [H, W, C] of [N, H, W, C] to [0, 1] by its own minimum and maximum (over its
+    pixels and channels, as cv2.normalize(NORM_MINMAX) does); a constant image becomes 0 (as there)."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    low = flat.min(1, keepdims=True) if flat.size else flat[:, :1]
+    span = (flat.max(1, keepdims=True) if flat.size else low) - low
+    out = np.where(span > 0, (flat - low) / np.where(span > 0, span, 1.0), 0.0)
+    return out.reshape(images.shape).astype(np.float32)
+
+
+def minmax_first(extractor: Extractor, size: int | None = None) -> Extractor:
+    """`extractor` on each batch resized bilinearly to `size` x `size` (None: unchanged), then
+    `minmax`-scaled: medigan's order (resize, normalise, extract)."""
+
+    def extract(images: np.ndarray) -> np.ndarray:
+        if size is not None and images.shape[1:3] != (size, size):
+            from jaxsyn.eval.inception import resize_bilinear
+
+            images = np.asarray(resize_bilinear(np.asarray(images, np.float32), size))
+        return extractor(minmax(images))
+
+    return extract
 
 
 def extract(

@@ -8,7 +8,10 @@ metric (as PIL's LA -> L conversion); more than one in .npy arrays (or any other
 e.g. pGAN's 9-slice vertebral units. Inception takes 1 or 3 channels, so for slices
 `fidelity.inception.*` is computed on the centre slice (channel C // 2) and
 `fidelity.inception_slices.*` is the mean over the C slices of each slice's own metrics (same
-seeds); pixels take the mean of the channels and the domain classifier all of them. Privacy: synthetic images beside their nearest training images (L2 in
+seeds); pixels take the mean of the channels and the domain classifier all of them. Each
+extractor sees three inputs (`variants`): raw, per-image z-scored ("normalised", ours) and
+medigan's per-image min-max after resizing ("minmax"). With Inception, `fidelity.inception_score`
+(real and synthetic) when the weights file holds the classifier layer, else a note. Privacy: synthetic images beside their nearest training images (L2 in
 pixel space; cosine in the domain classifier's features when there is one, DuMont et al. S.6);
 with a holdout, pGAN's attacks in pixel space and, with --umap, in its 32-d UMAP. Utility:
 `utility.tstr` with a 2D classifier, optionally occlusion maps.
@@ -77,14 +80,19 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
         else:
             extract = feats.builtin(name, path)
         by_slice = name == "inception" and layout == "slices"
-        for variant, transform in (("raw", None), ("normalised", feats.normalise)):
-            settings = {"extractor": name, "weights": path, "channels": layout, "normalisation":
-                        "none" if transform is None else "per-image z-score"}  # fmt: skip
+        for variant, transform, how in variants(name):
+            settings = {"extractor": name, "weights": path, "channels": layout,
+                        "normalisation": how}  # fmt: skip
             if name == "inception":
                 settings["precision"] = INCEPTION_PRECISION
             x_r, x_s = (x if transform is None else transform(x) for x in (x_real, x_syn))
+            e = (
+                extract
+                if variant != "minmax"
+                else feats.minmax_first(extract, MINMAX_SIZE.get(name))
+            )
 
-            def f(x, extract=extract, name=name):
+            def f(x, extract=e, name=name):
                 return feats.extract(extract, x, progress=progress, name=name)
 
             if by_slice:  # each slice alone, as a grey image; the centre one is the headline
@@ -106,6 +114,8 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
                                settings=settings | {"slice": f"mean over the {channels} "
                                                     "slices of each slice's metrics"})  # fmt: skip
 
+    if "inception" in kept:
+        inception_score(report, extractors["inception"], *kept["inception"])
     p_real, p_syn = (feats.pixels(x) for x in (x_real, x_syn))
     nearest_pairs(report, "nearest", x_syn, x_real, p_syn, p_real, metric="l2",
                   space="32 x 32 pixel space")  # fmt: skip
@@ -129,6 +139,41 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
         f_hold = feats.extract(domain_extract, x_hold, progress=progress, name="domain")
         attack_section(report, "domain features (a classifier trained on --features-train)",
                        *kept["domain"], f_hold, seed=seed, umap=umap, key_suffix="_domain")  # fmt: skip
+
+
+# The three inputs each extractor sees: (key, transform of the image sets, the report's words).
+# "minmax" is medigan's normalised FID (fid.py --normalize_images): each image resized (to 299
+# for Inception) and min-max scaled to [0, 1] batch by batch (`features.minmax_first`).
+MINMAX_SIZE = {"inception": 299}
+MINMAX_WORDS = ("per-image min-max to [0, 1] after resizing to {s} (medigan's fid.py "
+                "--normalize_images; floats, not its uint8)")  # fmt: skip
+
+
+def variants(name: str):
+    size = MINMAX_SIZE.get(name)
+    return (("raw", None, "none"), ("normalised", feats.normalise, "per-image z-score"),
+            ("minmax", None, MINMAX_WORDS.format(s=f"{size} x {size}" if size else
+                                                  "none (images as given)")))  # fmt: skip
+
+
+def inception_score(report, path, f_real, f_syn) -> None:
+    """`fidelity.inception_score`: IS of the synthetic and of the real images from the same
+    pool3 features, when the weights file holds the classifier layer (jaxsyn.eval.iscore)."""
+    from pathlib import Path
+
+    from jaxsyn.eval import inception, iscore
+
+    path = path or inception.find_fid_weights()
+    layer = iscore.load_classifier_layer(path) if path and Path(path).is_file() else None
+    if layer is None:
+        report.text("fidelity", iscore.unavailable_reason(path))
+        return
+    splits = min(iscore.SPLITS, len(f_real), len(f_syn))
+    report.numbers("fidelity.inception_score", {
+        "synthetic": iscore.score_from_features(f_syn, layer, splits),
+        "real": iscore.score_from_features(f_real, layer, splits)},
+        settings={"splits": splits, "softmax": "1008 logits with bias (Salimans et al.)",
+                  "images": "the Inception inputs of fidelity.inception.raw"})  # fmt: skip
 
 
 LAYOUT_NOTES = {
