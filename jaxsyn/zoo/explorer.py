@@ -29,7 +29,7 @@ The protocol. The page drives any object with these three members (`serve` gets 
 The sliders are grouped as medigan's ModelVisualizer groups them (`slider_grouper=10`, values in
 [-3, 3], an "offset" slider that moves every entry, a new-seed and a reset button): one slider per
 ten consecutive latent entries. medigan sets all ten entries to the slider's value; here the
-slider shows the group's mean and moving it shifts the ten entries together, so the seed's
+slider starts at the group's mean and moving it shifts the ten entries by as much, so the seed's
 variation within the group is kept (ten equal entries lie far from where a Gaussian prior puts
 its samples).
 """
@@ -186,7 +186,7 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:1px 6px}#erro
 <div><p id='status'>rendered 0</p><p id='error'></p><div id='panels'></div><table id='rows'></table></div>
 <script>
 const S = __SETTINGS__;
-let base = null, rendered = 0, busy = false, pending = null;
+let base = null, start = [], rendered = 0, busy = false, pending = null;
 const $ = id => document.getElementById(id);
 $('title').textContent = S.title;
 $('seed').value = S.seed;
@@ -223,17 +223,19 @@ function conditions() {
   }
   return c;
 }
-function latents() {  // the seed's vector, each group shifted to its slider's mean, plus the offset
+// the seed's vector, each group shifted by its slider's move, plus the offset (a slider starts at
+// its group's mean, rounded to the slider's step: the move is counted from there)
+function latents() {
   if (!base) return null;
   const z = base.slice(), off = Number($('offset').value);
   for (let g = 0; g < nGroups; g++) {
-    const [a, b] = group(g), shift = Number($('latent-' + g).value) - mean(base, g);
+    const [a, b] = group(g), shift = Number($('latent-' + g).value) - start[g];
     for (let i = a; i < b; i++) z[i] += shift + off;
   }
   return z;
 }
 function setSliders() {
-  for (let g = 0; g < nGroups; g++) $('latent-' + g).value = mean(base, g);
+  for (let g = 0; g < nGroups; g++) { $('latent-' + g).value = mean(base, g); start[g] = Number($('latent-' + g).value); }
   $('offset').value = 0;
 }
 function request(fresh) {
