@@ -10,11 +10,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxsyn.cli import acgan, cache, data, evaluate, generate, importer, mmcgan, reader_study, train
+from jaxsyn.cli import (
+    acgan,
+    cache,
+    data,
+    evaluate,
+    generate,
+    importer,
+    mmcgan,
+    models,
+    reader_study,
+    train,
+)
 from jaxsyn.errors import ConfigError, JaxsynError
 
 # in the order `jaxsyn --help` lists them
-VERB_GROUPS = (data, train, generate, evaluate, mmcgan, acgan, importer, reader_study)
+VERB_GROUPS = (data, train, generate, evaluate, mmcgan, acgan, importer, models, reader_study)
 
 
 def build_parser() -> argparse.ArgumentParser:
