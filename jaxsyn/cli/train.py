@@ -13,6 +13,7 @@ FAMILIES = {
     "acgan": "jaxsyn.cli.acgan",
     "cpdgan": "jaxsyn.cli.gan2d",
     "ctgan": "jaxsyn.cli.ctgan",
+    "duiit": "jaxsyn.cli.duiit",
     "hagan": "jaxsyn.cli.hagan",
     "mmcgan": "jaxsyn.cli.mmcgan",
     "proggan": "jaxsyn.cli.gan2d",
@@ -62,4 +63,17 @@ def add_parsers(verbs) -> None:
     p.add_argument("--condition-columns", help="hagan, mmcgan: CLASS[,CONTINUOUS...] table columns")
     p.add_argument("--num-classes", type=int, default=4, help="hagan: classes of the class column")
     p.add_argument("--class-column", default="region", help="acgan: the label column (classes)")
+    p.add_argument(
+        "--target", help="duiit: the target modality's images (folder or phantom:head-ct:N)"
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        help="duiit: a source modality's images (folder or phantom:head-mri:N); repeatable",
+    )
+    p.add_argument("--label", help="duiit: the label column of labels.csv (e.g. age)")
+    p.add_argument(
+        "--setting",
+        help="duiit: joint (default), pure, cyclegan, tl, mtl, dann, augment, autoaugment, erasing",
+    )
     p.set_defaults(handler=train)
