@@ -24,6 +24,8 @@ recomputed exactly, so copies are at 0 and never tie by rounding).
                 notebooks fit 5,000 other real images). Needs umap-learn.
 
 Results are frozen dataclasses of plain numbers and lists: `dataclasses.asdict` is JSON-ready.
+`cutoff_curves` gives pGAN's cut-off curves of a ranking (each group's share of the top k for
+every k; Fig. S4) and `cutoff_table` their values at given cut-offs (Table S1: 50 and n // 3).
 """
 
 from __future__ import annotations
@@ -333,3 +335,27 @@ def _labels(is_member, groups, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _unique(labels: np.ndarray) -> list[str]:
     return [str(g) for g in dict.fromkeys(labels.tolist())]
+
+
+def cutoff_curves(ranking: Ranking, groups: Sequence[str]) -> dict[str, list[float]]:
+    """pGAN's cut-off curves (Fig. S4, Table S1): for each cut-off k = 1..n, the share of each
+    candidate group among the k highest-ranked candidates (the attack's "outliers").
+    {"cut_off": [1..n], <group>: [share at each k]}; the groups' shares sum to 1 at every k."""
+    labels = np.asarray([str(g) for g in groups])
+    if len(labels) != len(ranking.order):
+        raise DataError(f"groups: got {len(labels)} labels, expected {len(ranking.order)}")
+    ranked = labels[np.asarray(ranking.order)]
+    k = np.arange(1, len(ranked) + 1)
+    out: dict[str, list[float]] = {"cut_off": k.tolist()}
+    for g in _unique(labels):
+        out[g] = (np.cumsum(ranked == g) / k).tolist()
+    return out
+
+
+def cutoff_table(curves: dict[str, list[float]], cut_offs: Sequence[int]) -> dict[str, dict]:
+    """The shares at given cut-offs (pGAN Table S1 uses 50 and n // 3): {k: {group: share}}."""
+    n = len(curves["cut_off"])
+    return {
+        str(k): {g: v[k - 1] for g, v in curves.items() if g != "cut_off"}
+        for k in dict.fromkeys(min(max(int(c), 1), n) for c in cut_offs)
+    }

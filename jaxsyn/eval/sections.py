@@ -172,6 +172,14 @@ def attack_section(
     report.numbers(f"{section}.distribution_attack{s}", {
         "auc_by_group": dist.by_count.auc_by_group, "threshold": dist.threshold,
         "top_k_hits": dist.by_count.top_k_hits, "counts": dist.counts})  # fmt: skip
+    cut = {"pairwise": attacks.cutoff_curves(pw.by_min, pw.groups),
+           "distribution": attacks.cutoff_curves(dist.by_count, dist.groups)}  # fmt: skip
+    report.numbers(f"{section}.cutoff{s}", {
+        **{f"{a}_table": attacks.cutoff_table(c, (attacks.TOP_K, n // 3)) for a, c in cut.items()},
+        **{f"{a}_curves": c for a, c in cut.items()}},
+        settings={"what": "share of each candidate group among the k highest-ranked candidates, "
+                  "k = 1..n (pGAN Fig. S4, Table S1 at 50 and n // 3); pairwise by minimum "
+                  "distance, distribution at pGAN's quantile"})  # fmt: skip
     curves = {"pairwise (min distance)": pw.by_min, "distribution, pGAN's 1 %": dist.by_count,
               "distribution, copy quantile": copies.by_count}  # fmt: skip
     if umap:
@@ -195,7 +203,7 @@ def attack_section(
             **{k: v for k, v in attacks.UMAP_SETTINGS.items()},
             "fitted_on": "candidates + synthetic"})  # fmt: skip
         curves |= {"pairwise, UMAP": pu.by_min, "distribution, UMAP": du.by_count}
-    fig, ax = figure(9, 3.2, ncols=2)
+    fig, ax = figure(13.5, 3.2, ncols=3)
     for name, r in curves.items():
         ax[0, 0].plot(r.roc_fpr, r.roc_tpr, label=f"{name}: AUC {r.auc:.3f}")
     ax[0, 0].plot([0, 1], [0, 1], "k:", lw=0.8)
@@ -206,8 +214,14 @@ def attack_section(
         ax[0, 1].hist(low[np.asarray(pw.groups) == g], bins=30, alpha=0.5, label=g)
     ax[0, 1].set(xlabel=f"distance to nearest synthetic ({space})", title="candidates")
     ax[0, 1].legend(fontsize=7)
-    report.figure(section, f"attacks{s}", fig,
-                  caption=f"membership attacks in {space}: ROC and distances")  # fmt: skip
+    for (attack, c), style in zip(cut.items(), ("-", "--"), strict=True):
+        for g in ("train", "holdout", "test"):
+            ax[0, 2].plot(c["cut_off"], c[g], style, label=f"{attack}: {g}")
+    ax[0, 2].set(xlabel="cut-off k (top-ranked candidates)", ylabel="share of the top k",
+                 title="cut-off curves", ylim=(0, 1))  # fmt: skip
+    ax[0, 2].legend(fontsize=6)
+    report.figure(section, f"attacks{s}", fig, caption=f"membership attacks in {space}: ROC, "
+                  "distances and cut-off curves (pGAN Fig. S4)")  # fmt: skip
     return True
 
 
@@ -280,14 +294,47 @@ def classifier_config(model: str, channels: int, outputs: int):
     return make(in_channels=channels, num_outputs=outputs)
 
 
+SET_NAMES = {"real": "real", "syn": "synthetic", "augmented": "real + synthetic"}
+
+
 def utility_figure(report: Report, result) -> None:
     """Test AUROC per seed by training set (a `utility.UtilityResult`)."""
     fig, ax = figure(5, 3.5)
     groups = {"real": result.auc_real, "synthetic": result.auc_syn}
     if result.auc_augmented is not None:
         groups["real + synthetic"] = result.auc_augmented
+    cases = result.test_cases or {}
+    intervals = {SET_NAMES[k]: v for k, v in cases.get("auc_interval", {}).items()}
     for k, (name, aucs) in enumerate(groups.items()):
-        ax[0, 0].scatter([k] * len(aucs), aucs, label=name)
+        x = k + np.linspace(-0.2, 0.2, len(aucs)) if len(aucs) > 1 else [k]
+        ax[0, 0].scatter(x, aucs, label=name)
+        for xi, ci in zip(x, intervals.get(name) or [], strict=False):
+            if ci is not None:  # pGAN's test-case interval of this seed's model
+                ax[0, 0].plot([xi, xi], [ci["low"], ci["high"]], color="k", lw=0.8)
     ax[0, 0].set_xticks(range(len(groups)), list(groups))
     ax[0, 0].set(ylabel="AUROC on held-out real data", title="trained on")
-    report.figure("utility", "auc", fig, caption="test AUROC per seed by training set")
+    report.figure("utility", "auc", fig, caption="test AUROC per seed by training set; bars: "
+                  "95 % BCa interval over the test cases (pGAN)")  # fmt: skip
+    if cases.get("confusion"):
+        confusion_figure(report, cases["confusion"])
+
+
+def confusion_figure(report: Report, confusion: dict) -> None:
+    """Each training set's test confusion matrix summed over seeds: [K, K] (rows true, columns
+    predicted) or, per label, [[TN, FP], [FN, TP]] drawn as one row of four per label."""
+    fig, ax = figure(3.4 * len(confusion), 3.2, ncols=len(confusion))
+    for j, (name, m) in enumerate(confusion.items()):
+        m = np.asarray(m)
+        multilabel = m.ndim == 3
+        shown = m.reshape(len(m), 4) if multilabel else m
+        a = ax[0, j]
+        a.imshow(shown / max(shown.max(), 1), cmap="Blues", vmin=0, vmax=1)
+        for (r, c), v in np.ndenumerate(shown):
+            a.text(c, r, str(v), ha="center", va="center", fontsize=7)
+        if multilabel:
+            a.set_xticks(range(4), ["TN", "FP", "FN", "TP"])
+            a.set(ylabel="label", title=f"trained on {SET_NAMES[name]}")
+        else:
+            a.set(xlabel="predicted", ylabel="true", title=f"trained on {SET_NAMES[name]}")
+    report.figure("utility", "confusion", fig, caption="test confusion matrices, summed over "
+                  "seeds (pGAN Fig. 3B); multilabel: score >= 0.5 per label")  # fmt: skip

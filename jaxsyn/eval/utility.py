@@ -35,7 +35,7 @@ import pandas as pd
 import scipy.stats
 
 from jaxsyn.errors import ConfigError, DataError
-from jaxsyn.eval import classifiers, stats
+from jaxsyn.eval import casewise, classifiers, stats
 from jaxsyn.eval.privacy import encode_table
 
 TASKS = ("multilabel", "multiclass")
@@ -125,13 +125,15 @@ class UtilityResult:
     difference_ci_note: str | None  # why there is no interval
     model_selection: str  # which validation data selected each model (issue 17.5c)
     settings: dict
+    # per-test-case views (pGAN): AUC intervals per seed, confusion matrices (`casewise.summary`)
+    test_cases: dict | None = None
 
     def asdict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 def _summarise(task, model, seeds, real, syn, augmented, settings,
-               selection: str = NO_SELECTION) -> UtilityResult:  # fmt: skip
+               selection: str = NO_SELECTION, test_cases=None) -> UtilityResult:  # fmt: skip
     """Both tests the issue asks for on the per-seed AUCs: unpaired (Mann-Whitney) and paired by
     seed (Wilcoxon), with a BCa interval of the mean gap (pGAN §6.3: 2000 resamples) from
     `stats.BCA_MIN_VALUES` seeds on."""
@@ -148,7 +150,7 @@ def _summarise(task, model, seeds, real, syn, augmented, settings,
         task, model, tuple(seeds), tuple(real), tuple(syn),
         None if augmented is None else tuple(augmented),
         stats.auc_difference_summary(real, syn), stats.mann_whitney(real, syn, "greater"),
-        paired, interval, note, selection, settings,
+        paired, interval, note, selection, settings, test_cases,
     )  # fmt: skip
 
 
@@ -239,6 +241,7 @@ def tstr(
         n_train_real=len(real[0]), n_train_syn=len(syn[0]), n_test=len(test[0]),
     )  # fmt: skip
     aucs = {name: [] for name in sets}
+    scores = {name: [] for name in sets}  # per seed: test scores, for casewise.summary
     for seed in seeds:
         for name, (images, labels) in sets.items():
             variables = classifiers.train_classifier(
@@ -247,9 +250,10 @@ def tstr(
             )  # fmt: skip
             probs = classifiers.predict(variables, model, test[0], task=task, batch=batch_size)
             aucs[name].append(mean_auroc(test[1], probs, task))
+            scores[name].append(np.asarray(probs))
     return _summarise(
         task, repr(model), seeds, aucs["real"], aucs["syn"], aucs.get("augmented"), settings,
-        selection,
+        selection, casewise.summary(test[1], scores, task),
     )  # fmt: skip
 
 
@@ -378,10 +382,13 @@ def tstr_table(
     x_test, y_test = xy(real_test_df, "real_test_df")
     task = "multilabel" if len(classes) == 2 else "multiclass"
     aucs = {name: [] for name in sets}
+    scores = {name: [] for name in sets}
     for seed in seeds:
         for name, (x, y) in sets.items():
             if len(np.unique(y)) < 2:  # nothing to learn: a constant score, AUC 1/2
                 aucs[name].append(0.5)
+                flat = np.tile(y[0] == np.arange(len(classes)), (len(y_test), 1)).astype(float)
+                scores[name].append(flat[:, 1] if task == "multilabel" else flat)
                 continue
             with _limit_threads(n_threads), warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=_convergence_warning())  # fixed epochs
@@ -390,6 +397,7 @@ def tstr_table(
                 probs[:, clf.classes_] = clf.predict_proba(x_test)  # a class the set lacks: 0
             score = probs[:, 1] if task == "multilabel" else probs
             aucs[name].append(mean_auroc(y_test, score, task))
+            scores[name].append(score)
     settings = dict(
         target=target, classes=[str(c) for c in classes], dropped=drop[1:], n_threads=n_threads,
         n_train_real=len(sets["real"][1]), n_train_syn=len(sets["syn"][1]), n_test=len(y_test),
@@ -401,7 +409,8 @@ def tstr_table(
         settings |= dict(hidden_layer_sizes=[100], max_iter=max_iter, solver="adam")
         model = "MLPClassifier"
     return _summarise("binary" if task == "multilabel" else "multiclass", model, seeds,
-                      aucs["real"], aucs["syn"], aucs.get("augmented"), settings)  # fmt: skip
+                      aucs["real"], aucs["syn"], aucs.get("augmented"), settings,
+                      test_cases=casewise.summary(y_test, scores, task))  # fmt: skip
 
 
 def occlusion_importance(
