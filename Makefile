@@ -83,8 +83,17 @@ test: $(VENV)/.installed-dev $(VENV)/.installed-fid
 test-peers: $(VENV)/.installed-peers $(VENV)/.installed-fid
 	$(PYTEST) --dist loadgroup -m peers
 
+# The pages' browser tests (tests/zoo/test_pages_browser.py) drive Debian's chromium through
+# chromium-driver and Selenium: installed here when make runs as root (CI); otherwise the line to
+# run is printed and those tests skip, saying so.
+BROWSER_APT := apt-get install -y chromium chromium-driver
+
 test-slow: $(VENV)/.installed-dev $(VENV)/.installed-fid
-	$(PIP) install --quiet "umap-learn>=0.5"
+	$(PIP) install --quiet "umap-learn>=0.5" "selenium>=4.20"
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(BROWSER_APT) -qq) \
+		|| echo "apt-get failed: browser tests will skip"; \
+	else echo "browser tests will skip: run as root: $(BROWSER_APT)"; fi
 	$(PYTEST) --dist loadgroup -m slow
 
 format: $(VENV)/.installed-dev
