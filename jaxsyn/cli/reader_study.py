@@ -85,11 +85,12 @@ def folder_pictures(folder: Path, n: int, rng, size: int, window, what: str) -> 
     return pictures
 
 
-def model_pictures(model_id: str, n: int, seed: int, size: int, window) -> list:
+def model_pictures(model_id: str, n: int, seed: int, size: int, window, library=None) -> list:
     """`n` samples of library model `model_id` (jaxsyn.zoo.Generators), as Pictures."""
     from jaxsyn.zoo import Generators
 
-    samples = Generators().generate(model_id, num_samples=n, save_images=False, seed=seed)
+    generators = Generators(library=library or None)
+    samples = generators.generate(model_id, num_samples=n, save_images=False, seed=seed)
     if isinstance(samples, dict):  # a paired patient: its images or volume
         samples = next((samples[k] for k in ("volumes", "images") if k in samples), None)
     if samples is None or len(samples) != n:
@@ -111,7 +112,9 @@ def _make(args) -> None:
     rng = np.random.default_rng(args.seed)
     real = folder_pictures(args.real, args.n, rng, args.size, args.window, "real")
     if args.model is not None:
-        synthetic = model_pictures(args.model, args.n, args.seed, args.size, args.window)
+        synthetic = model_pictures(
+            args.model, args.n, args.seed, args.size, args.window, args.library
+        )
     else:
         synthetic = folder_pictures(
             args.synthetic, args.n, rng, args.size, args.window, "synthetic"
@@ -150,6 +153,13 @@ def add_parsers(verbs) -> None:
     p.add_argument("--real", type=Path, required=True, help="folder of real images or volumes")
     p.add_argument("--synthetic", type=Path, help="folder of synthetic images or volumes")
     p.add_argument("--model", help="or a model library id to generate the synthetic images")
+    p.add_argument(
+        "--library",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a model library folder for --model (repeatable), after the shipped models and $JAXSYN_MODELS",
+    )
     p.add_argument("--n", type=int, default=50, help="images per source (default 50)")
     p.add_argument("--out", type=Path, required=True, help="study folder to create")
     p.add_argument("--size", type=int, default=256, help="picture side in pixels (default 256)")
