@@ -202,7 +202,7 @@ class Generators:
                 value = min(value) if order == "asc" else max(value)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 ranked.append({"model_id": model_id, metric: value})
-        ranked.sort(key=lambda r: (r[metric], r["model_id"]), reverse=order == "desc")
+        ranked.sort(key=lambda r: r[metric], reverse=order == "desc")  # stable: ties by id
         return ranked
 
     def find_models_and_rank(self, values: list | str, target_values_operator: str = "AND",

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The model library that ships inside jaxsyn (jaxsyn/zoo/models/): one small model per family,
+# trained on phantoms (the tabular one on sklearn's diabetes study, 442 real patients shipped inside
+# scikit-learn), evaluated with `jaxsyn evaluate`, packed with its metrics and installed.
+#   bash experiments/zoo/train_all.sh [WORK]            (default WORK: zoo_out, git-ignored)
+#   STAGES="train" bash experiments/zoo/train_all.sh    (train only; rerunning skips finished runs)
+# STAGES: any of train, eval, pack (default: all three). pack installs into jaxsyn/zoo/models/,
+# replacing a model of the same id. How long it took, and under what load: experiments/zoo/README.md.
+set -euo pipefail
+J=${JAXSYN:-.venv/bin/jaxsyn}
+PY=${PYTHON:-.venv/bin/python}
+W=${1:-zoo_out}
+STAGES=${STAGES:-train eval pack}
+LIB=jaxsyn/zoo/models
+CARDS=experiments/zoo/cards
+mkdir -p "$W"
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+stamp() { echo "[$(date +%H:%M:%S)] $*"; }
+
+# --- data: phantoms (train / holdout / test seeds) and the diabetes table ------------------------
+[ -d "$W/ct" ] || $J phantom ct --n 32 --size 32 --seed 0 --out "$W/ct"
+[ -d "$W/ct-store" ] || $J ingest --images "$W/ct" --table "$W/ct/table.csv" --size 32 --out "$W/ct-store"
+[ -d "$W/ct-holdout" ] || $J phantom ct --n 16 --size 32 --seed 1 --out "$W/ct-holdout"
+for kind in cxr headct vertebra; do
+  [ -d "$W/$kind" ] || $J phantom $kind --n 256 --size 32 --seed 0 --out "$W/$kind"
+  [ -d "$W/$kind-holdout" ] || $J phantom $kind --n 128 --size 32 --seed 1 --out "$W/$kind-holdout"
+done
+if [ ! -f "$W/diabetes/train.csv" ]; then
+  mkdir -p "$W/diabetes"
+  $PY - "$W/diabetes" <<'PYEOF'
+import sys
+from sklearn.datasets import load_diabetes
+t = load_diabetes(as_frame=True, scaled=False).frame.sample(frac=1.0, random_state=0)
+t.iloc[:342].to_csv(f"{sys.argv[1]}/train.csv", index=False)
+t.iloc[342:].to_csv(f"{sys.argv[1]}/holdout.csv", index=False)
+PYEOF
+fi
+
+# --- train (a finished run is kept) -------------------------------------------------------------
+train() {  # NAME, then `jaxsyn train` arguments
+  local name=$1; shift
+  if [ -f "$W/runs/$name/.done" ]; then return; fi
+  stamp "train $name"
+  $J train "$@" --out "$W/runs/$name"
+  touch "$W/runs/$name/.done"
+}
+if has train; then
+  train hagan hagan --tiny --data "$W/ct-store" --condition-columns bmi_class --num-classes 4 \
+    --steps 300 --checkpoint-every 300 --preview-every 100000
+  train mmcgan mmcgan --tiny --data "$W/ct-store" --condition-columns bmi_class --num-classes 4 \
+    --steps 300 --checkpoint-every 300 --config.batch_size=4
+  train ctgan ctgan --tiny --data "$W/diabetes/train.csv" --discrete sex --epochs 100 \
+    --checkpoint-every 100000
+  train acgan acgan --tiny --data "$W/vertebra" --steps 400 --checkpoint-every 400
+  train proggan proggan --tiny --data "$W/cxr" --steps 400 --checkpoint-every 400
+  train cpdgan cpdgan --tiny --data "$W/headct" --steps 400 --checkpoint-every 400
+  stamp "trained"
+fi
+
+# --- generate and evaluate ----------------------------------------------------------------------
+evaluate() {  # NAME REAL HOLDOUT N [evaluate arguments]
+  local name=$1 real=$2 holdout=$3 n=$4; shift 4
+  if [ -f "$W/reports/$name/report.json" ]; then return; fi
+  stamp "evaluate $name"
+  rm -rf "$W/gen/$name"
+  $J generate --run "$W/runs/$name" --n "$n" --out "$W/gen/$name" --seed 0
+  $J evaluate --real "$real" --synthetic "$W/gen/$name" --holdout "$holdout" \
+    --ids-per-folder --out "$W/reports/$name" "$@"
+}
+if has eval; then
+  evaluate hagan "$W/ct" "$W/ct-holdout" 16 --features pixels
+  evaluate mmcgan "$W/ct" "$W/ct-holdout" 16 --features pixels
+  evaluate ctgan "$W/diabetes/train.csv" "$W/diabetes/holdout.csv" 342
+  evaluate acgan "$W/vertebra" "$W/vertebra-holdout" 256 --features pixels
+  evaluate proggan "$W/cxr" "$W/cxr-holdout" 256 --features pixels
+  evaluate cpdgan "$W/headct" "$W/headct-holdout" 256 --features pixels
+  stamp "evaluated"
+fi
+
+# --- pack with the metrics and install into the shipped library ---------------------------------
+if has pack; then
+  for name in hagan mmcgan ctgan acgan proggan cpdgan; do
+    card="$CARDS/$name.json"
+    stamp "pack $name ($card)"
+    $J models pack "$W/runs/$name" --card "$card" --report "$W/reports/$name" \
+      --out "$W/packed/$name.zip"
+    $J models add "$W/packed/$name.zip" --library "$LIB" --replace
+  done
+  du -sh "$LIB"
+  stamp "packed"
+fi
