@@ -34,21 +34,26 @@ SETTINGS = ("joint", "pure", "cyclegan", "tl", "mtl", "dann", "augment", "autoau
 DEPTHS = {18: ("basic", (2, 2, 2, 2)), 50: ("bottleneck", (3, 4, 6, 3))}  # He et al. table 1
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def scale_gradient(x, factor: float):
-    """Identity forward; the backward pass multiplies the cotangent by `factor`."""
+@jax.custom_vjp
+def _scale(x, factor):
     return x
 
 
 def _scale_fwd(x, factor):
-    return x, None
+    return x, factor
 
 
-def _scale_bwd(factor, _, g):
-    return (jax.tree.map(lambda t: t * jnp.asarray(factor, t.dtype), g),)
+def _scale_bwd(factor, g):
+    return jax.tree.map(lambda t: t * factor.astype(t.dtype), g), jnp.zeros_like(factor)
 
 
-scale_gradient.defvjp(_scale_fwd, _scale_bwd)
+_scale.defvjp(_scale_fwd, _scale_bwd)
+
+
+def scale_gradient(x, factor):
+    """Identity forward; the backward pass multiplies the cotangent by `factor` (a number or a
+    traced scalar, e.g. a schedule's value; it gets no gradient itself)."""
+    return _scale(x, jnp.asarray(factor, jnp.float32))
 
 
 def reverse_gradient(x, factor: float = 1.0):
