@@ -6,6 +6,7 @@ generate   generate --run RUN (the run's family writes its volumes, images or ta
 evaluate   evaluate (fidelity, utility, privacy report)
 mmcgan     impute, report (and MMCGAN's train / generate)
 acgan      morph (and the 2D families' generate)
+reader_study  reader-study make|serve|score (the real-or-synthetic reader study's page)
 common     what several groups share: --config overrides, conditions, phantom cohorts
 app        builds the parser from the groups and runs a verb
 """
