@@ -43,7 +43,7 @@ import numpy as np
 
 from jaxsyn.data.preview import orthogonal_slices
 from jaxsyn.errors import ConfigError
-from jaxsyn.zoo.pages import data_url, loopback_server, serve_forever, to_uint8
+from jaxsyn.zoo.pages import data_url, guard, loopback_server, serve_forever, to_uint8
 
 GROUP = 10  # latent entries per slider (medigan's slider_grouper)
 RANGE = 3.0  # slider range [-RANGE, RANGE] (medigan's max_input_value)
@@ -125,6 +125,7 @@ def make_app(explorable, title: str = "model", seed: int = 0) -> bottle.Bottle:
     dim = int(explorable.latent_dim)
     schema = dict(explorable.conditions_schema or {})
     app = bottle.Bottle()
+    guard(app)
 
     @app.get("/")
     def page():

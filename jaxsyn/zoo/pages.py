@@ -12,6 +12,7 @@ import base64
 import io
 import ipaddress
 import socket
+from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import numpy as np
@@ -39,6 +40,22 @@ def loopback_server(app, host: str = "127.0.0.1", port: int = 0) -> WSGIServer:
         return make_server(host, port, app, handler_class=_QuietHandler)
     except OSError as e:
         raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror})") from e
+
+
+def guard(app) -> None:
+    """Refuse requests not meant for this loopback page: a Host header that is not a loopback
+    name (a DNS-rebinding page reading ours) and a POST sent from another site's page (a form on
+    any web page can POST to 127.0.0.1, e.g. answers in a reader's name)."""
+    import bottle
+
+    @app.hook("before_request")
+    def _check():
+        host = bottle.request.get_header("Host", "")
+        if not is_loopback(urlsplit(f"//{host}").hostname or ""):
+            bottle.abort(403, f"Host {host!r}: this page answers on a loopback address only")
+        origin = bottle.request.get_header("Origin")
+        if bottle.request.method == "POST" and origin and urlsplit(origin).netloc != host:
+            bottle.abort(403, f"Origin {origin!r}: a form of another page")
 
 
 def is_loopback(host: str) -> bool:

@@ -17,7 +17,7 @@ import html
 import bottle
 
 from jaxsyn.errors import ConfigError
-from jaxsyn.zoo.pages import loopback_server, serve_forever
+from jaxsyn.zoo.pages import guard, loopback_server, serve_forever
 from jaxsyn.zoo.reader_study import Study, check_reader
 
 STYLE = (
@@ -37,6 +37,7 @@ def _page(title: str, body: str) -> str:
 def make_app(folder) -> bottle.Bottle:
     study = Study(folder)
     app = bottle.Bottle()
+    guard(app)
 
     def reader_or_400(name: str) -> str:
         try:

@@ -145,6 +145,13 @@ def test_page_serves_images_never_the_key_and_records_answers(study):
         with urllib.request.urlopen(f"{url}/reader/carol", data=data) as r:  # POST, redirected
             assert "image 2 of 10" in r.read().decode()
         assert [a["answer"] for a in Study(study).answers("carol")] == ["real"]
+        second = Study(study).next_image("carol")
+        forged = urllib.parse.urlencode({"id": second, "answer": "real"}).encode()
+        for headers in ({"Origin": "http://evil.example"}, {"Host": "evil.example"}):
+            request = urllib.request.Request(f"{url}/reader/carol", forged, headers)
+            with pytest.raises(urllib.error.HTTPError, match="403"):
+                urllib.request.urlopen(request)
+        assert len(Study(study).answers("carol")) == 1  # neither recorded
     finally:
         server.shutdown()
         server.server_close()
