@@ -258,6 +258,13 @@ def test_report_holds_the_papers_numbers(run, tmp_path):
     # the phantom's fat grows with BMI: its own cohort must show it
     assert real["spearman_class_fat"]["rho"] > 0.5 and real["n"] == 8
     assert report["conditioning"]["synthetic"]["n"] == 4
+    # MMCGAN's own measure (issue 17.6): occupied -150..300 HU volume against BMI, from the files
+    occupied = report["conditioning"]["occupied_volume"]
+    real_t, files_of = evaluation.read_cohort(cohort_of(run))
+    volumes = [load_volume(files_of[str(p)]) for p in real_t.patient_id]
+    ml = [evaluation.occupied_volume_ml(v.hu, v.spacing) for v in volumes]
+    assert occupied["real"]["pearson_r"] == pytest.approx(np.corrcoef(real_t.bmi, ml)[0, 1])
+    assert occupied["real"]["n"] == 8 and occupied["settings"]["against"] == "bmi"
     # the tabular scores are those of the real table and the generated rows
     real_t, _ = evaluation.read_cohort(cohort_of(run))
     syn_t, _ = evaluation.read_cohort(gen)

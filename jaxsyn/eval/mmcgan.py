@@ -6,6 +6,9 @@
     (-150..-50 HU), soft tissue (-50..300 HU; the paper's "-150 to 300 HU" minus fat) and water
     (-10..10 HU, a subset of soft tissue), by BMI class, real beside synthetic, and the Spearman
     correlation between the class and the fat fraction in each cohort;
+  * MMCGAN's own conditioning measure (§4, Fig. A.4): the total occupied volume of -150..300 HU
+    matter in ml per volume, against BMI (the `bmi` column, else the class): Pearson r,
+    Spearman rho and slope per cohort (`conditioning.occupied_volume`), beside ours above;
   * centre transverse slices of 8 latent points × every class (Fig. 4);
   * univariate comparisons of every clinical column and real / synthetic / difference
     association heat maps (Figs. 3, A.5), with the tabular quality scores;
@@ -75,6 +78,44 @@ def conditioning(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict:
             "n": len(df),
         }
     return out
+
+
+# MMCGAN's own conditioning measure (Ziegler et al. 2022 §4 and Fig. A.4): "the total occupied
+# volume of matter with a density in the range of -150 HU to 300 HU", correlated with BMI.
+OCCUPIED_HU = (-150.0, 300.0)  # both ends included
+
+
+def occupied_volume_ml(hu: np.ndarray, spacing_mm) -> float:
+    """Total volume (ml) of the voxels with OCCUPIED_HU[0] <= HU <= OCCUPIED_HU[1]."""
+    hu = np.asarray(hu)
+    lo, hi = OCCUPIED_HU
+    voxel_ml = float(np.prod(np.asarray(spacing_mm, np.float64))) / 1000.0
+    return int(np.count_nonzero((hu >= lo) & (hu <= hi))) * voxel_ml
+
+
+def occupied_volume(volumes: pd.DataFrame) -> dict:
+    """Per cohort (`volumes`: columns occupied_ml and bmi, one row per volume): Pearson r and
+    Spearman rho of occupied volume against BMI, the least-squares slope (ml per BMI unit), n."""
+    ok = volumes[["occupied_ml", "bmi"]].dropna()
+    out = {"n": len(ok), "mean_ml": float(ok["occupied_ml"].mean()) if len(ok) else float("nan")}
+    if len(ok) < 3 or ok["bmi"].nunique() < 2 or ok["occupied_ml"].nunique() < 2:
+        return out | {"pearson_r": float("nan"), "spearman_rho": float("nan"),
+                      "slope_ml_per_bmi": float("nan")}  # fmt: skip
+    x, y = ok["bmi"].to_numpy(float), ok["occupied_ml"].to_numpy(float)
+    return out | {
+        "pearson_r": float(sps.pearsonr(x, y).statistic),
+        "spearman_rho": float(sps.spearmanr(x, y).statistic),
+        "slope_ml_per_bmi": float(np.polyfit(x, y, 1)[0]),
+    }
+
+
+def occupied_figure(real: pd.DataFrame, synthetic: pd.DataFrame, bmi_name: str):
+    fig, ax = figure(5, 3.6)
+    for df, name in ((real, "real"), (synthetic, "synthetic")):
+        ax[0, 0].scatter(df["bmi"], df["occupied_ml"], s=12, alpha=0.7, label=name)
+    ax[0, 0].set(xlabel=bmi_name, ylabel="occupied volume, -150..300 HU (ml)")
+    ax[0, 0].legend(fontsize=8)
+    return fig
 
 
 MIN_REAL_PER_CLASS = 5  # a class's real spread is not estimated from fewer patients
@@ -254,20 +295,39 @@ def mmcgan_report(
     t_real, v_real = read_cohort(real)
     t_syn, v_syn = read_cohort(synthetic)
 
-    def cohort(table, vols):
-        ids = [p for p in table["patient_id"].astype(str) if p in vols]
-        classes = table.set_index(table["patient_id"].astype(str)).loc[ids, class_column]
-        hus = [load_volume(vols[p]).hu for p in ids]
-        return hus, classes.to_numpy().astype(int)
+    bmi_column = "bmi" if "bmi" in t_real.columns and "bmi" in t_syn.columns else class_column
+    occupied = {}
 
-    hu_real, c_real = cohort(t_real, v_real)
-    hu_syn, c_syn = cohort(t_syn, v_syn)
+    def cohort(table, vols, name):
+        ids = [p for p in table["patient_id"].astype(str) if p in vols]
+        rows = table.set_index(table["patient_id"].astype(str)).loc[ids]
+        hus, ml = [], []
+        for p in ids:
+            volume = load_volume(vols[p])
+            hus.append(volume.hu)
+            ml.append(occupied_volume_ml(volume.hu, volume.spacing))
+        occupied[name] = pd.DataFrame({"occupied_ml": ml, "bmi": rows[bmi_column].to_numpy(float)})
+        return hus, rows[class_column].to_numpy().astype(int)
+
+    hu_real, c_real = cohort(t_real, v_real, "real")
+    hu_syn, c_syn = cohort(t_syn, v_syn, "synthetic")
     f_real, f_syn = fractions_table(hu_real, c_real), fractions_table(hu_syn, c_syn)
     report.numbers(
         "conditioning",
         conditioning(f_real, f_syn),
         settings={"body_hu": BODY_HU, "ranges_hu": RANGES, "class_column": class_column},
     )
+    report.numbers(
+        "conditioning.occupied_volume",
+        {name: occupied_volume(df) for name, df in occupied.items()},
+        settings={"range_hu": OCCUPIED_HU, "against": bmi_column,
+                  "source": "MMCGAN (Ziegler et al. 2022) Fig. A.4: total volume of -150..300 "
+                  "HU matter, in ml (voxel count x voxel volume of each file's spacing)"},
+    )  # fmt: skip
+    report.figure("conditioning", "occupied_volume",
+                  occupied_figure(occupied["real"], occupied["synthetic"], bmi_column),
+                  caption="Occupied volume (-150..300 HU, ml) against BMI, real vs synthetic "
+                  "(MMCGAN's measure)")  # fmt: skip
     report.numbers("fidelity", fidelity(f_real, f_syn, hu_real, hu_syn))
     report.figure("conditioning", "fractions", fractions_figure(f_real, f_syn, class_column),
                   caption="Tissue fractions of body voxels by class, real (blue) vs synthetic (orange) (paper Fig. A.4)")  # fmt: skip
@@ -316,11 +376,14 @@ def mmcgan_report(
 
 
 __all__ = [
+    "OCCUPIED_HU",
     "RANGES",
     "conditioning",
     "fidelity",
     "fractions_table",
     "mmcgan_report",
+    "occupied_volume",
+    "occupied_volume_ml",
     "spearman",
     "tissue_fractions",
 ]
