@@ -20,7 +20,8 @@ The protocol. The page drives any object with these three members (`serve` gets 
         returns     {"latents": float32 [latent_dim], the vector used (the sliders start there),
                      and one or more of
                      "volume": float [D, H, W]          shown as three orthogonal slices
-                     "images": float [N, H, W(, C)]     shown as a grid (C = 1 or 3)
+                     "images": float [N, H, W(, C)]     shown as a grid (C = 3: colour; other C:
+                                                        one picture per channel)
                      "rows":   list of {column: value}  (or a DataFrame) shown as a table
                      "window": (lo, hi)                 display range; default (-1024, 600)
                                                         for a volume (HU), (0, 1) for images}
@@ -105,8 +106,14 @@ def render(result: dict) -> dict:
     if "images" in result:
         window = tuple(result.get("window", (0.0, 1.0)))
         for i, image in enumerate(np.asarray(result["images"], np.float32)):
-            grey = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
-            panels.append({"title": f"image {i}", "src": data_url(to_uint8(grey, window))})
+            if image.ndim == 2 or image.shape[-1] == 3:  # grey or RGB: one picture
+                panels.append({"title": f"image {i}", "src": data_url(to_uint8(image, window))})
+                continue
+            for c in range(
+                image.shape[-1]
+            ):  # channels (e.g. a 9-slice vertebral unit) side by side
+                title = f"image {i}" + (f" channel {c}" if image.shape[-1] > 1 else "")
+                panels.append({"title": title, "src": data_url(to_uint8(image[..., c], window))})
     rows = result.get("rows")
     if rows is not None and hasattr(rows, "to_dict"):  # a DataFrame
         rows = rows.to_dict("records")

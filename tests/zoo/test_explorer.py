@@ -70,6 +70,10 @@ def test_render_volume_images_and_rows():
     assert [decode(p["src"]).tolist() for p in panels] == [
         (np.round(x[..., 0] * 255)).astype(int).tolist() for x in images
     ]
+    slices = np.random.default_rng(0).uniform(size=(1, 4, 4, 9))  # a 9-slice unit: 9 panels
+    panels = render({"latents": [0.0], "images": slices})["panels"]
+    assert [p["title"] for p in panels[::8]] == ["image 0 channel 0", "image 0 channel 8"]
+    np.testing.assert_array_equal(decode(panels[4]["src"]), np.round(slices[0, ..., 4] * 255))
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:

@@ -178,10 +178,12 @@ def test_cli_make_and_score(tmp_path, capsys):
     s = Study(out)
     for _ in range(4):  # a reader who calls everything real: accuracy 0.5
         s.record("dan", s.next_image("dan"), "real")
+    s.record("fay", s.next_image("fay"), "synthetic")  # a reader who has not finished
     assert main(["reader-study", "score", str(out)]) == 0
     report = json.loads((out / "report" / "report.json").read_text())
+    assert report["readers"]["fay"]["answered"] == 1 and not report["readers"]["fay"]["complete"]
     dan = report["readers"]["dan"]
     assert (dan["TR"], dan["FR"], dan["accuracy"], dan["complete"]) == (2, 2, 0.5, True)
-    assert report["across_readers"]["readers"] == 1
+    assert report["across_readers"]["readers"] == 1  # dan only
     assert "dan" in (out / "report" / "index.html").read_text()
     assert reader_study.KEY not in {p.name for p in (out / "report").iterdir()}
