@@ -81,10 +81,10 @@ def make_study(
         raise DataError(
             f"{out}: {len(real)} real and {len(synthetic)} synthetic images; expected both"
         )
-    shapes = {p.pixels.shape for _, p in pictures} | {p.pixels.dtype.str for _, p in pictures}
-    if len(shapes) != 2:
+    kinds = {(p.pixels.shape, p.pixels.dtype.str) for _, p in pictures}
+    if len(kinds) != 1:
         raise DataError(
-            f"{out}: pictures of several shapes or types {sorted(map(str, shapes))}; expected one"
+            f"{out}: pictures of several shapes or types {sorted(map(str, kinds))}; expected one"
         )
     ids: dict[str, tuple[str, Picture]] = {}
     while len(ids) < len(pictures):  # 48-bit random ids; a repeat is drawn again
@@ -242,7 +242,11 @@ def score(folder, out=None) -> dict:
     )
     complete = []
     for reader in study.readers():
-        counts = reader_counts(study.answers(reader), key)
+        answers = study.answers(reader)
+        if unknown := sorted({a["id"] for a in answers} - set(key)):
+            path = study.folder / ANSWERS / f"{reader}.json"
+            raise DataError(f"{path}: answers for ids {unknown[:3]} that {key_path} does not hold")
+        counts = reader_counts(answers, key)
         counts["complete"] = counts["answered"] == len(study.images)
         report.numbers(f"readers.{reader}", counts)
         if counts["complete"]:
