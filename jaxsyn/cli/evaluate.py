@@ -24,6 +24,7 @@ def evaluate(args) -> None:
         occlusion=args.occlusion,
         volume_size=args.volume_size,
         features_train=args.features_train,
+        val=args.val,
         compare_ids=not args.ids_per_folder,
         seed=args.seed,
     )
@@ -61,6 +62,14 @@ def add_parsers(verbs) -> None:
         type=Path,
         help="labelled real data, disjoint from --real, --holdout and --test, that the domain "
         "feature extractor is trained on (without it: on --real, and its attacks are skipped)",
+    )
+    p.add_argument(
+        "--val",
+        type=Path,
+        help="utility (images, volumes): labelled real validation data, disjoint from --real, "
+        "--holdout and --test, that selects the real-trained classifier's epoch; the "
+        "synthetic-trained one is selected on synthetic samples held out of --synthetic "
+        "(DuMont et al.). Without it every classifier keeps its last epoch",
     )
     p.add_argument(
         "--ids-per-folder",

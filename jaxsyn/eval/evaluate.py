@@ -97,6 +97,7 @@ def evaluate(
     occlusion: bool = False,
     volume_size: int = VOLUME_SIZE,
     features_train: str | os.PathLike | None = None,
+    val: str | os.PathLike | None = None,
     compare_ids: bool = True,
     seed: int = 0,
     progress: bool = True,
@@ -115,6 +116,10 @@ def evaluate(
     `DEFAULT_MODELS`. `features_train`: labelled real
     data, disjoint from `real`, `holdout` and `test`, on which the domain feature extractor is
     trained (else on `real`: the report says so and skips the attacks in its features).
+    `val`: labelled real validation data (images, volumes), disjoint from `real`, `holdout` and
+    `test`, that selects the real-trained classifier's epoch; the synthetic-trained one is
+    selected on synthetic samples held out of `synthetic` (DuMont et al.: each on its own kind of
+    data; `utility.tstr`); without it every classifier keeps its last epoch.
     `compare_ids` False: the leakage guards compare contents only, for ids that merely number
     each folder's files, as phantom cohorts' do (`jaxsyn.eval.leakage`). `occlusion` adds the occlusion maps of an image classifier trained on real
     and one trained on synthetic images (seed 0), side by side. A run that fails leaves no
@@ -123,14 +128,17 @@ def evaluate(
 
     first = kind_of(real)
     given = {"real": real, "synthetic": synthetic, "holdout": holdout, "features-train":
-             features_train, "test": test if test is not None and labels else None}  # fmt: skip
+             features_train, "test": test if test is not None and labels else None,
+             "val": val if val is not None and test is not None and labels else None}  # fmt: skip
     given = {flag: path for flag, path in given.items() if path is not None}
     kinds = {flag: kind_of(path, first) for flag, path in given.items()}
     if len(set(kinds.values())) > 1:
         flags = ", ".join(f"--{flag}" for flag in kinds)
         raise DataError(f"{flags} are {sorted(set(kinds.values()))}; expected one kind")
     kind = first
-    pairs = [(a, b) for a in ("test", "features-train") for b in ("real", "holdout", "test")
+    if "val" in given and kind_of(real) == "table":
+        raise ConfigError(f"--val {val}: tables' classifiers have no epochs to select; omit it")
+    pairs = [(a, b) for a in ("test", "features-train", "val") for b in ("real", "holdout", "test")
              if a != b and a in given and b in given]  # fmt: skip
     leakage.check_disjoint(given, pairs, kind, ids=compare_ids)
     guards = {"features_train": str(features_train) if features_train else None,
@@ -158,10 +166,10 @@ def evaluate(
             tables.table_utility(report, real, synthetic, test, labels, augment, model)
         elif kind == "volumes":
             volumes.volume_utility(report, real, synthetic, test, labels, model, utility_epochs,
-                                   augment, progress, volume_size)  # fmt: skip
+                                   augment, progress, volume_size, val=val)  # fmt: skip
         else:
             images.image_utility(report, real, synthetic, test, labels, model, utility_epochs,
-                                 augment, occlusion, progress)  # fmt: skip
+                                 augment, occlusion, progress, val=val)  # fmt: skip
         return report.write()
     except BaseException:
         report.discard()  # a failed evaluation leaves no partial report or figures behind

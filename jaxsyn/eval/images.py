@@ -242,22 +242,29 @@ def _domain_extractor(x_real, t_real, labels, model, epochs, features_train=None
 
 
 def image_utility(report, real, synthetic, test, labels, model, epochs, augment, occlusion,
-                  progress):  # fmt: skip
+                  progress, val=None):  # fmt: skip
+    """TRTR vs TSTR on the folders' labels, tested on `test`; `val` (a labelled real folder)
+    selects each classifier's epoch (`utility.tstr`'s val: the synthetic-trained one on held-out
+    synthetic images)."""
     from jaxsyn.eval import classifiers, utility
 
     x_real, t_real = load(real, None, progress)[:2]
     size = x_real.shape[1]
     x_syn, t_syn = load(synthetic, size, progress)[:2]
     x_test, t_test = load(test, size, progress)[:2]
-    for name, t in (("real", t_real), ("synthetic", t_syn), ("test", t_test)):
-        absent = [c for c in labels if c not in t.columns]
+    x_val, t_val = load(val, size, progress)[:2] if val is not None else (None, None)
+    for name, t in (("real", t_real), ("synthetic", t_syn), ("test", t_test), ("val", t_val)):
+        absent = [c for c in labels if t is not None and c not in t.columns]
         if absent:
             raise DataError(f"--{name} labels.csv: no column(s) {absent}; expected {labels}")
     task, outputs, y = targets(labels, t_real)
     config = classifier_config(model, x_real.shape[-1], outputs)
     result = utility.tstr((x_real, y(t_real)), (x_syn, y(t_syn)), (x_test, y(t_test)),
                           model=config, task=task, epochs=epochs, augment=augment,
+                          val=None if val is None else (x_val, y(t_val)),
                           progress=progress)  # fmt: skip
+    report.text("utility", f"Model selection: {result.model_selection}" + (
+        "" if val is not None else " (give --val, labelled real images, to select epochs)"))  # fmt: skip
     report.numbers("utility", result.asdict(), settings={"labels": labels, "model": model})
     utility_figure(report, result)
     if occlusion:

@@ -436,11 +436,14 @@ def volumes(report, real, synthetic, holdout, features, umap, domain, seed, prog
 
 
 def volume_utility(report, real, synthetic, test, labels, model, epochs, augment, progress,
-                   volume_size: int = VOLUME_SIZE) -> None:  # fmt: skip
-    """TRTR vs TSTR with a 3D ResNet on the volume folders' labels, tested on `test`."""
+                   volume_size: int = VOLUME_SIZE, val=None) -> None:  # fmt: skip
+    """TRTR vs TSTR with a 3D ResNet on the volume folders' labels, tested on `test`; `val` (a
+    labelled real folder) selects each classifier's epoch (`utility.tstr`'s val)."""
     from jaxsyn.eval import utility
 
     found = {"real": VolumeSet(real), "synthetic": VolumeSet(synthetic), "test": VolumeSet(test)}
+    if val is not None:
+        found["val"] = VolumeSet(val)
     grid = common_grid(found["real"], found["synthetic"])
     sets = {}
     for name, v in found.items():
@@ -451,8 +454,11 @@ def volume_utility(report, real, synthetic, test, labels, model, epochs, augment
     if getattr(config, "spatial_dims", 2) != 3:
         raise ConfigError(f"--utility-model {model!r} is 2D; volumes take a resnet3d-*")
     pairs = [(g, y(t)) for g, t in sets.values()]
-    result = utility.tstr(*pairs, model=config, task=task, epochs=epochs, augment=augment,
-                          batch_size=8, progress=progress)  # fmt: skip
+    result = utility.tstr(*pairs[:3], model=config, task=task, epochs=epochs, augment=augment,
+                          batch_size=8, val=pairs[3] if val is not None else None,
+                          progress=progress)  # fmt: skip
+    report.text("utility", f"Model selection: {result.model_selection}" + (
+        "" if val is not None else " (give --val, labelled real volumes, to select epochs)"))  # fmt: skip
     report.numbers("utility", result.asdict(), settings={"labels": labels, "model": model,
                    "volume_size": volume_size, "grid_spacing_mm": grid.spacing,
                    "window_hu": list(WINDOW_HU)})  # fmt: skip
