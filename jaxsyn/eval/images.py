@@ -33,16 +33,23 @@ from jaxsyn.eval.sections import (
     classifier_config,
     distribution_metrics,
     nearest_pairs,
+    small_sample_note,
     targets,
     umap_figure,
     utility_figure,
 )
+
+MIN_IMAGES = 2  # FID needs each set's covariance
 
 
 def images(report, real, synthetic, holdout, features, umap, domain, seed, progress) -> None:
     x_real, t_real, layout = load(real, None, progress)
     size, channels = x_real.shape[1], x_real.shape[-1]
     x_syn = load(synthetic, size, progress)[0]
+    for flag, folder, x in (("real", real, x_real), ("synthetic", synthetic, x_syn)):
+        if len(x) < MIN_IMAGES:
+            raise DataError(f"--{flag} {folder}: {len(x)} image; expected at least {MIN_IMAGES} "
+                            "(FID needs the covariance of each set)")  # fmt: skip
     x_hold = load(holdout, size, progress)[0] if holdout else None
     for name, x in (("synthetic", x_syn), ("holdout", x_hold)):
         if x is not None and x.shape[-1] != channels:
@@ -104,6 +111,7 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
                 f_real, f_syn = f(x_r), f(x_s)
             if variant == "raw":
                 kept[name] = (f_real, f_syn)
+                small_sample_note(report, name, len(f_real), len(f_syn), f_real.shape[1])
             if umap and variant == "raw":
                 umap_figure(report, name, f_real, f_syn, seed)
             report.numbers(f"fidelity.{name}.{variant}", distribution_metrics(f_real, f_syn, seed),

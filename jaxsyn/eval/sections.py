@@ -22,6 +22,8 @@ nearest_pairs         each of the first synthetic samples beside its nearest tra
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from jaxsyn.errors import ConfigError
@@ -65,6 +67,21 @@ QUANTILE_NOTE = (
 )
 # The settings line of Inception numbers (jaxsyn.eval.inception, issue 17.8).
 INCEPTION_PRECISION = "float32, every convolution at Precision.HIGHEST (no TF32 on GPUs)"
+
+
+def small_sample_note(report, name: str, n_real: int, n_syn: int, n_features: int):
+    """A note in the report (and a warning) when either set has fewer samples than features:
+    the covariances FID compares are then rank-deficient and FID (and r_FID) mostly measures
+    the sample sizes; Heusel et al. (TTUR) recommend at least 10,000 samples."""
+    if min(n_real, n_syn) >= n_features:
+        return
+    message = (f"fidelity.{name}: FID from {n_real} real and {n_syn} synthetic samples of "
+               f"{n_features} features (fewer samples than features: rank-deficient "
+               "covariances) is dominated by its small-sample bias and noise; compare it only "
+               "between sets of the same sizes, not with published values (TTUR recommends "
+               "at least 10,000 samples).")  # fmt: skip
+    report.text("fidelity", message)
+    warnings.warn(message, stacklevel=2)
 
 
 def distribution_metrics(f_real: np.ndarray, f_syn: np.ndarray, seed: int = 0) -> dict:

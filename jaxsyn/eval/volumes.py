@@ -43,7 +43,6 @@ so anisotropic scans are neither squashed nor padded against isotropic synthetic
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +60,7 @@ from jaxsyn.eval.sections import (
     classifier_config,
     distribution_metrics,
     nearest_pairs,
+    small_sample_note,
     targets,
     umap_figure,
     utility_figure,
@@ -298,21 +298,6 @@ def volume_labels(folder, ids: list[str], labels: list[str]) -> pd.DataFrame:
 
 # Fewest volumes per set: FID needs a covariance of each set, precision/recall a neighbour.
 MIN_VOLUMES = 2
-
-
-def small_sample_note(report, name: str, n_real: int, n_syn: int, n_features: int):
-    """A note in the report (and a warning) when either set has fewer samples than features:
-    the covariances FID compares are then rank-deficient and FID (and r_FID) mostly measures
-    the sample sizes; Heusel et al. (TTUR) recommend at least 10,000 samples."""
-    if min(n_real, n_syn) >= n_features:
-        return
-    message = (f"fidelity.{name}: FID from {n_real} real and {n_syn} synthetic samples of "
-               f"{n_features} features (fewer samples than features: rank-deficient "
-               "covariances) is dominated by its small-sample bias and noise; compare it only "
-               "between sets of the same sizes, not with published values (TTUR recommends "
-               "at least 10,000 samples).")  # fmt: skip
-    report.text("fidelity", message)
-    warnings.warn(message, stacklevel=2)
 
 
 def check_sizes(sets: dict[str, VolumeSet]) -> None:
