@@ -12,8 +12,10 @@ import sys
 
 from jaxsyn.cli import (
     acgan,
+    bench,
     cache,
     data,
+    duiit,
     evaluate,
     generate,
     importer,
@@ -25,7 +27,19 @@ from jaxsyn.cli import (
 from jaxsyn.errors import ConfigError, JaxsynError
 
 # in the order `jaxsyn --help` lists them
-VERB_GROUPS = (data, train, generate, evaluate, mmcgan, acgan, importer, models, reader_study)
+VERB_GROUPS = (
+    data,
+    train,
+    generate,
+    evaluate,
+    mmcgan,
+    acgan,
+    duiit,
+    importer,
+    models,
+    reader_study,
+    bench,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

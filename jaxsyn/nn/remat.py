@@ -1,0 +1,43 @@
+"""Rematerialisation (activation checkpointing) of a block, chosen by name from a config.
+
+    none              keep every activation for the backward pass (the default; no change)
+    nothing_saveable  keep only the block's inputs, recompute the rest in the backward pass
+    dots_saveable     keep matrix products' and convolutions' outputs, recompute the cheap
+                      elementwise work (normalisation, activations) between them
+
+`remat(ModuleClass, name)` is the class itself for "none", else `flax.linen.remat` of it with
+that `jax.checkpoint` policy: the parameter tree is the same either way (a checkpoint saved
+without remat loads with it), and so are the values and gradients up to float rounding.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+
+POLICIES = ("none", "nothing_saveable", "dots_saveable")
+
+
+def policy(name: str):
+    """The `jax.checkpoint` policy named `name` (None for "none")."""
+    if name not in POLICIES:
+        raise ValueError(f"remat policy is {name!r}; expected one of {', '.join(POLICIES)}")
+    if name == "none":
+        return None
+    return getattr(jax.checkpoint_policies, name)
+
+
+def remat(module: type[nn.Module], name: str) -> type[nn.Module]:
+    """`module`, rematerialised under policy `name` unless it is "none"."""
+    if policy(name) is None:
+        return module
+    return nn.remat(module, policy=policy(name))
+
+
+def per_stage(value: str | tuple[str, ...], stages: int) -> tuple[str, ...] | None:
+    """A config's remat field (one name for every stage, or one per stage) as one name per stage;
+    None when it is neither (the config says so in its own error)."""
+    names = (value,) * stages if isinstance(value, str) else tuple(value)
+    if len(names) != stages or any(n not in POLICIES for n in names):
+        return None
+    return names
