@@ -36,6 +36,7 @@ import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
 from jaxsyn.nn.layers import ConvGNReLU, GroupNorm, UpConv3d, conv3d, sn
+from jaxsyn.nn.remat import POLICIES, per_stage, policy, remat
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,6 +77,11 @@ class HAGANConfig:
     # there), at the cost of possible seams between slabs.
     generate_slabs: bool = False
     dtype: str = "float32"  # compute dtype; "bfloat16" on accelerators
+    # Ours (memory, not numbers): activation checkpointing of the generator's stages, one
+    # jaxsyn.nn.remat policy ("none", "nothing_saveable", "dots_saveable") for all of them or one
+    # per stage: G^A's 5 blocks, G^L, G^H. "none" keeps everything (the default); the others
+    # recompute in the backward pass what they do not keep. Same parameters and values.
+    remat: str | tuple[str, ...] = "none"
     # optimisation (train.py): Adam betas (0, 0.999), lr G 1e-4, D 4e-4, E^H and E^G 1e-4
     batch_size: int = 4
     lr_g: float = 1e-4
@@ -91,6 +97,11 @@ class HAGANConfig:
         if not (32 <= self.size <= 256 and self.size & (self.size - 1) == 0):
             raise ConfigError(
                 f"HAGANConfig.size is {self.size}; expected a power of two in 32..256"
+            )
+        if self.remat_stages is None:
+            raise ConfigError(
+                f"HAGANConfig.remat is {self.remat!r}; expected one of {POLICIES} or 7 of them "
+                "(G^A's 5 blocks, G^L, G^H)"
             )
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(
@@ -140,6 +151,11 @@ class HAGANConfig:
         return self.num_classes + self.num_continuous
 
     @property
+    def remat_stages(self) -> tuple[str, ...] | None:
+        """`remat` as one policy per generator stage (5 trunk blocks, G^L, G^H)."""
+        return per_stage(self.remat, 7)
+
+    @property
     def compute_dtype(self):
         return jnp.dtype(self.dtype)
 
@@ -173,7 +189,7 @@ class Generator(nn.Module):
         self.fc = nn.Dense(64 * c.trunk_channels[0], dtype=dt)  # -> [4, 4, 4, C0]
         # the reference upsamples before blocks 2.. until the hypercube is S/4 on a side
         self.trunk = [
-            ConvGNReLU(
+            remat(ConvGNReLU, c.remat_stages[i])(
                 w, groups=c.groups, dtype=dt, upsample=1 <= i <= c.ladder, fused=c.fused_upsample
             )
             for i, w in enumerate(c.trunk_channels)
@@ -202,12 +218,18 @@ class Generator(nn.Module):
         return jax.lax.dynamic_slice_in_dim(h, slab_start // 4, self.config.size // 32, axis=1)
 
     def low_res(self, h: jax.Array) -> jax.Array:
+        return _rematted(Generator._low_res, self.config.remat_stages[5])(self, h)
+
+    def _low_res(self, h: jax.Array) -> jax.Array:
         for block in self.low:
             h = block(h)
         return jnp.tanh(self.low_out(h)).astype(jnp.float32)
 
     def high_res(self, h: jax.Array) -> jax.Array:
         """G^H on a hypercube slab or the whole hypercube: 4× larger on every axis."""
+        return _rematted(Generator._high_res, self.config.remat_stages[6])(self, h)
+
+    def _high_res(self, h: jax.Array) -> jax.Array:
         a = self.high_pre(h)
         mean, var = self.high_norm.stats(a)
         return self.high_post(a, mean, var)
@@ -228,6 +250,11 @@ class Generator(nn.Module):
         if rows is not None:
             x = x * rows[None, :, None, None, None].astype(x.dtype)
         return jnp.tanh(self.high_out(x)).astype(jnp.float32)
+
+
+def _rematted(method, name: str):
+    """`method(module, ...)`, rematerialised under the policy `name` unless it is "none"."""
+    return method if policy(name) is None else nn.remat(method, policy=policy(name))
 
 
 class Discriminator(nn.Module):
