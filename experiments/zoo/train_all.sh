@@ -4,7 +4,7 @@
 # scikit-learn), evaluated with `jaxsyn evaluate`, packed with its metrics and installed.
 #   bash experiments/zoo/train_all.sh [WORK]            (default WORK: zoo_out, git-ignored)
 #   STAGES="train" bash experiments/zoo/train_all.sh    (train only; rerunning skips finished runs)
-# STAGES: any of train, eval, pack (default: all three). pack installs into jaxsyn/zoo/models/,
+# STAGES: any of train, eval, pack (default: all three); ONLY: some of the model names below. pack installs into jaxsyn/zoo/models/,
 # replacing a model of the same id. How long it took, and under what load: experiments/zoo/README.md.
 set -euo pipefail
 J=${JAXSYN:-.venv/bin/jaxsyn}
@@ -15,6 +15,8 @@ LIB=jaxsyn/zoo/models
 CARDS=experiments/zoo/cards
 mkdir -p "$W"
 has() { [[ " $STAGES " == *" $1 "* ]]; }
+ONLY=${ONLY:-hagan mmcgan ctgan acgan proggan cpdgan}  # the models to make (default: all)
+wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 stamp() { echo "[$(date +%H:%M:%S)] $*"; }
 
 # --- data: phantoms (train / holdout / test seeds) and the diabetes table ------------------------
@@ -39,7 +41,7 @@ fi
 # --- train (a finished run is kept) -------------------------------------------------------------
 train() {  # NAME, then `jaxsyn train` arguments
   local name=$1; shift
-  if [ -f "$W/runs/$name/.done" ]; then return; fi
+  if ! wanted "$name" || [ -f "$W/runs/$name/.done" ]; then return; fi
   stamp "train $name"
   $J train "$@" --out "$W/runs/$name"
   touch "$W/runs/$name/.done"
@@ -60,10 +62,19 @@ fi
 # --- generate and evaluate ----------------------------------------------------------------------
 evaluate() {  # NAME REAL HOLDOUT N [evaluate arguments]
   local name=$1 real=$2 holdout=$3 n=$4; shift 4
-  if [ -f "$W/reports/$name/report.json" ]; then return; fi
+  if ! wanted "$name" || [ -f "$W/reports/$name/report.json" ]; then return; fi
   stamp "evaluate $name"
   rm -rf "$W/gen/$name"
-  $J generate --run "$W/runs/$name" --n "$n" --out "$W/gen/$name" --seed 0
+  if [ "$name" = hagan ]; then  # conditioned on bmi_class, one class per call: n/4 of each
+    mkdir -p "$W/gen/hagan"
+    for c in 0 1 2 3; do
+      $J generate --run "$W/runs/hagan" --n $((n / 4)) --condition bmi_class=$c --seed $c \
+        --out "$W/gen/hagan-class$c"
+      for f in "$W/gen/hagan-class$c"/*.nii.gz; do mv "$f" "$W/gen/hagan/class${c}_$(basename "$f")"; done
+    done
+  else
+    $J generate --run "$W/runs/$name" --n "$n" --out "$W/gen/$name" --seed 0
+  fi
   $J evaluate --real "$real" --synthetic "$W/gen/$name" --holdout "$holdout" \
     --ids-per-folder --out "$W/reports/$name" "$@"
 }
@@ -79,7 +90,7 @@ fi
 
 # --- pack with the metrics and install into the shipped library ---------------------------------
 if has pack; then
-  for name in hagan mmcgan ctgan acgan proggan cpdgan; do
+  for name in $ONLY; do
     card="$CARDS/$name.json"
     stamp "pack $name ($card)"
     $J models pack "$W/runs/$name" --card "$card" --report "$W/reports/$name" \

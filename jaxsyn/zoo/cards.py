@@ -159,34 +159,47 @@ def output_of(info: dict) -> dict:
     return {"kind": "images", "shape": [s, s, c], "labels": [str(x) for x in labels]}
 
 
-# medigan-style metric name -> where `jaxsyn evaluate` puts it in report.json (first found wins;
-# FEATURES stands for the feature spaces in the order below, raw before per-image normalised)
+# medigan-style metric name -> where `jaxsyn evaluate` puts it in report.json (the first found
+# wins); FEATURES stands for the report's feature spaces, best first (`feature_spaces`)
 REPORT_METRICS = {
-    "FID": "fidelity.FEATURES.fid",
-    "FID_ratio": "fidelity.FEATURES.fid_ratio",
-    "FID_real_real": "fidelity.FEATURES.fid_real_real",
-    "KID": "fidelity.FEATURES.kid_mean",
-    "precision": "fidelity.FEATURES.precision",
-    "recall": "fidelity.FEATURES.recall",
-    "density": "fidelity.FEATURES.density",
-    "coverage": "fidelity.FEATURES.coverage",
-    "quality.overall": "tabular.quality.overall",
-    "quality.column_shapes": "tabular.quality.column_shapes",
-    "quality.column_pair_trends": "tabular.quality.column_pair_trends",
-    "CLF.trained_on_fake.auc": "utility.auc_syn",
-    "CLF.trained_on_real.auc": "utility.auc_real",
-    "CLF.trained_on_real_and_fake.auc": "utility.auc_augmented",
-    "privacy.pairwise_attack_auc": "privacy.pairwise_attack_auc",
-    "privacy.distribution_attack_auc": "privacy.distribution_attack_auc",
-    "privacy.dcr_share_closer_to_train": "privacy.dcr.share_closer_to_train",
+    "FID": ["fidelity.FEATURES.fid"],
+    "FID_ratio": ["fidelity.FEATURES.fid_ratio"],
+    "FID_real_real": ["fidelity.FEATURES.fid_real_real"],
+    "KID": ["fidelity.FEATURES.kid_mean"],
+    "precision": ["fidelity.FEATURES.precision"],
+    "recall": ["fidelity.FEATURES.recall"],
+    "density": ["fidelity.FEATURES.density"],
+    "coverage": ["fidelity.FEATURES.coverage"],
+    "quality.overall": ["fidelity.quality.overall", "tabular.quality.overall"],
+    "quality.column_shapes": ["fidelity.quality.column_shapes", "tabular.quality.column_shapes"],
+    "quality.column_pair_trends": [
+        "fidelity.quality.column_pair_trends",
+        "tabular.quality.column_pair_trends",
+    ],
+    "CLF.trained_on_fake.auc": ["utility.auc_syn"],
+    "CLF.trained_on_real.auc": ["utility.auc_real"],
+    "CLF.trained_on_real_and_fake.auc": ["utility.auc_augmented"],
+    "privacy.pairwise_attack_auc": ["privacy.pairwise_attack_auc"],
+    "privacy.distribution_attack_auc": ["privacy.distribution_attack_auc"],
+    "privacy.dcr_share_closer_to_train": ["privacy.dcr.share_closer_to_train"],
 }
-FEATURES = (
-    "inception.raw",
-    "domain.raw",
-    "pixels.raw",
-    "inception.normalised",
-    "pixels.normalised",
-)
+
+
+def feature_spaces(report: dict) -> list[str]:
+    """The report's feature spaces holding an FID (`pixels.raw`, `pixels_2p5d`, ...), best
+    first: Inception, then domain features, then pixels; raw before normalised."""
+    found = []
+
+    def walk(tree, prefix):
+        if isinstance(tree, dict):
+            if "fid" in tree:
+                found.append(prefix)
+            for k, v in tree.items():
+                walk(v, f"{prefix}.{k}" if prefix else k)
+
+    walk(report.get("fidelity", {}), "")
+    kind = lambda p: next((i for i, w in enumerate(("inception", "domain", "pixels")) if w in p), 3)  # noqa: E731
+    return sorted(found, key=lambda p: (kind(p), "normalised" in p or "minmax" in p, p))
 
 
 def _get(tree: Any, dotted: str) -> Any:
@@ -203,9 +216,12 @@ def metrics_from_report(report: dict) -> tuple[dict, dict]:
     from with that field's settings."""
     performance: dict = {}
     sources: dict = {}
-    for name, where in REPORT_METRICS.items():
+    spaces = feature_spaces(report)
+    for name, wheres in REPORT_METRICS.items():
         candidates = (
-            [where.replace("FEATURES", f) for f in FEATURES] if "FEATURES" in where else [where]
+            [w.replace("FEATURES", f) for w in wheres for f in spaces]
+            if "FEATURES" in wheres[0]
+            else wheres
         )
         for path in candidates:
             value = _get(report, path)
