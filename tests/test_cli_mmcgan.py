@@ -247,6 +247,37 @@ def test_imputation_says_whether_the_model_saw_the_volumes(run, tmp_path, capsys
     assert "1 of them were training volumes, on the 3 held-out ones" in capsys.readouterr().out
 
 
+def test_imputation_warns_about_another_anatomy(run, tmp_path):
+    """Issue 22 item 6: chest CTs of another seed pass the anatomy check; a head-like volume (a
+    water-filled skull: no lungs, no fat) is named in a warning and in the manifest."""
+    from jaxsyn.data.phantoms import ct
+    from jaxsyn.data.volume import Volume
+    from jaxsyn.data.volumes import diagonal_affine, save_nifti
+    from jaxsyn.infer import anatomy
+
+    ct.write_cohort(tmp_path / "new", n=2, size=32, seed=7, progress=False)
+    argv = ["impute", "--run", str(run), "--images", str(tmp_path / "new"), "--out"]
+    assert cli.main([*argv, str(tmp_path / "chest")]) == 0
+    found = json.loads((tmp_path / "chest" / files.MANIFEST).read_text())["anatomy"]
+    assert found["checked"] and found["unlike_training"] == []
+    z, y, x = np.mgrid[:32, :32, :32] - 15.5
+    r = np.sqrt(z**2 + y**2 + x**2)
+    head = np.where(r < 12, 30.0, np.where(r < 14, 900.0, -1000.0)).astype(np.float32)
+    save_nifti(tmp_path / "new" / "H00001.nii.gz",
+               Volume(hu=head, affine=diagonal_affine((10.0,) * 3, head.shape)))  # fmt: skip
+    with pytest.warns(UserWarning, match=r"1 of 3 volumes do not look like the training anatomy"):
+        assert cli.main([*argv, str(tmp_path / "mixed")]) == 0
+    found = json.loads((tmp_path / "mixed" / files.MANIFEST).read_text())["anatomy"]
+    assert found["unlike_training"] == ["H00001"]
+    # the distances are the bands' total variation to the training mean, by hand for the head
+    mean = np.array([found["training_mean"][band] for band in anatomy.BAND_NAMES])
+    syn = infer.MMCGANSynthesizer.load(run)
+    size, spacing = syn.config.image.size, syn.info.get("ingest_spacing_mm")
+    cube = fit_cube(load_volume(tmp_path / "new" / "H00001.nii.gz"), size, spacing).hu
+    head_d = 0.5 * np.abs(anatomy.profile(cube) - mean).sum()
+    assert max(found["distance"]) == pytest.approx(head_d) and head_d > found["threshold"]
+
+
 def test_report_holds_the_papers_numbers(run, tmp_path):
     gen = tmp_path / "gen"
     infer.write_cohort(run, gen, n=4, progress=False)

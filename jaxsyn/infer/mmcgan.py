@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -47,7 +48,7 @@ from jaxsyn.data.volumes import (
     window,
 )
 from jaxsyn.errors import ConfigError, DataError
-from jaxsyn.infer import check_latents, latents_digest, run_info
+from jaxsyn.infer import anatomy, check_latents, latents_digest, run_info
 from jaxsyn.infer import hagan as hagan_infer
 from jaxsyn.models import ctgan as tab_model
 from jaxsyn.models import mmcgan as model
@@ -414,6 +415,25 @@ def training_checksums(info: dict) -> set[str] | None:
         return None
 
 
+def anatomy_warning(info: dict, ids: list[str], profiles: list) -> dict:
+    """`jaxsyn.infer.anatomy.check` of the imputed volumes against the run's training store, with
+    a warning naming the volumes that do not look like the training anatomy (or saying that the
+    store is gone and nothing was checked)."""
+    train = anatomy.training_profiles(info.get("data"))
+    if train is None:
+        return {"checked": False, "why": f"training store {info.get('data')} not readable"}
+    found = anatomy.check(train, np.stack(profiles))
+    unlike = [i for i, u in zip(ids, found.pop("unlike"), strict=True) if u]
+    if unlike:
+        warnings.warn(
+            f"{len(unlike)} of {len(ids)} volumes do not look like the training anatomy (their "
+            f"Hounsfield-band shares differ from the training mean by more than "
+            f"{found['threshold']:.2f}), e.g. {unlike[:3]}: their imputed rows are extrapolation",
+            stacklevel=3,
+        )
+    return {"checked": True, "unlike_training": unlike, **found}
+
+
 def impute_images(
     run_dir: str | os.PathLike,
     images: str | os.PathLike,
@@ -437,9 +457,10 @@ def impute_images(
     trained_on = training_checksums(syn.info)
     seen = [None if trained_on is None else source_checksum(p) in trained_on for p in paths]
     size, spacing = syn.config.image.size, syn.info.get("ingest_spacing_mm")
-    rows = []
+    rows, profiles = [], []
     for i, path in enumerate(tqdm(paths, desc="impute", unit="vol", disable=not progress)):
         cube = fit_cube(load_volume(path), size, spacing)  # the training store's spacing rule
+        profiles.append(anatomy.profile(cube.hu))
         row = syn.impute_rows(cube.hu[None], seed=seed, first=i)
         row.insert(0, "image_id", volume_stem(path))
         rows.append(row)
@@ -448,7 +469,8 @@ def impute_images(
     with files.atomic_path(out / "imputed.parquet", ".parquet") as tmp:
         table.to_parquet(tmp, index=False)
     result = {"family": "mmcgan", "mode": "image->table", "run": str(run_dir.absolute()),
-              "images": str(images), "n": len(table)}  # fmt: skip
+              "images": str(images), "n": len(table),
+              "anatomy": anatomy_warning(syn.info, table["image_id"].tolist(), profiles)}  # fmt: skip
     truth = (
         Path(truth)
         if truth
