@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from jaxsyn.cli import build_parser, main
 from jaxsyn.cli import data as data_cli
@@ -52,6 +53,9 @@ def test_ingest_stream_and_preview(cohort, tmp_path, capsys):
         == 0
     )
     assert "streamed 4 examples" in capsys.readouterr().out
+    grid = np.asarray(Image.open(tmp_path / "b.png"))  # panels titled on top (issue 22.6)
+    quarter = grid.shape[1] // 4
+    assert all(grid[:12, k * quarter : (k + 1) * quarter].max() > 128 for k in range(4))
     assert main(["preview", "--data", str(store), "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG" and (
         tmp_path / "p.png"

@@ -51,7 +51,10 @@ def test_morph_strip_and_errors(run_dir, tmp_path, capsys):
     assert main([*argv, "--frames", "4", "--out", str(out)]) == 0
     assert "5 images, cervical to lumbar in 4 steps" in capsys.readouterr().out
     strip = np.asarray(Image.open(out))
-    assert strip.shape == (48, 5 * 48)  # 5 frames of a 3 x 3 mosaic of 16 px slices
+    assert strip.shape == (24 + 48, 5 * 48)  # 5 frames of a 3 x 3 mosaic of 16 px slices
+    # two labelled bands on top (issue 22.6): the classes, then each frame's t = 0..4
+    assert strip[:12].max() > 128 and all(strip[12:24, 48 * t : 48 * (t + 1)].max() > 128
+                                          for t in range(5))  # fmt: skip
     assert main(["morph", "--run", str(run_dir), "--from", "sacral", "--to", "lumbar",
                  "--out", str(out)]) == 1  # fmt: skip
     assert "class is 'sacral'" in capsys.readouterr().err

@@ -122,7 +122,8 @@ def _stream(args) -> None:
                 f"{c}={v:g}" for c, v in zip(args.conditions, b["conditions"][k], strict=True)
             )
             labels.append(f"{store.ids[b['record'][k]]} slab@{b['slab_index'][k]} {cond}")
-        save_grid(args.out, rows, labels, scale=max(1, 256 // store.size))
+        panels = ["low-res axial", "low-res coronal", "low-res sagittal", "slab axial"]
+        save_grid(args.out, rows, labels, scale=max(1, 256 // store.size), columns=panels)
         print(f"wrote {args.out}")
 
 

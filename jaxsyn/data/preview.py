@@ -58,13 +58,21 @@ def _fit(tile: np.ndarray, size: int) -> np.ndarray:
 
 
 def save_grid(
-    path: str | os.PathLike, rows: list[np.ndarray], labels: list[str], scale: int = 1
+    path: str | os.PathLike,
+    rows: list[np.ndarray],
+    labels: list[str],
+    scale: int = 1,
+    columns: list[str] | None = None,
 ) -> Path:
-    """Stack uint8 images (equal widths) vertically, each with a label, into one PNG."""
+    """Stack uint8 images (equal widths) vertically, each with a label, into one PNG; `columns`:
+    titles of the equal-width panels every row is made of, in a band on top."""
     band = 12
     width = max(r.shape[1] for r in rows) * scale
-    canvas = Image.new("L", (width, sum(r.shape[0] * scale + band for r in rows)), 0)
-    draw, y = ImageDraw.Draw(canvas), 0
+    top = band if columns else 0
+    canvas = Image.new("L", (width, top + sum(r.shape[0] * scale + band for r in rows)), 0)
+    draw, y = ImageDraw.Draw(canvas), top
+    for i, title in enumerate(columns or []):
+        draw.text((2 + i * width // len(columns), 0), title, fill=255)
     for image, label in zip(rows, labels, strict=True):
         draw.text((2, y), label, fill=255)
         tile = Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale))

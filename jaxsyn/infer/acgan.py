@@ -27,7 +27,7 @@ from typing import Any
 import jax
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from jaxsyn import files
 from jaxsyn.checkpoint import restore_subtree
@@ -247,7 +247,23 @@ def morph_strip(
     a, b = class_index(info, source), class_index(info, target)
     strip = np.asarray(model.morph(g, jax.random.key(seed), config, a, b, frames, stats))
     tiles = [preview((x + 1) / 2) for x in strip]
-    image = np.concatenate(tiles, axis=1)
+    image = labelled_strip(tiles, f"{source} -> {target}, n = {frames}")
     with files.atomic_path(out_png, suffix=".png") as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
+        image.save(tmp, format="PNG")
     return Path(out_png)
+
+
+MORPH_BAND = 12  # px of each text band above a morph strip
+
+
+def labelled_strip(tiles: list[np.ndarray], title: str) -> Image.Image:
+    """Tiles side by side under two text bands: `title`, then each tile's step t (c^t mixes
+    the classes (1 - t/n) : t/n, t = 0..n)."""
+    strip = Image.fromarray(np.concatenate(tiles, axis=1))
+    canvas = Image.new(strip.mode, (strip.width, strip.height + 2 * MORPH_BAND), 0)
+    canvas.paste(strip, (0, 2 * MORPH_BAND))
+    draw, white = ImageDraw.Draw(canvas), 255 if strip.mode == "L" else (255,) * 3
+    draw.text((2, 0), title, fill=white)
+    for t, tile in enumerate(tiles):
+        draw.text((2 + t * tile.shape[1], MORPH_BAND), f"t={t}", fill=white)
+    return canvas
