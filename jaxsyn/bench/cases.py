@@ -25,7 +25,7 @@ from jaxsyn.errors import ConfigError
 from jaxsyn.train import parallel
 from jaxsyn.train import state as state_lib
 
-FAMILIES = ("hagan", "mmcgan", "ctgan", "proggan", "cpdgan", "acgan")
+FAMILIES = ("hagan", "mmcgan", "ctgan", "proggan", "cpdgan", "acgan", "duiit")
 WORKLOADS = ("train", "generate")
 GENERATES = ("hagan", "ctgan", "proggan", "cpdgan", "acgan")  # MMCGAN's images are HA-GAN's
 REMAT_FAMILIES = ("hagan", "mmcgan")  # the 2D families: not yet
@@ -335,6 +335,42 @@ def acgan(common: dict, tiny: bool) -> Case:
     )
 
 
+def duiit(common: dict, tiny: bool) -> Case:
+    """DUIIT's joint setting (one source): both translators, their discriminators and the
+    predictor in one step; `size` the images' side, `batch` images per cohort."""
+    from jaxsyn.train import duiit as train
+
+    size, batch, mesh = common["size"], common["batch"], common["mesh"]
+    if common["workload"] == "generate":
+        raise ConfigError("duiit: no generation row (it trains translators and a predictor)")
+    if common["remat"] != "none" or common["dtype"] != "float32":
+        raise ConfigError("duiit: float32 and no remat only")
+    config = train.setting_defaults("joint", tiny=tiny, batch_size=batch)
+    m = config.model
+    m = dataclasses.replace(m, translator=_with(m.translator, size=size))
+    config = dataclasses.replace(config, model=m)
+    rng = np.random.default_rng(0)
+    shape = (batch, size, size, m.translator.channels)
+    host = {
+        k: {
+            "image": rng.uniform(-1, 1, shape).astype(np.float32),
+            "label": rng.uniform(20, 80, (batch,)).astype(np.float32),
+        }
+        for k in ["target", *train.sources(config)]
+    }
+    step = functools.partial(train.train_step, config=config)
+    return Case(
+        **common,
+        make_fn=_step_fn(step, mesh),
+        make_args=lambda a: (
+            _state(functools.partial(train.init_state, config), mesh, a),
+            _batch(host, mesh, a),
+        ),
+        samples=batch,
+        training=True,
+    )
+
+
 BUILDERS = {
     "hagan": hagan,
     "mmcgan": mmcgan,
@@ -342,6 +378,7 @@ BUILDERS = {
     "proggan": gan2d,
     "cpdgan": gan2d,
     "acgan": acgan,
+    "duiit": duiit,
 }
 
 

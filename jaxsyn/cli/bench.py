@@ -20,8 +20,17 @@ DEFAULT_SIZE = {
     "proggan": 64,
     "cpdgan": 64,
     "acgan": 64,
+    "duiit": 64,
 }
-DEFAULT_BATCH = {"hagan": 1, "mmcgan": 2, "ctgan": 500, "proggan": 32, "cpdgan": 32, "acgan": 32}
+DEFAULT_BATCH = {
+    "hagan": 1,
+    "mmcgan": 2,
+    "ctgan": 500,
+    "proggan": 32,
+    "cpdgan": 32,
+    "acgan": 32,
+    "duiit": 16,
+}
 
 
 def per_family(text: str | None, families, default: dict, flag: str) -> dict[str, list[int]]:
@@ -187,7 +196,7 @@ def add_parsers(verbs) -> None:
     )
     p.add_argument(
         "--family",
-        default="hagan,mmcgan,ctgan,proggan,cpdgan,acgan",
+        default="hagan,mmcgan,ctgan,proggan,cpdgan,acgan,duiit",
         help="comma-separated families (default: all)",
     )
     p.add_argument("--workload", default="train,generate", help="train and/or generate")
