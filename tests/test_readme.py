@@ -123,7 +123,9 @@ def test_readme_commands_parse_and_follow_each_other():
                 problems.append(f"{where}: --{flag} {value} is made by no earlier line")
             if flag == "data" and size is not None and store_size.get(str(path), size) != size:
                 problems.append(f"{where}: model size {size}, store {store_size[str(path)]}")
-        out = str(getattr(args, "out", None))
+        if getattr(args, "out", None) is None:  # a line that writes nothing (models list, ...)
+            continue
+        out = str(args.out)
         if out in made and not (args.verb == "train" and args.resume):
             problems.append(f"{where}: --out {out} was written by `{made[out][0]}` before")
         made[out] = (args.verb, argv)

@@ -244,3 +244,18 @@ def test_cli_list_search_rank_show_validate(lib, capsys):
     (lib / "00004_CTGAN_TABLE_D" / "run" / "weights.bin").write_bytes(b"changed")
     assert main(["models", "validate", str(lib / "00004_CTGAN_TABLE_D")]) == 1
     assert "weights.bin: sha256 differs" in capsys.readouterr().err
+
+
+def test_shipped_models_validate_and_match_their_hashes():
+    folder = library.shipped()
+    models = (
+        sorted(p for p in folder.iterdir() if (p / "model.json").is_file())
+        if folder.is_dir()
+        else []
+    )
+    for model in models:
+        c = cards.read(model)
+        cards.check_files(model, c)
+    families = {cards.read(m)["execution"]["family"] for m in models}
+    assert families >= {"hagan", "mmcgan", "ctgan", "acgan", "proggan", "cpdgan"}, families
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 50e6
