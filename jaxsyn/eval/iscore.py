@@ -20,6 +20,7 @@ drops the bias (`no_output_bias=True`), which changes the score slightly.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,7 +54,15 @@ def classifier_layer(flat: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.nda
 
 
 def load_classifier_layer(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
-    """The classifier layer of a FID Inception weights file (torch not imported), or None."""
+    """The classifier layer of a FID Inception weights file (torch not imported), or None.
+    Remembered per file and modification time: every image report asks, and reading the 87 MB
+    file takes about a second."""
+    path = Path(path)
+    return _classifier_layer_of(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _classifier_layer_of(path: str, mtime_ns: int):
     from jaxsyn.torchfile import read_torch_file
 
     return classifier_layer(read_torch_file(Path(path)))
