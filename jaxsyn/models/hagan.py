@@ -98,6 +98,8 @@ class HAGANConfig:
             raise ConfigError(
                 f"HAGANConfig.size is {self.size}; expected a power of two in 32..256"
             )
+        if isinstance(self.remat, str) and "," in self.remat:  # --config.remat=a,b,c,d,e,f,g
+            object.__setattr__(self, "remat", tuple(r.strip() for r in self.remat.split(",")))
         if self.remat_stages is None:
             raise ConfigError(
                 f"HAGANConfig.remat is {self.remat!r}; expected one of {POLICIES} or 7 of them "

@@ -17,6 +17,9 @@ def test_config_field():
     assert hagan.HAGANConfig.tiny().remat_stages == ("none",) * 7
     stages = ("none",) * 5 + ("dots_saveable", "nothing_saveable")
     assert hagan.HAGANConfig.tiny(remat=stages).remat_stages == stages
+    # from the command line (--config.remat=...), a comma-separated list is one per stage
+    listed = ",".join(stages)
+    assert hagan.HAGANConfig.tiny(remat=listed).remat_stages == stages
     with pytest.raises(ConfigError, match="HAGANConfig.remat is 'all'"):
         hagan.HAGANConfig.tiny(remat="all")
     with pytest.raises(ConfigError, match="7 of them"):
