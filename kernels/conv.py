@@ -287,7 +287,15 @@ def _onednn_bwd(stride, padding, dilation, residuals, dy):
     x, w = residuals
     dy = dy.astype(x.dtype)
     dx = _call("conv3d_bwd_data", jax.typeof(x), dy, w, stride, padding, dilation)
-    dw = _call("conv3d_bwd_weights", jax.typeof(w), x, dy, stride, padding, dilation)
+    if x.dtype == jnp.bfloat16:
+        # oneDNN 3.2's bf16 backward-weights primitive returns garbage (1e35, NaN, different on
+        # every call) for some shapes, e.g. x 2x2x16x16x8, k3 p1 (batch > 1, depth 2: tiny HA-GAN's
+        # E^H slabs); its float32 one is right, and accumulates in float32 as a GPU does.
+        f32 = jnp.float32
+        dw = _call("conv3d_bwd_weights", jax.typeof(w).update(dtype=f32), x.astype(f32),
+                   dy.astype(f32), stride, padding, dilation).astype(w.dtype)  # fmt: skip
+    else:
+        dw = _call("conv3d_bwd_weights", jax.typeof(w), x, dy, stride, padding, dilation)
     return dx, dw
 
 

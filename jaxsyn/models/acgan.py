@@ -33,6 +33,7 @@ import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
 from jaxsyn.nn.dense import BatchStats, TorchDense, torch_uniform
+from jaxsyn.nn.layers import Conv
 
 # Reference fixed_architecture.py: conv weights N(0, 0.02) (the DCGAN initialisation).
 CONV_INIT = nn.initializers.normal(0.02)
@@ -136,14 +137,14 @@ class Discriminator(nn.Module):
         for i in range(c.doublings):  # stride 2, padding 1: halve the size down to 4 x 4
             # The reference's first convolution has no bias, the middle ones PyTorch's default
             # bias (initialised U(+-1/sqrt(fan_in)); its N(0, 0.02) init touches weights only).
-            h = nn.Conv(
+            h = Conv(  # flax's Conv params; the bias added in float32 (nn.layers.Conv)
                 c.width * 2**i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
                 use_bias=i > 0, kernel_init=CONV_INIT, bias_init=torch_uniform(16 * h.shape[-1]),
                 dtype=dtype,
             )(h)  # fmt: skip
             h = nn.leaky_relu(h, 0.2)
         # Section 6.2: the last convolution has stride 1 and no padding: 4 x 4 -> 1 x 1, n features.
-        h = nn.Conv(
+        h = Conv(
             c.width, (4, 4), padding="VALID", use_bias=False, kernel_init=CONV_INIT, dtype=dtype
         )(h)
         h = nn.leaky_relu(h, 0.2).reshape(h.shape[0], -1).astype(jnp.float32)

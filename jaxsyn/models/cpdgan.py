@@ -56,6 +56,7 @@ from jaxsyn.models.proggan import (
     upsample,
     with_no_finding,
 )
+from jaxsyn.nn.dense import add_bias
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -96,7 +97,10 @@ class CondPixelNorm(nn.Module):
         c = a.shape[-1]
         gamma = EqDense(c, gain=1.0, name="gamma")(cond)
         beta = EqDense(c, gain=1.0, name="beta")(cond)
-        return pixel_norm(a) * gamma[:, None, None, :] + beta[:, None, None, :]
+        # in float32: gamma's and beta's gradients sum over the pixels (bfloat16 would lose bits)
+        f32 = jnp.float32
+        y = pixel_norm(a).astype(f32) * gamma[:, None, None, :].astype(f32)
+        return (y + beta[:, None, None, :].astype(f32)).astype(a.dtype)
 
 
 class Generator(nn.Module):
@@ -108,8 +112,10 @@ class Generator(nn.Module):
         c, dtype = self.config, jnp.dtype(self.config.dtype)
         cond = jnp.concatenate([z, y.astype(z.dtype)], -1).astype(dtype)
         h = EqDense(c.width(4) * 16, gain=1.0, use_bias=False, name="dense_4")(pixel_norm(cond))
-        bias = self.param("bias_4", nn.initializers.zeros, (c.width(4),)).astype(dtype)
-        h = CondPixelNorm(name="cpn0_4")(lrelu(h.reshape(-1, 4, 4, c.width(4)) + bias), cond)
+        bias = self.param("bias_4", nn.initializers.zeros, (c.width(4),))
+        h = CondPixelNorm(name="cpn0_4")(
+            lrelu(add_bias(h.reshape(-1, 4, 4, c.width(4)), bias)), cond
+        )
         h = CondPixelNorm(name="cpn1_4")(
             lrelu(EqConv(c.width(4), gain=1.0, name="conv_4")(h)), cond
         )

@@ -63,6 +63,9 @@ class CTGANConfig:
     negative_slope: float = 0.2  # discriminator LeakyReLU(0.2): ctgan.py Discriminator
     hard_conditions: bool = True  # ours (module docstring); False: the reference's soft cond
     bn_momentum: float = 0.1  # running averages for sampling: torch BatchNorm1d default
+    # compute dtype of the dense layers (ours; the reference is float32): "bfloat16" on
+    # accelerators. Params, BatchNorm statistics, activations and losses stay float32.
+    dtype: str = "float32"
 
     def __post_init__(self):
         spans = tuple(tuple(s) for s in self.spans)
@@ -88,6 +91,10 @@ class CTGANConfig:
         for name in ("embedding_dim", "pac"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"CTGANConfig.{name} is {getattr(self, name)}; expected >= 1")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(
+                f"CTGANConfig.dtype is {self.dtype!r}; expected 'float32' or 'bfloat16'"
+            )
         if self.tau <= 0 or not 0 <= self.dropout < 1:
             raise ConfigError(
                 f"CTGANConfig tau {self.tau}, dropout {self.dropout}; expected > 0 and in [0, 1)"
@@ -204,13 +211,14 @@ class Generator(nn.Module):
         if self.stats not in ("batch", "update", "running"):
             raise ConfigError(f"Generator.stats is {self.stats!r}; expected batch/update/running")
         momentum = None if self.stats == "batch" else self.config.bn_momentum
-        h = jnp.concatenate([z, cond], axis=-1)
+        dt = jnp.dtype(self.config.dtype)
+        h = jnp.concatenate([z, cond], axis=-1).astype(dt)
         for width in self.config.generator_dim:
             bn = BatchStats(self.axis_name, momentum=momentum,
                             use_running_average=self.stats == "running")  # fmt: skip
-            out = nn.relu(bn(TorchDense(width)(h)))
+            out = nn.relu(bn(TorchDense(width, dtype=dt)(h)))  # statistics in float32
             h = jnp.concatenate([out, h], axis=-1)  # ctgan.py Residual: cat([out, input])
-        return TorchDense(self.config.data_dim)(h)
+        return TorchDense(self.config.data_dim, dtype=dt)(h).astype(jnp.float32)
 
 
 class Discriminator(nn.Module):
@@ -225,9 +233,10 @@ class Discriminator(nn.Module):
             raise ConfigError(
                 f"discriminator batch {x.shape[0]}; expected a multiple of pac {c.pac}"
             )
-        h = x.reshape(x.shape[0] // c.pac, -1)
+        dt = jnp.dtype(c.dtype)
+        h = x.reshape(x.shape[0] // c.pac, -1).astype(dt)
         for layer, width in enumerate(c.discriminator_dim):
-            h = nn.leaky_relu(TorchDense(width)(h), c.negative_slope)
+            h = nn.leaky_relu(TorchDense(width, dtype=dt)(h), c.negative_slope)
             if keys is not None and c.dropout > 0:
                 keep = jax.vmap(
                     lambda k, layer=layer, width=width: jax.random.bernoulli(
@@ -235,7 +244,7 @@ class Discriminator(nn.Module):
                     )
                 )(keys)
                 h = jnp.where(keep, h / (1 - c.dropout), 0.0)
-        return TorchDense(1)(h)[:, 0]
+        return TorchDense(1, dtype=dt)(h)[:, 0].astype(jnp.float32)
 
 
 def init(key: jax.Array, config: CTGANConfig) -> dict[str, Any]:

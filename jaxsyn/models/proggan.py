@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
+from jaxsyn.nn.dense import add_bias
 
 SQRT2 = math.sqrt(2.0)  # He gain for LeakyReLU layers (Karras et al. 2018, section 4.1)
 
@@ -62,7 +63,7 @@ class EqDense(nn.Module):
         y = x @ (w * (self.gain / math.sqrt(fan_in))).astype(x.dtype)
         if self.use_bias:
             b = self.param("bias", nn.initializers.constant(self.bias_init), (self.features,))
-            y = y + b.astype(x.dtype)
+            y = add_bias(y, b)  # in float32: the bias's gradient sums in float32
         return y
 
 
@@ -84,7 +85,7 @@ class EqConv(nn.Module):
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )  # fmt: skip
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
+            y = add_bias(y, self.param("bias", nn.initializers.zeros, (self.features,)))
         return y
 
 
@@ -249,7 +250,7 @@ class Generator(nn.Module):
         h = EqDense(c.width(4) * 16, gain=SQRT2 / 4, use_bias=False, name="dense_4")
         h = h(x.astype(dtype)).reshape(-1, 4, 4, c.width(4))
         bias = self.param("bias_4", nn.initializers.zeros, (c.width(4),))
-        h = pixel_norm(lrelu(h + bias.astype(h.dtype)))
+        h = pixel_norm(lrelu(add_bias(h, bias)))
         h = pixel_norm(lrelu(EqConv(c.width(4), name="conv_4")(h)))
         hs = {4: h}
         for k in range(3, _log2(stage) + 1):

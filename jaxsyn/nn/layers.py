@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsyn import kernels
+from jaxsyn.nn.dense import add_bias
 
 Padding = str | Sequence[tuple[int, int]]
 
@@ -26,20 +27,48 @@ def pads(p: int | Sequence[int]) -> tuple[tuple[int, int], ...]:
     return tuple((q, q) for q in triple(p))
 
 
-def conv3d(features: int, kernel=3, stride=1, padding=1, dtype=jnp.float32, name=None) -> nn.Conv:
-    """`nn.Conv` with PyTorch's (kernel, stride, padding) conventions and a bias.
+class Conv(nn.Module):
+    """`flax.linen.Conv` for channels-last 2D/3D inputs (same parameter names, shapes and
+    initialisers: a tree saved from `nn.Conv` loads), through `kernels.conv_general_dilated`
+    (oneDNN for 3D on CPU when built). The convolution runs in `dtype`; the bias is added in
+    float32 (`add_bias`), so its gradient sums the cotangent in float32 under bfloat16."""
 
-    The convolution goes through `jaxsyn.kernels.conv3d`'s dispatch (oneDNN on CPU when built,
-    XLA otherwise); parameters and their init are `nn.Conv`'s.
-    """
-    return nn.Conv(
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] | None = None
+    padding: Padding = "SAME"
+    use_bias: bool = True
+    dtype: jnp.dtype = jnp.float32
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = tuple(self.kernel_size)
+        shape = (*k, x.shape[-1], self.features)
+        kernel = self.param("kernel", self.kernel_init, shape)
+        numbers = ("NDHWC", "DHWIO", "NDHWC") if len(k) == 3 else ("NHWC", "HWIO", "NHWC")
+        y = kernels.conv_general_dilated(
+            x.astype(self.dtype),
+            kernel.astype(self.dtype),
+            tuple(self.strides or (1,) * len(k)),
+            self.padding,
+            dimension_numbers=numbers,
+        )
+        if not self.use_bias:
+            return y
+        return add_bias(y, self.param("bias", self.bias_init, (self.features,)))
+
+
+def conv3d(features: int, kernel=3, stride=1, padding=1, dtype=jnp.float32, name=None) -> Conv:
+    """`Conv` with PyTorch's (kernel, stride, padding) conventions and a bias."""
+    return Conv(
         features,
         triple(kernel),
         strides=triple(stride),
         padding=pads(padding),
         dtype=dtype,
         name=name,
-        conv_general_dilated=kernels.conv_general_dilated,
     )
 
 
@@ -155,10 +184,10 @@ class UpConv3d(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (3, 3, 3, x.shape[-1], self.features)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape).astype(self.dtype)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x = x.astype(self.dtype)
         if not self.fused:
-            return kernels.conv3d(upsample2(x), kernel, 1, 1) + bias
+            return add_bias(kernels.conv3d(upsample2(x), kernel, 1, 1), bias)
         taps = _PHASE_TAPS.astype(self.dtype)
         padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0)))
         d, h, w = x.shape[1:4]
@@ -173,4 +202,4 @@ class UpConv3d(nn.Module):
         y = y.transpose(3, 4, 0, 5, 1, 6, 2, 7).reshape(
             x.shape[0], 2 * d, 2 * h, 2 * w, self.features
         )
-        return y + bias
+        return add_bias(y, bias)
