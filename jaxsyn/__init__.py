@@ -31,6 +31,7 @@ _LAZY = {
     "tabular_quality": "jaxsyn.eval.tabular",
     "load_images": "jaxsyn.data.images",
     "evaluate": "jaxsyn.eval.evaluate",
+    "Generators": "jaxsyn.zoo.generators",
 }
 _NAMES = {"tabular_quality": "quality"}  # public name -> the module's own
 

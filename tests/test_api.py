@@ -52,6 +52,7 @@ BAD = {
         ],
         "none: no such folder",
     ),  # fmt: skip
+    "models": (["models", "show", "99", "--library", "{tmp}"], "model id '99': no such model"),
 }
 
 

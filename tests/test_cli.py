@@ -104,7 +104,9 @@ VERBS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
 
 def test_the_command_has_its_verbs():
-    expected = "evaluate generate import impute ingest morph phantom preview report stream train"
+    expected = (
+        "evaluate generate import impute ingest models morph phantom preview report stream train"
+    )
     assert expected.split() == VERBS
 
 
