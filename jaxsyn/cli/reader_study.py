@@ -14,11 +14,14 @@ range say nothing about the source. `--model ID` draws the synthetic side from t
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxsyn.cli.common import name_value
 from jaxsyn.errors import ConfigError, DataError
 
 
@@ -85,19 +88,35 @@ def folder_pictures(folder: Path, n: int, rng, size: int, window, what: str) -> 
     return pictures
 
 
-def model_pictures(model_id: str, n: int, seed: int, size: int, window, library=None) -> list:
-    """`n` samples of library model `model_id` (jaxsyn.zoo.Generators), as Pictures."""
+def model_pictures(model_id: str, n: int, seed: int, size: int, window, library=None,
+                   conditions: dict | None = None) -> list:  # fmt: skip
+    """`n` samples of library model `model_id` (jaxsyn.zoo.Generators), as Pictures.
+
+    Conditions not given with a list of values (classes, findings) are spread over the samples:
+    `n` split as evenly as it goes over every combination of those values, one call each (seed
+    `seed + k` for the k-th), as a real set holds every class."""
     from jaxsyn.zoo import Generators
 
     generators = Generators(library=library or None)
-    samples = generators.generate(model_id, num_samples=n, save_images=False, seed=seed)
-    if isinstance(samples, dict):  # a paired patient: its images or volume
-        samples = next((samples[k] for k in ("volumes", "images") if k in samples), None)
-    if samples is None or len(samples) != n:
-        raise DataError(f"--model {model_id}: did not give {n} images or volumes")
-    samples = np.asarray(samples)
-    volume = samples.ndim == 5 or (samples.ndim == 4 and samples.shape[-1] not in (1, 3))
-    return [to_picture(x, volume, size, window, f"{model_id}#{i}") for i, x in enumerate(samples)]
+    schema = generators.get_generate_function(model_id).conditions_schema
+    fixed = dict(conditions or {})
+    free = {k: v["enum"] for k, v in schema.items() if k not in fixed and "enum" in v}
+    combos = [dict(zip(free, values, strict=True)) for values in itertools.product(*free.values())]
+    pictures = []
+    for k, combo in enumerate(combos):
+        count = n // len(combos) + (k < n % len(combos))
+        if count == 0:
+            continue
+        samples = generators.generate(model_id, num_samples=count, save_images=False,
+                                      seed=seed + k, conditions={**fixed, **combo})  # fmt: skip
+        kind = next((key for key in ("volumes", "images") if key in samples), None)
+        if kind is None or len(samples[kind]) != count:
+            raise DataError(f"--model {model_id}: did not give {count} images or volumes")
+        given = json.dumps({**fixed, **combo})
+        for i, x in enumerate(np.asarray(samples[kind])):
+            origin = f"{model_id} seed {seed + k} #{i} {given}"
+            pictures.append(to_picture(x, kind == "volumes", size, window, origin))
+    return pictures
 
 
 def _make(args) -> None:
@@ -113,7 +132,13 @@ def _make(args) -> None:
     real = folder_pictures(args.real, args.n, rng, args.size, args.window, "real")
     if args.model is not None:
         synthetic = model_pictures(
-            args.model, args.n, args.seed, args.size, args.window, args.library
+            args.model,
+            args.n,
+            args.seed,
+            args.size,
+            args.window,
+            args.library,
+            dict(name_value(c) for c in args.condition),
         )
     else:
         synthetic = folder_pictures(
@@ -159,6 +184,13 @@ def add_parsers(verbs) -> None:
         default=[],
         metavar="DIR",
         help="a model library folder for --model (repeatable), after the shipped models and $JAXSYN_MODELS",
+    )
+    p.add_argument(
+        "--condition",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a condition for --model (repeatable); class conditions not given are spread over the samples",
     )
     p.add_argument("--n", type=int, default=50, help="images per source (default 50)")
     p.add_argument("--out", type=Path, required=True, help="study folder to create")
