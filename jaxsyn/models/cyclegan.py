@@ -8,8 +8,11 @@ ResnetGenerator): c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-out, tan
 7x7 convolution of stride 1 after a reflection pad of 3, dk a 3x3 convolution of stride 2,
 Rk a residual block of two reflection-padded 3x3 convolutions, uk a 3x3 fractionally-strided
 convolution of stride 1/2. Instance norm (no affine, as networks.py get_norm_layer('instance'))
-and ReLU after every convolution but the last; convolutions keep their bias (networks.py: bias on
-with instance norm); weights N(0, 0.02) (networks.py init_weights 'normal').
+and ReLU after every convolution but the last; weights N(0, 0.02) (networks.py init_weights
+'normal'). Deviation: a convolution followed by instance norm has no bias (networks.py keeps one,
+which the norm subtracts again: its gradient is float rounding, which Adam turns into lr-sized
+steps of random sign, so runs on different device counts drift apart in it); the function is
+the same.
 Discriminator (networks.py NLayerDiscriminator, n_layers=3): C64 (no norm), C128, C256 of 4x4
 convolutions of stride 2, C512 of stride 1, then a 4x4 convolution of stride 1 to one channel;
 LeakyReLU 0.2; padding 1. Each output sees a 70 x 70 patch (`receptive_field`).
@@ -112,9 +115,9 @@ class ResnetGenerator(nn.Module):
 
     config: CycleGANConfig
 
-    def conv(self, features, kernel, stride=1, padding="VALID", name=None):
+    def conv(self, features, kernel, stride=1, padding="VALID", bias=False):
         return nn.Conv(features, (kernel, kernel), (stride, stride), padding=padding,
-                       kernel_init=INIT, dtype=self.config.dtype, name=name)  # fmt: skip
+                       use_bias=bias, kernel_init=INIT, dtype=self.config.dtype)  # fmt: skip
 
     @nn.compact
     def __call__(self, x):
@@ -128,9 +131,9 @@ class ResnetGenerator(nn.Module):
             h = h + instance_norm(self.conv(n * 4, 3)(reflect(r, 1)))
         for mult in (2, 1):  # u128, u64: torch ConvTranspose2d(k3, s2, p1, output_padding=1)
             up = nn.ConvTranspose(n * mult, (3, 3), (2, 2), padding=((1, 2), (1, 2)),
-                                  kernel_init=INIT, dtype=c.dtype)  # fmt: skip
+                                  use_bias=False, kernel_init=INIT, dtype=c.dtype)  # fmt: skip
             h = nn.relu(instance_norm(up(h)))
-        out = self.conv(c.channels, 7)(reflect(h, 3))  # c7s1-out
+        out = self.conv(c.channels, 7, bias=True)(reflect(h, 3))  # c7s1-out
         return jnp.tanh(out.astype(jnp.float32))
 
 
@@ -147,8 +150,8 @@ class PatchDiscriminator(nn.Module):
         for i in range(c.d_layers + 1):  # C64 .. C256 stride 2, then C512 stride 1
             stride = 2 if i < c.d_layers else 1
             width = c.d_width * min(2**i, 8)
-            h = nn.Conv(width, (4, 4), (stride, stride), padding=pad, kernel_init=INIT,
-                        dtype=c.dtype)(h)  # fmt: skip
+            h = nn.Conv(width, (4, 4), (stride, stride), padding=pad, use_bias=i == 0,
+                        kernel_init=INIT, dtype=c.dtype)(h)  # fmt: skip
             h = nn.leaky_relu(h if i == 0 else instance_norm(h), 0.2)
         out = nn.Conv(1, (4, 4), padding=pad, kernel_init=INIT, dtype=c.dtype)(h)
         return out.astype(jnp.float32)

@@ -8,7 +8,7 @@ reversal, and the joint model's config with each setting's defaults from the pap
 Predictor: ResNet-18 (basic blocks 2-2-2-2) or ResNet-50 (bottlenecks 3-4-6-3) of He et al.
 2016, a 7x7/2 stem and 3x3/2 max pool, global average pooling, then one linear output per head
 (head 0 is the target modality's; MTL adds one per source). One input channel. Deviation: group
-norm (32 groups or fewer, Wu & He 2018) instead of batch norm, so a prediction does not depend
+norm (32 groups, fewer below 64 channels; Wu & He 2018) instead of batch norm, so a prediction does not depend
 on the batch or on running statistics, and 8 devices compute what 1 does.
 Domain classifier (DANN, Ganin & Lempitsky 2015, section 5.2.2's 1024-1024 MLP): the pooled
 features through `reverse_gradient` (forward identity, backward -factor x cotangent), two
@@ -89,8 +89,11 @@ class PredictorConfig:
 
 
 def group_norm(x: jax.Array, name: str) -> jax.Array:
+    """Wu & He's 32 groups, fewer where there are fewer than 64 channels: at least 2 channels a
+    group, so a 1 x 1 map (small images' last stage) is not normalised to 0."""
     c = x.shape[-1]
-    return nn.GroupNorm(num_groups=math.gcd(32, c), dtype=jnp.float32, name=name)(x).astype(x.dtype)
+    groups = max(1, min(math.gcd(32, c), c // 2))
+    return nn.GroupNorm(num_groups=groups, dtype=jnp.float32, name=name)(x).astype(x.dtype)
 
 
 class Block(nn.Module):

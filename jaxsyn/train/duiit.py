@@ -70,14 +70,16 @@ class DUIITTrainConfig:
     b1: float = 0.5  # CycleGAN train_options: Adam beta1 0.5
     p_lr: float = 1e-3  # section 4.2 / A.1: predictor lr 1e-3 (Adam, betas 0.9, 0.999)
     weight_decay: float = 0.0  # A.1; A.7 (DANN) 1e-3, as torch Adam's (added to the gradient)
-    steps: int = 1000  # the run's length, which the lr decay and the phases are planned over
+    # the run's length, which the lr decay and the phases are planned over; None: `run` sets it
+    # to its `steps` (set it to stop a run early and resume it later with the same plan)
+    steps: int | None = None
     first_phase: float = 0.5  # cyclegan and tl: share of the steps of the first phase
 
     def __post_init__(self):
         if self.batch_size < 1:
             raise ConfigError(f"DUIITTrainConfig.batch_size is {self.batch_size}; expected >= 1")
         for name in ("g_lr", "d_lr", "p_lr", "steps"):
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"DUIITTrainConfig.{name} is {getattr(self, name)}; expected > 0")
         if self.weight_decay < 0:
             raise ConfigError(
@@ -89,14 +91,22 @@ class DUIITTrainConfig:
             )
 
     @property
+    def planned(self) -> int:
+        """`steps`, which must be set by now."""
+        if self.steps is None:
+            raise ConfigError("DUIITTrainConfig.steps is None; expected the run's length")
+        return self.steps
+
+    @property
     def phase_steps(self) -> int:
         """Steps of the first phase (cyclegan with labels, tl); the rest is the second."""
-        return min(max(1, round(self.first_phase * self.steps)), self.steps - 1)
+        steps = self.planned
+        return min(max(1, round(self.first_phase * steps)), steps - 1)
 
     @property
     def two_phases(self) -> bool:
         m = self.model
-        return m.setting in TWO_PHASES and m.predict and self.steps > 1
+        return m.setting in TWO_PHASES and m.predict and self.planned > 1
 
     @classmethod
     def tiny(cls, setting: str = "joint", **overrides) -> DUIITTrainConfig:
@@ -142,7 +152,7 @@ def linear_decay(base: float, total: int) -> optax.Schedule:
 def optimizers(config: DUIITTrainConfig) -> dict[str, optax.GradientTransformation]:
     """Adam per component: "gen" (every G and F), "disc" (every D), "p" (predictor), "pre" (tl's
     pretraining). Each decays over the updates of its phase."""
-    m, steps = config.model, config.steps
+    m, steps = config.model, config.planned
     first = config.phase_steps if config.two_phases else steps
     second = steps - first if config.two_phases else steps
     opts = {}
@@ -316,7 +326,7 @@ def predictor_loss(p, gen, batch, key, step, config: DUIITTrainConfig, phase: in
 
 def dann_factor(step, config: DUIITTrainConfig):
     """DANN's reversal factor at progress p = step / steps: dann_lambda (2 / (1 + e^(-10 p)) - 1)."""
-    progress = step.astype(jnp.float32) / config.steps
+    progress = step.astype(jnp.float32) / config.planned
     return config.model.dann_lambda * (2.0 / (1.0 + jnp.exp(-10.0 * progress)) - 1.0)
 
 
@@ -486,8 +496,8 @@ def run(
     """Train `config.model.setting` on `target` and `sources` (folders, phantom:head-MOD:N specs
     or LabelledImages) into `out_dir`: config.json ("family": "duiit"), metrics.jsonl (g_ab,
     g_ba, d_a, d_b, cyc, idt, pred, dom; NaN where a component did not train that step) and
-    checkpoints/<step>/. `config.steps` and `label_mean`/`label_scale` are set from `steps` and
-    the target's labels; the batch is clamped to the smallest cohort."""
+    checkpoints/<step>/. `label_mean`/`label_scale` are set from the target's labels and
+    `config.steps`, when None, to `steps`; the batch is clamped to the smallest cohort."""
     parallel.initialize_distributed()
     config = config or DUIITTrainConfig()
     m = config.model
@@ -504,7 +514,7 @@ def run(
         mean, scale = duiit_data.label_stats(cohorts)
         m = dataclasses.replace(m, label_mean=mean, label_scale=scale)
     batch = duiit_data.fit_batch(config.batch_size, cohorts, mesh.size)
-    config = dataclasses.replace(config, model=m, steps=steps, batch_size=batch)
+    config = dataclasses.replace(config, model=m, steps=config.steps or steps, batch_size=batch)
     settings = loop.LoopConfig(steps=steps, checkpoint_every=checkpoint_every, keep=keep,
                                log_every=log_every, progress=progress)  # fmt: skip
     data_iter = iter(duiit_data.dataset(cohorts, batch, config.seed,

@@ -43,6 +43,7 @@ def test_shapes_and_batch_independence():
     x = jax.random.uniform(jax.random.key(1), (4, 16, 16, 1), minval=-1, maxval=1)
     features, outputs, domain = jax.jit(model.apply, static_argnums=2)(params, x, config)
     assert features.shape == (4, 4 * 8) and outputs.shape == (4, 3) and domain.shape == (4, 3)
+    assert float(jnp.std(outputs[:, 0])) > 1e-3  # the images matter (a 1 x 1 last stage too)
     # group norm: an image's prediction does not depend on the rest of the batch
     predict = jax.jit(model.predict, static_argnums=2)
     np.testing.assert_allclose(predict(params, x[::-1], config), outputs[::-1, 0], atol=1e-6)
