@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def bench(args) -> None:
     print(table(rows, args.memory))
     if args.out:
         meta = {
-            "command": "jaxsyn bench " + " ".join(sys.argv[2:]),
+            "command": shlex.join(["jaxsyn", *sys.argv[1:]]),
             "backend": device.platform,
             "device_kind": device.device_kind,
             "jax": jax.__version__,
