@@ -71,7 +71,7 @@ def shell_lines() -> list[tuple[Block, list[str]]]:
 
 def default_config(family: str):
     """The config `jaxsyn train FAMILY` starts from (before overrides)."""
-    from jaxsyn.train import acgan, ctgan, gan2d, hagan, mmcgan, toygan
+    from jaxsyn.train import acgan, ctgan, duiit, gan2d, hagan, mmcgan, toygan
 
     return {
         "hagan": hagan.HAGANTrainConfig,
@@ -81,6 +81,7 @@ def default_config(family: str):
         "toygan": toygan.ToyTrainConfig,
         "proggan": lambda: gan2d.default_config("proggan"),
         "cpdgan": lambda: gan2d.default_config("cpdgan"),
+        "duiit": lambda: duiit.setting_defaults("joint"),
     }[family]()
 
 
