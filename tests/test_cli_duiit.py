@@ -41,8 +41,8 @@ def write_folder(folder, n: int, seed: int) -> None:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("duiit")
-    write_folder(root / "ct", 6, 0)
-    write_folder(root / "mri", 6, 1)
+    write_folder(root / "ct", 8, 0)  # 8: a batch on 8 devices (the round trip)
+    write_folder(root / "mri", 8, 1)
     config = duiit.DUIITTrainConfig.tiny("joint", steps=2)
     cohorts = duiit_data.load_cohorts(root / "ct", [root / "mri"], "age", 16, 0, progress=False)
     mean, scale = duiit_data.label_stats(cohorts)

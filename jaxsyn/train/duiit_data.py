@@ -56,10 +56,16 @@ def load_cohorts(
 
 
 def fit_batch(batch: int, cohorts: Cohorts, n_devices: int) -> int:
-    """`batch`, no larger than the smallest cohort, kept a multiple of the device count; says so
-    when it changes."""
-    smallest = min(len(ds) for ds in cohorts.named().values())
-    fitted = min(batch, max(n_devices, smallest // n_devices * n_devices))
+    """`batch`, no larger than the smallest cohort, rounded down to a multiple of the device
+    count (at least one example a device); says so when it changes."""
+    named = cohorts.named().values()
+    smallest = min(len(ds) for ds in named)
+    if smallest < n_devices:
+        source = min(named, key=len).source
+        raise DataError(
+            f"{source}: {smallest} examples; expected at least one per device ({n_devices})"
+        )
+    fitted = max(n_devices, min(batch, smallest) // n_devices * n_devices)
     if fitted != batch:
         print(f"batch size {batch} > {smallest} examples of a cohort: using {fitted} "
               f"({n_devices} devices)")  # fmt: skip

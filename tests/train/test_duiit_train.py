@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from jaxsyn.data.labelled import LabelledImages
-from jaxsyn.errors import ConfigError
+from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.models import cyclegan
 from jaxsyn.models import duiit as model
 from jaxsyn.train import augment, duiit, duiit_data, loop
@@ -256,4 +256,25 @@ def test_cohort_batches_are_seeded_and_split_by_process():
             np.testing.assert_array_equal(joined, b[name]["label"])
     # an epoch of the 7 MRI images is one batch of 4 (the remainder dropped), then a new order
     assert len(set(batches[0]["s0"]["label"].tolist())) == 4
-    assert duiit_data.fit_batch(16, cohorts, 2) == 6
+    assert duiit_data.fit_batch(16, cohorts, 2) == 6 and duiit_data.fit_batch(4, cohorts, 4) == 4
+    with pytest.raises(DataError, match="mri: 7 examples; expected at least one per device"):
+        duiit_data.fit_batch(4, cohorts, 8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", model.SETTINGS)
+def test_every_setting_trains(tmp_path, setting):
+    """3 steps of each setting on 1 device: finite metrics for what it trains, null for the rest;
+    the two-phase settings switch phase (cyclegan: translators, then the predictor)."""
+    config = duiit.DUIITTrainConfig.tiny(setting, steps=3, first_phase=0.5)
+    sources = [cohort(16, 1, "mri")]
+    state = duiit.run(tmp_path, cohort(16, 0, "ct"), sources, label="age", steps=3, config=config,
+                      progress=False, devices=jax.devices()[:1])  # fmt: skip
+    rows = loop.read_metrics(tmp_path / "metrics.jsonl")
+    trains_g = setting == "joint" or (setting == "cyclegan")
+    assert (rows[0]["g_ab"] is not None) == trains_g
+    assert (rows[-1]["pred"] is not None) and np.isfinite(rows[-1]["pred"])
+    if setting == "cyclegan":
+        assert rows[0]["pred"] is None and rows[-1]["g_ab"] is None
+    assert (rows[-1]["dom"] is not None) == (setting == "dann")
+    assert int(state.step) == 3
