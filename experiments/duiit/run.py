@@ -59,8 +59,16 @@ PAPER_MSE = {  # Tables 2-4: mean (sd) over 10 splits, years^2
 }  # fmt: skip
 
 # The CPU scale: what each run trains (the paper: 256-650 px, ResNet-50, 100-200 epochs).
-FULL = dict(size=64, steps=400, g_width=16, d_width=16, n_blocks=3, p_width=16, p_depth=18)
-QUICK = dict(size=32, steps=8, g_width=4, d_width=8, n_blocks=1, p_width=4, p_depth=18)
+# translator_batch: the batch (per cohort) of the settings with translators (joint, cyclegan;
+# A.1: 16); the others keep their appendix batch, clamped to the training CTs.
+# Sizing (CPU seconds measured on the loaded 2-core machine, startup and compilation included):
+# pure at 64 px, predictor 16 wide, 300 steps: 77 s; joint at 64 px, translator 16 wide with 3
+# blocks, batch 16, 30 steps: 98 s (about 2 s a step). Hence the translators at width 8 and
+# batch 8 (about a quarter of that a step) to bring 10 splits x 11 settings near 2 hours.
+FULL = dict(size=64, steps=300, g_width=8, d_width=8, n_blocks=3, p_width=16, p_depth=18,
+            translator_batch=8)  # fmt: skip
+QUICK = dict(size=32, steps=8, g_width=4, d_width=8, n_blocks=1, p_width=4, p_depth=18,
+             translator_batch=4)  # fmt: skip
 
 
 def run(cmd: list[str], log: Path) -> tuple[float, float]:
@@ -141,6 +149,8 @@ def train_command(args, setting: str, folders: dict[str, Path], run_dir: Path, s
             f"--config.model.translator.n_blocks={s['n_blocks']}",
             f"--config.model.predictor.width={s['p_width']}",
             f"--config.model.predictor.depth={s['p_depth']}"]  # fmt: skip
+    if kind in ("joint", "cyclegan"):
+        cmd.append(f"--config.batch_size={s['translator_batch']}")
     return cmd
 
 
