@@ -53,6 +53,14 @@ BAD = {
         "none: no such folder",
     ),  # fmt: skip
     "models": (["models", "show", "99", "--library", "{tmp}"], "model id '99': no such model"),
+    "translate": (
+        ["translate", "--run", "{tmp}", "--images", "{tmp}", "--out", "{tmp}/t"],
+        "config.json",
+    ),  # fmt: skip
+    "predict": (
+        ["predict", "--run", "{tmp}", "--images", "{tmp}", "--out", "{tmp}/p"],
+        "config.json",
+    ),
 }
 
 
