@@ -69,7 +69,7 @@ def _model_fields(dtype: str, remat: str) -> dict:
 
 
 def _sharded(mesh, shape, dtype, spec) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(shape, jnp.dtype(dtype), sharding=jax.NamedSharding(mesh, spec))
+    return jax.ShapeDtypeStruct(shape, dtype, sharding=jax.NamedSharding(mesh, spec))
 
 
 def _batch(host: dict, mesh, abstract: bool):
