@@ -7,8 +7,9 @@ image's side, and for CTGAN the number of table rows; `batch` is volumes, images
 Training: HA-GAN's four-network iteration (D, G, E^H, E^G); MMCGAN's joint step with the image
 heads trained every step (image_every = image_d_every = 1, the costliest of its steps); CTGAN's
 D + G step drawing from a `size`-row encoded table; AC-GAN, cpD-GAN and prog-GAN (at its final
-stage, alpha 1) a D and a G update. Generation: one pass of the generator for `batch` samples
-(HA-GAN: whole S³ volumes; CTGAN: decodable rows).
+stage, alpha 1) a D and a G update; DUIIT the joint setting's step. Training steps are sharded
+over every device (`devices`); generation, one pass of the generator for `batch` samples (HA-GAN:
+whole S³ volumes; CTGAN: decodable rows), runs on the first device alone.
 """
 
 from __future__ import annotations
@@ -400,7 +401,9 @@ def build(
         raise ConfigError(f"workload is {workload!r}; expected one of {WORKLOADS}")
     if dtype not in ("float32", "bfloat16"):
         raise ConfigError(f"--dtype {dtype}: expected float32 or bfloat16")
-    mesh = parallel.make_mesh(devices)
+    devices = list(jax.devices() if devices is None else devices)
+    # generation is not sharded: it runs on one device (replicated, every device would repeat it)
+    mesh = parallel.make_mesh(devices[:1] if workload == "generate" else devices)
     if batch < 1 or batch % mesh.size:
         raise ConfigError(
             f"--batch {batch}: expected a positive multiple of the {mesh.size} devices"
