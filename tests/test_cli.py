@@ -105,8 +105,8 @@ VERBS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
 def test_the_command_has_its_verbs():
     expected = (
-        "evaluate generate import impute ingest models morph phantom predict preview report stream "
-        "train translate"
+        "bench evaluate generate import impute ingest models morph phantom predict preview "
+        "reader-study report stream train translate"
     )
     assert expected.split() == VERBS
 
