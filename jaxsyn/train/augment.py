@@ -143,7 +143,7 @@ def _equalize(x):
 
 
 def _sharpen(x, factor):
-    kernel = jnp.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], jnp.float32) / 13.0
+    kernel = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32) / 13.0
     smooth = jax.vmap(lambda c: jax.scipy.signal.convolve2d(c, kernel, mode="same"), -1, -1)(x)
     inner = jnp.zeros(x.shape[:2], bool).at[1:-1, 1:-1].set(True)[..., None]
     smooth = jnp.where(inner, smooth, x)  # PIL keeps the border pixels
@@ -164,7 +164,10 @@ def _apply_op(index, x, magnitude):
         lambda x, m: warp(x, jnp.array([[1.0, 0.0], [m, 1.0]]), jnp.zeros(2), 0.0),  # ShearX
         lambda x, m: 1.0 - x,  # Invert
     ]
-    return jnp.clip(jax.lax.switch(index, branches, x, magnitude), 0.0, 1.0)
+    # every operation, then the chosen one: what lax.switch becomes under vmap anyway, and
+    # lax.switch inside vmap under shard_map trips JAX 0.10's varying-axes checks
+    outs = jnp.stack([branch(x, magnitude) for branch in branches])
+    return jnp.clip(outs[index], 0.0, 1.0)
 
 
 def autoaugment(key: jax.Array, image: jax.Array) -> jax.Array:
