@@ -162,7 +162,7 @@ class Checkpointer:
 
 
 def restore_subtree(directory: str | os.PathLike, abstract: Any, *, step: int | None = None) -> Any:
-    """Only the arrays named in `abstract` from a run's checkpoint, on the default device.
+    """Only the arrays named in `abstract` from a run's checkpoint, on this process's first device.
 
     `abstract` is nested like the saved state, e.g. `{"params": {"g": shapes}}`: a generator is
     read without its discriminator, encoders or optimiser state. `step` defaults to the latest.
@@ -177,7 +177,8 @@ def restore_subtree(directory: str | os.PathLike, abstract: Any, *, step: int | 
             raise CheckpointError(
                 f"{directory}: no checkpoint at step {step}; steps found: {sorted(manager.all_steps()) or 'none'}"
             )
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        # this process's first device: in a multi-process run jax.devices()[0] is process 0's
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         restore_args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=device), abstract)
         args = ocp.args.PyTreeRestore(
             item=abstract, restore_args=restore_args, partial_restore=True

@@ -23,6 +23,10 @@ WRITERS = {
     "proggan": "jaxsyn.cli.acgan",
 }
 
+# families whose cohorts split over processes (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+# JAX_PROCESS_ID set on every host; jaxsyn.infer.hosts)
+HOSTS = ("hagan", "mmcgan")
+
 
 def generate(args) -> None:
     # a missing run, or one of no family we know, is refused naming every family
@@ -35,6 +39,10 @@ def generate(args) -> None:
             )
         args.n = len(args.latents)
     args.n = 1 if args.n is None else args.n
+    if family in HOSTS:  # join a multi-process run named by the environment, if any
+        from jaxsyn.train.parallel import initialize_distributed
+
+        initialize_distributed()
     importlib.import_module(WRITERS[family]).generate(args)
 
 

@@ -30,7 +30,7 @@ from jaxsyn.data.ids import synthetic_id
 from jaxsyn.data.volumes import Volume, diagonal_affine, save_nifti, unwindow
 from jaxsyn.errors import ConfigError
 from jaxsyn.files import MANIFEST, atomic_dir, tree_files, write_json
-from jaxsyn.infer import check_latents, latents_digest, run_info
+from jaxsyn.infer import check_latents, hosts, latents_digest, run_info
 from jaxsyn.models.hagan import Generator, HAGANConfig, conditions_vector, init
 from jaxsyn.nn.layers import group_stats
 
@@ -249,6 +249,9 @@ def write_volumes(
 
     Volume i's noise is drawn from fold_in(key(seed), i), so any subset can be regenerated;
     `latents` [n, latent_dim] gives it instead (`jaxsyn generate --latents`).
+    In a multi-process run (`jaxsyn.infer.hosts`) each process writes its own volumes into `out`
+    (a folder every process sees), and process 0 the manifest once all have finished: the same
+    files, byte for byte, as one process writes.
     """
     if bad := sorted(set(formats) - {"nifti", "zarr"}):
         raise ConfigError(
@@ -264,8 +267,7 @@ def write_volumes(
     out.mkdir(parents=True, exist_ok=True)
     to_hu = lambda x: np.clip(np.rint(unwindow(x, lo, hi)), -32768, 32767).astype(np.int16)  # noqa: E731
     affine = diagonal_affine((spacing,) * 3, (config.size,) * 3)
-    records = []
-    for i in tqdm(range(n), desc="generate", unit="vol", disable=not progress):
+    for i in tqdm(hosts.mine(range(n)), desc="generate", unit="vol", disable=not progress):
         if latents is None:
             z = jax.random.normal(
                 jax.random.fold_in(jax.random.key(seed), i), (1, config.latent_dim)
@@ -294,7 +296,10 @@ def write_volumes(
                 volume[first : first + block.shape[1]] = to_hu(block[0])
         if "nifti" in formats:
             save_nifti(out / f"{vid}.nii.gz", Volume(hu=volume, affine=affine, source=vid))
-        records.append({"id": vid, "noise_index": i})
+    hosts.barrier(f"jaxsyn generate hagan {out}")
+    if not hosts.is_leader():
+        return out
+    records = [{"id": synthetic_id(i), "noise_index": i} for i in range(n)]
     manifest = {
         "family": "hagan",
         "run": str(Path(run_dir).absolute()),

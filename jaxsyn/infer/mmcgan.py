@@ -48,7 +48,7 @@ from jaxsyn.data.volumes import (
     window,
 )
 from jaxsyn.errors import ConfigError, DataError
-from jaxsyn.infer import anatomy, check_latents, latents_digest, run_info
+from jaxsyn.infer import anatomy, check_latents, hosts, latents_digest, run_info
 from jaxsyn.infer import hagan as hagan_infer
 from jaxsyn.models import ctgan as tab_model
 from jaxsyn.models import mmcgan as model
@@ -312,6 +312,10 @@ def write_cohort(
 
     Patients are generated `batch` at a time; each finished batch leaves its rows in
     `out/.rows/` and its volumes beside them, so a rerun after an interruption skips them.
+    In a multi-process run (`jaxsyn.infer.hosts`) each process makes its own share of the
+    batches into `out` (a folder every process sees) and process 0 merges the table and writes
+    the manifest once all have finished: the same files, byte for byte, as one process writes
+    (a patient's volume depends on the batch it is made in, to 1 HU, so shares are batches).
     """
     if n < 1 or batch < 1:
         raise ConfigError(f"n is {n} and batch {batch}; expected both >= 1")
@@ -329,11 +333,14 @@ def write_cohort(
         raise ConfigError(
             f"{out} holds an unfinished cohort made with other settings ({marker}); expected the same n/seed/batch/conditions or a new --out"
         )
-    files.write_json(marker, settings)
+    hosts.barrier(f"jaxsyn generate mmcgan {out} checked")  # every process read the old marker
+    if hosts.is_leader():
+        files.write_json(marker, settings)
     spacing = syn.info["spacing_mm"]
     s = syn.config.image.size
     affine = diagonal_affine((spacing,) * 3, (s,) * 3)
-    for first in tqdm(range(0, n, batch), desc="generate", unit="batch", disable=not progress):
+    mine = hosts.mine(range(0, n, batch))
+    for first in tqdm(mine, desc="generate", unit="batch", disable=not progress):
         count = min(batch, n - first)
         part = parts / f"{first:08d}.parquet"
         ids = [synthetic_id(first + i) for i in range(count)]
@@ -345,6 +352,9 @@ def write_cohort(
             save_nifti(out / f"{pid}.nii.gz", Volume(hu=vol, affine=affine, source=pid))
         with files.atomic_path(part, ".parquet") as tmp:
             rows.to_parquet(tmp, index=False)
+    hosts.barrier(f"jaxsyn generate mmcgan {out} done")
+    if not hosts.is_leader():
+        return out
     table = pd.concat(
         [pd.read_parquet(parts / f"{f:08d}.parquet") for f in range(0, n, batch)], ignore_index=True
     )
