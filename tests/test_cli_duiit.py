@@ -79,8 +79,10 @@ def test_translate_and_predict(run_dir, tmp_path):
     assert list(table.columns) == ["image_id", "prediction"]
     assert table["image_id"].tolist() == real.image_ids
     raw = np.asarray(model.predict(params["p"], real.images, config.predictor))
+    # 1e-3 in standardised units: the jitted batches and this call round differently, and the
+    # tiny predictor's group norms over 2-8 values amplify that
     np.testing.assert_allclose(table["prediction"], raw * config.label_scale + config.label_mean,
-                               rtol=1e-5)  # fmt: skip
+                               rtol=0, atol=1e-3 * config.label_scale)  # fmt: skip
     assert (preds / "manifest.json").is_file()
     with pytest.raises(Exception, match="source is 1; expected 0 .. 0"):
         infer.translate(params, real.images, config, source=1)
