@@ -95,6 +95,39 @@ def _tab_fake(params, stats, h, z, continuous, tab_cond, keys, config: MMCGANCon
     return logits, tab_model.activate(logits, tab_cond, keys, config.table), stats
 
 
+def _extra_rows(batch: dict, key: jax.Array, img, m: MMCGANConfig) -> dict:
+    """The extra rows' arrays and their own noise, Gumbel and pac-group keys."""
+    e = batch["extra_row"].shape[0]
+    ex = parallel.example_keys(jax.random.fold_in(key, 1 << 21), e)
+
+    def draw(i, shape_fn):
+        return jax.vmap(lambda k: shape_fn(jax.random.fold_in(k, i)))(ex)
+
+    labels, continuous = img_train.split_conditions(img, batch["extra_conditions"])
+    group_keys = parallel.example_keys(jax.random.fold_in(key, 3 << 20), e // m.table.pac)
+    d_groups, g_groups = tab_train.split_each(group_keys, 2)
+    return {
+        "row": batch["extra_row"],
+        "tab_cond": batch["extra_tab_cond"],
+        "continuous": continuous,
+        "cond": img_train.condition_vector(img, labels, continuous),
+        "z_d": draw(0, lambda k: jax.random.normal(k, (img.latent_dim,))),
+        "z_g": draw(1, lambda k: jax.random.normal(k, (img.latent_dim,))),
+        "gumbel_d": draw(2, lambda k: k),
+        "gumbel_g": draw(3, lambda k: k),
+        "d_groups": d_groups,
+        "g_groups": g_groups,
+    }
+
+
+def _by_groups(batch_part, extra_part, b: int, e: int):
+    """(loss, aux) of the batch's rows and of the extra rows -> their mean over all pac groups
+    (each part is a mean over its own groups; a group holds `pac` rows of one part)."""
+    w = b / (b + e)
+    mix = lambda u, v: w * u + (1 - w) * v  # noqa: E731
+    return mix(batch_part[0], extra_part[0]), jax.tree.map(mix, batch_part[1], extra_part[1])
+
+
 def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, config):
     """One MMCGAN iteration on this device's share of the batch (inside `data_parallel`)."""
     m, img = config.model, config.model.image
@@ -126,12 +159,42 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
         p, o = (params, opt_state) if p is None else (p, o)
         return state_lib.apply_gradients(p[name], o[name], grads, opts[name])
 
+    # Extra rows (config.extra_rows): more patients for the tabular head alone, appended after
+    # the batch's own; their noise and group keys come from their own index, so the split over
+    # devices changes nothing.
+    x = _extra_rows(batch, key, img, m) if "extra_row" in batch else None
+    zc_d = jnp.concatenate([z_d, cond], 1)
+    if x is not None:
+        zc_d = jnp.concatenate([zc_d, jnp.concatenate([x["z_d"], x["cond"]], 1)], 0)
+        continuous_all = jnp.concatenate([continuous, x["continuous"]], 0)
+        tab_cond_all = jnp.concatenate([tab_cond, x["tab_cond"]], 0)
+        gumbel_d = jnp.concatenate([gumbel_d, x["gumbel_d"]], 0)
+        gumbel_g = jnp.concatenate([gumbel_g, x["gumbel_g"]], 0)
+    else:
+        continuous_all, tab_cond_all = continuous, tab_cond
+
     # 1. Critics, on fakes of one G^A forward (a constant for them).
-    h_d = jax.lax.stop_gradient(model.hypercube(params, jnp.concatenate([z_d, cond], 1), m))
-    _, fake_row, bstats = _tab_fake(params, bstats, h_d, z_d, continuous, tab_cond, gumbel_d, m)
+    h_all = jax.lax.stop_gradient(model.hypercube(params, zc_d, m))
+    h_d = h_all[:b]
+    _, fake_row, bstats = _tab_fake(
+        params, bstats, h_all, zc_d[:, : img.latent_dim], continuous_all, tab_cond_all, gumbel_d, m
+    )
     fake_row = jax.lax.stop_gradient(fake_row)
-    (tab_dl, tab_d_aux), grads = parallel.mean_value_and_grad(tab_train.d_loss, has_aux=True)(
-        params["tab_d"], real_row, tab_cond, fake_row, tab_cond, k_dgroups, config.tabular
+
+    def tab_d_loss(dp):
+        loss, aux = tab_train.d_loss(
+            dp, real_row, tab_cond, fake_row[:b], tab_cond, k_dgroups, config.tabular
+        )
+        if x is None:
+            return loss, aux
+        loss_x, aux_x = tab_train.d_loss(
+            dp, x["row"], x["tab_cond"], fake_row[b:], x["tab_cond"], x["d_groups"],
+            config.tabular,
+        )  # fmt: skip
+        return _by_groups((loss, aux), (loss_x, aux_x), b, x["row"].shape[0])
+
+    (tab_dl, tab_d_aux), grads = parallel.mean_value_and_grad(tab_d_loss, has_aux=True)(
+        params["tab_d"]
     )
     params["tab_d"], opt_state["tab_d"] = update("tab_d", grads)
 
@@ -157,14 +220,23 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
     # 2. The joint generator step: the tabular loss always, the image loss when due, through
     # one hypercube, so G^A's gradient is the sum of both heads'.
     zc_g = jnp.concatenate([z_g, cond], 1)
+    if x is not None:
+        zc_g = jnp.concatenate([zc_g, jnp.concatenate([x["z_g"], x["cond"]], 1)], 0)
 
     def g_loss(g, stats, spectral):
         p = {**params, **g}
-        h = model.hypercube(p, zc_g, m)
-        logits, fake, stats = _tab_fake(p, stats, h, z_g, continuous, tab_cond, gumbel_g, m)
-        score = tab_model.apply_discriminator(params["tab_d"], fake, tab_cond, m.table, k_ggroups)
-        ce = jnp.mean(tab_model.cond_loss(logits, tab_cond, m.table))
-        tab = -jnp.mean(score) + ce
+        h_all = model.hypercube(p, zc_g, m)
+        h = h_all[:b]
+        logits, fake, stats = _tab_fake(
+            p, stats, h_all, zc_g[:, : img.latent_dim], continuous_all, tab_cond_all, gumbel_g, m
+        )
+        d_tab = functools.partial(tab_model.apply_discriminator, params["tab_d"], config=m.table)
+        adversarial = -jnp.mean(d_tab(fake[:b], tab_cond, keys=k_ggroups))
+        if x is not None:
+            adv_x = -jnp.mean(d_tab(fake[b:], x["tab_cond"], keys=x["g_groups"]))
+            adversarial, _ = _by_groups((adversarial, {}), (adv_x, {}), b, x["row"].shape[0])
+        ce = jnp.mean(tab_model.cond_loss(logits, tab_cond_all, m.table))
+        tab = adversarial + ce
 
         def image_loss(h, spectral):
             f_low, f_slab = _image_fakes(m, model.generator_params(p), h, idx)
@@ -263,6 +335,11 @@ def make_step(config: MMCGANTrainConfig, mesh):
     if not per_device or per_device % config.model.table.pac:
         raise ConfigError(
             f"MMCGANTrainConfig.batch_size is {config.batch_size}; expected a multiple of "
+            f"{mesh.size} devices x pac {config.model.table.pac}"
+        )
+    if config.extra_rows % (mesh.size * config.model.table.pac):
+        raise ConfigError(
+            f"MMCGANTrainConfig.extra_rows is {config.extra_rows}; expected a multiple of "
             f"{mesh.size} devices x pac {config.model.table.pac}"
         )
     return parallel.cached_step(train_step, config, mesh)

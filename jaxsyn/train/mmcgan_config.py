@@ -39,6 +39,9 @@ class MMCGANTrainConfig:
     gp_lambda: float = 10.0  # CTGAN's gradient penalty
     image_every: int = 5  # paper §2.5: image heads updated every 5th iteration
     image_d_every: int = 5  # not in the paper: see the module docstring
+    # ours (issue 22): rows per step the tabular head also learns from, drawn uniformly from the
+    # patient table beyond the batch's own (0 = the paper's one row per volume; see train.mmcgan)
+    extra_rows: int = 0
     read_threads: int = 4
 
     def __post_init__(self):
@@ -60,6 +63,10 @@ class MMCGANTrainConfig:
                 raise ConfigError(
                     f"MMCGANTrainConfig.{name} is {getattr(self, name)}; expected >= 1"
                 )
+        if self.extra_rows < 0 or self.extra_rows % self.model.table.pac:
+            raise ConfigError(
+                f"MMCGANTrainConfig.extra_rows is {self.extra_rows}; expected 0 or a positive multiple of model.table.pac ({self.model.table.pac})"
+            )
 
     @property
     def condition_columns(self) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from jaxsyn.data.store import VolumeStore
 from jaxsyn.data.tabular import TableTransformer, infer_schema
-from jaxsyn.errors import DataError
+from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.train import hagan as img_train
 from jaxsyn.train.mmcgan_config import MMCGANTrainConfig
 
@@ -30,17 +30,28 @@ class Records:
 
     rows: np.ndarray  # float32 [N_volumes, data_dim]
     tab_cond: np.ndarray  # float32 [N_volumes, cond_dim]
+    conditions: np.ndarray | None = None  # float32 [N_volumes, C]: the shared G's conditions
 
 
 class _AddRows(grain.transforms.Map):
-    """Adds each record's encoded row and tabular condition to a batch (picklable)."""
+    """Adds each record's encoded row and tabular condition to a batch (picklable); with
+    `extra` > 0 also `extra` more records' rows, tabular conditions and conditions, drawn
+    uniformly with replacement. The draw is seeded by the batch itself (its records and slab
+    positions, which the checkpointed data order fixes), so a resumed run draws the same rows."""
 
-    def __init__(self, records: Records):
-        self.records = records
+    def __init__(self, records: Records, extra: int = 0, seed: int = 0):
+        self.records, self.extra, self.seed = records, extra, seed
 
     def map(self, batch: dict) -> dict:
         r = np.asarray(batch["record"])
-        return {**batch, "row": self.records.rows[r], "tab_cond": self.records.tab_cond[r]}
+        out = {**batch, "row": self.records.rows[r], "tab_cond": self.records.tab_cond[r]}
+        if self.extra:
+            entropy = [self.seed, *r.tolist(), *np.asarray(batch["slab_index"]).tolist()]
+            x = np.random.default_rng(entropy).integers(0, len(self.records.rows), self.extra)
+            out["extra_row"] = self.records.rows[x]
+            out["extra_tab_cond"] = self.records.tab_cond[x]
+            out["extra_conditions"] = self.records.conditions[x]
+        return out
 
 
 def patient_table(store: VolumeStore) -> pd.DataFrame:
@@ -86,7 +97,8 @@ def records(
         offset = sum(s.width for s in layout.cond_spans[:j])
         span = layout.cond_spans[j]
         tab_cond[:, offset : offset + span.width] = rows[:, span.start : span.start + span.width]
-    return Records(rows, tab_cond)
+    conditions = np.asarray(store.conditions(config.condition_columns), np.float32)
+    return Records(rows, tab_cond, conditions)
 
 
 def dataset(store: VolumeStore, config: MMCGANTrainConfig, recs: Records):
@@ -98,4 +110,10 @@ def dataset(store: VolumeStore, config: MMCGANTrainConfig, recs: Records):
         read_threads=config.read_threads,
     )
     img_train.check_store(store, image_config)
-    return img_train.dataset(store, image_config).map(_AddRows(recs))
+    n = jax.process_count()
+    if config.extra_rows % n:
+        raise ConfigError(
+            f"MMCGANTrainConfig.extra_rows is {config.extra_rows}; expected a multiple of the {n} processes"
+        )
+    add = _AddRows(recs, config.extra_rows // n, config.seed * n + jax.process_index())
+    return img_train.dataset(store, image_config).map(add)

@@ -60,13 +60,13 @@ def _sgd(config):
     return {name: sgd(learning_rate=LR_OF[name]) for name in mmcgan.COMPONENTS}
 
 
-def _steps(store, n_devices: int) -> list[dict]:
+def _steps(store, n_devices: int, base=CONFIG) -> list[dict]:
     """Host copies of the state's params before step 1 and after each of STEPS steps (SGD), the
     metrics, and (step, state before the last step, its batch) to run that step again."""
     mesh = parallel.make_mesh(jax.devices()[:n_devices])
     unused = store.path.parent / f"unused{n_devices}"  # no transformer is saved there
-    transformer = mmcgan.fit_transformer(store, CONFIG, unused, progress=False)
-    config = dataclasses.replace(CONFIG, model=CONFIG.model.bind(transformer.layout))
+    transformer = mmcgan.fit_transformer(store, base, unused, progress=False)
+    config = dataclasses.replace(base, model=base.model.bind(transformer.layout))
     recs = mmcgan.records(store, transformer, config, progress=False)
     it = iter(mmcgan.dataset(store, config, recs))
     with pytest.MonkeyPatch.context() as patch, jax.set_mesh(mesh):
@@ -206,5 +206,7 @@ def test_config_errors_name_the_field():
         mmcgan.MMCGANTrainConfig(class_column=None)  # the default model has 4 classes
     with pytest.raises(ConfigError, match="image_every"):
         mmcgan.MMCGANTrainConfig(image_every=0)
+    with pytest.raises(ConfigError, match=r"extra_rows is -2; expected 0 or a positive multiple of model.table.pac \(1\)"):  # fmt: skip
+        mmcgan.MMCGANTrainConfig(extra_rows=-2)
     with pytest.raises(ConfigError, match="bottleneck_channels"):
         MMCGANConfig.tiny(bottleneck_channels=(8, 8, 8, 8))  # 4 halvings of an 8³ hypercube
