@@ -53,6 +53,8 @@ BAD = {
         "none: no such folder",
     ),  # fmt: skip
     "models": (["models", "show", "99", "--library", "{tmp}"], "model id '99': no such model"),
+    "bench": (["bench", "--family", "nosuch", "--out", "{tmp}/b.json"], "--family nosuch"),
+    "reader-study": (["reader-study", "score", "{tmp}/none"], "none/study.json: no such file"),
     "translate": (
         ["translate", "--run", "{tmp}", "--images", "{tmp}", "--out", "{tmp}/t"],
         "config.json",
