@@ -56,6 +56,7 @@ def run_dir(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # ~30 s from a cold cache; make test is at its 10-minute limit
 def test_translate_and_predict(run_dir, tmp_path):
     run, images = run_dir / "run", run_dir / "mri"
     out = tmp_path / "fake_ct"

@@ -6,8 +6,8 @@ cluster's addresses) and are not run; `make` lines (Quick start) are what CI its
 Fast checks (default suite): every `jaxsyn` line parses as the command parses it, its overrides
 name real config fields, every path a line reads was written by an earlier line, no line writes
 over an earlier line's output unless it resumes that run, a volume model is trained at its store's
-size; and the Python blocks that need nothing from the shell lines run, printing what their
-comments say.
+size. Slow: the Python blocks that need nothing from the shell lines run on their own, printing
+what their comments say (moved out of the default suite when `make test` reached 10 minutes).
 
 The slow check runs every block in order at tiny sizes. `tiny()` rewrites each shell line (and
 nothing else): every size (`--size`, `--config.size`, `--config.model.image.size`) becomes 32, a
@@ -135,8 +135,9 @@ def test_readme_commands_parse_and_follow_each_other():
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow  # 40 s from a cold cache; test_readme_runs_in_order runs every block too
 def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
-    """The Python blocks that read nothing a shell line writes run in the fast suite."""
+    """The Python blocks that read nothing a shell line writes, on their own."""
     outs = {str(getattr(build_parser().parse_args(split_argv(a)[2]), "out", "")) for _, a in
             shell_lines()}  # fmt: skip
     standalone = [
