@@ -166,8 +166,15 @@ def test_reader_study_records_clicks_survives_a_kill_and_scores_them(browser, tm
             answer_one()
         assert "All 10 images answered" in browser.page_source
     finally:
+        # Ctrl-C, then a kill: in the CI of 2026-12-07 (the other worker busy) the server had not
+        # exited 30 s after SIGINT (unexplained; the answers were all on disk). What this test
+        # checks is the answers, so teardown must not fail it.
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
     stored = Study(study).answers("erin")
     assert [(a["id"], a["answer"]) for a in stored] == clicks
     assert [a["id"] for a in stored] == Study(study).order("erin")
