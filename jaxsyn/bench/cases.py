@@ -93,6 +93,18 @@ def _replicated_tree(tree, mesh, abstract: bool):
     return jax.device_put(tree, parallel.replicated(mesh))
 
 
+def _train_case(common: dict, step: Callable, init: Callable, host: dict) -> Case:
+    """A training-step row: `step` on the state `init` makes and the host batch, on the mesh."""
+    mesh = common["mesh"]
+    return Case(
+        **common,
+        make_fn=_step_fn(step, mesh),
+        make_args=lambda a: (_state(init, mesh, a), _batch(host, mesh, a)),
+        samples=common["batch"],
+        training=True,
+    )
+
+
 def _step_fn(train_step: Callable, mesh, batch_spec=None) -> Callable[[], Callable]:
     """A fresh shard_map of `train_step(state, batch, state.key)`, as `parallel.data_parallel`
     builds it (unjitted)."""
@@ -145,7 +157,7 @@ def hagan(common: dict, tiny: bool) -> Case:
     from jaxsyn.models import hagan as model
     from jaxsyn.train import hagan as train
 
-    size, batch, mesh = common["size"], common["batch"], common["mesh"]
+    size, batch = common["size"], common["batch"]
     base = model.HAGANConfig.tiny(size=size) if tiny else model.HAGANConfig(size=size)
     m = _with(base, batch_size=batch, **_model_fields(common["dtype"], common["remat"]))
     config = train.HAGANTrainConfig(model=m)
@@ -157,16 +169,7 @@ def hagan(common: dict, tiny: bool) -> Case:
         return _generate_case(common, init, lambda p, k: model.generate(p, k, m, n=batch), batch)
     host = _volume_host(size, batch, np.zeros((batch, 0), np.float32))
     step = functools.partial(train.train_step, config=m)
-    return Case(
-        **common,
-        make_fn=_step_fn(step, mesh),
-        make_args=lambda a: (
-            _state(functools.partial(train.init_state, config), mesh, a),
-            _batch(host, mesh, a),
-        ),
-        samples=batch,
-        training=True,
-    )
+    return _train_case(common, step, functools.partial(train.init_state, config), host)
 
 
 def _clinical_layout(rows: int = 256):
@@ -183,7 +186,7 @@ def mmcgan(common: dict, tiny: bool) -> Case:
     from jaxsyn.models.mmcgan import MMCGANConfig
     from jaxsyn.train import mmcgan as train
 
-    size, batch, mesh = common["size"], common["batch"], common["mesh"]
+    size, batch = common["size"], common["batch"]
     if common["workload"] == "generate":
         raise ConfigError(
             "mmcgan: no generation row (its volumes are HA-GAN's: use --family hagan)"
@@ -204,16 +207,7 @@ def mmcgan(common: dict, tiny: bool) -> Case:
     host["row"] = rng.uniform(0, 1, (batch, layout.dim)).astype(np.float32)
     host["tab_cond"] = np.zeros((batch, layout.cond_dim), np.float32)
     step = functools.partial(train.train_step, config=config)
-    return Case(
-        **common,
-        make_fn=_step_fn(step, mesh),
-        make_args=lambda a: (
-            _state(functools.partial(train.init_state, config), mesh, a),
-            _batch(host, mesh, a),
-        ),
-        samples=batch,
-        training=True,
-    )
+    return _train_case(common, step, functools.partial(train.init_state, config), host)
 
 
 def ctgan(common: dict, tiny: bool) -> Case:
@@ -276,7 +270,7 @@ def gan2d(common: dict, tiny: bool) -> Case:
     from jaxsyn.models import cpdgan, proggan
     from jaxsyn.train import gan2d as train
 
-    family, size, batch, mesh = common["family"], common["size"], common["batch"], common["mesh"]
+    family, size, batch = common["family"], common["size"], common["batch"]
     fields = _model_fields(common["dtype"], common["remat"])
     if family == "proggan":
         base = proggan.ProgGANConfig.tiny() if tiny else proggan.ProgGANConfig(num_labels=6)
@@ -295,23 +289,14 @@ def gan2d(common: dict, tiny: bool) -> Case:
         return _generate_case(common, functools.partial(init_g, jax.random.key(0)), gen, batch)
     host = _image_host(size, batch, m.channels, labels)
     step = functools.partial(train.train_step, config=config, stage=size)
-    return Case(
-        **common,
-        make_fn=_step_fn(step, mesh),
-        make_args=lambda a: (
-            _state(functools.partial(train.init_state, config), mesh, a),
-            _batch(host, mesh, a),
-        ),
-        samples=batch,
-        training=True,
-    )
+    return _train_case(common, step, functools.partial(train.init_state, config), host)
 
 
 def acgan(common: dict, tiny: bool) -> Case:
     from jaxsyn.models import acgan as model
     from jaxsyn.train import acgan as train
 
-    size, batch, mesh = common["size"], common["batch"], common["mesh"]
+    size, batch = common["size"], common["batch"]
     base = model.ACGANConfig.tiny() if tiny else model.ACGANConfig()
     m = _with(base, size=size, **_model_fields(common["dtype"], common["remat"]))
     config = train.ACGANTrainConfig(model=m, batch_size=batch)
@@ -324,16 +309,7 @@ def acgan(common: dict, tiny: bool) -> Case:
         )
     host = _image_host(size, batch, m.channels, labels)
     step = functools.partial(train.train_step, config=config)
-    return Case(
-        **common,
-        make_fn=_step_fn(step, mesh),
-        make_args=lambda a: (
-            _state(functools.partial(train.init_state, config), mesh, a),
-            _batch(host, mesh, a),
-        ),
-        samples=batch,
-        training=True,
-    )
+    return _train_case(common, step, functools.partial(train.init_state, config), host)
 
 
 def duiit(common: dict, tiny: bool) -> Case:
@@ -341,12 +317,13 @@ def duiit(common: dict, tiny: bool) -> Case:
     predictor in one step; `size` the images' side, `batch` images per cohort."""
     from jaxsyn.train import duiit as train
 
-    size, batch, mesh = common["size"], common["batch"], common["mesh"]
+    size, batch = common["size"], common["batch"]
     if common["workload"] == "generate":
         raise ConfigError("duiit: no generation row (it trains translators and a predictor)")
     if common["remat"] != "none" or common["dtype"] != "float32":
         raise ConfigError("duiit: float32 and no remat only")
-    config = train.setting_defaults("joint", tiny=tiny, batch_size=batch)
+    # the lr schedule needs a planned length; a long one keeps the timed steps at the full rate
+    config = train.setting_defaults("joint", tiny=tiny, batch_size=batch, steps=10**6)
     m = config.model
     m = dataclasses.replace(m, translator=_with(m.translator, size=size))
     config = dataclasses.replace(config, model=m)
@@ -360,16 +337,7 @@ def duiit(common: dict, tiny: bool) -> Case:
         for k in ["target", *train.sources(config)]
     }
     step = functools.partial(train.train_step, config=config)
-    return Case(
-        **common,
-        make_fn=_step_fn(step, mesh),
-        make_args=lambda a: (
-            _state(functools.partial(train.init_state, config), mesh, a),
-            _batch(host, mesh, a),
-        ),
-        samples=batch,
-        training=True,
-    )
+    return _train_case(common, step, functools.partial(train.init_state, config), host)
 
 
 BUILDERS = {
