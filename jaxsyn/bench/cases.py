@@ -74,8 +74,8 @@ def _sharded(mesh, shape, dtype, spec) -> jax.ShapeDtypeStruct:
 
 
 def _batch(host: dict, mesh, abstract: bool):
-    if abstract:
-        return {k: _sharded(mesh, v.shape, v.dtype, jax.P(parallel.DATA)) for k, v in host.items()}
+    if abstract:  # a pytree of host arrays (DUIIT's is nested per cohort)
+        return jax.tree.map(lambda v: _sharded(mesh, v.shape, v.dtype, jax.P(parallel.DATA)), host)
     return parallel.shard_batch(host, mesh)
 
 

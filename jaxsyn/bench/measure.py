@@ -26,6 +26,7 @@ import jax
 
 from jaxsyn.bench import cases, flops, peaks
 from jaxsyn.errors import ConfigError
+from jaxsyn.nn import remat
 
 KEYS = (
     "family",
@@ -84,6 +85,14 @@ def _describe(case: cases.Case) -> dict:
     }
 
 
+def _compile(case: cases.Case, args):
+    """`case`'s function compiled for `args` as the training loop compiles it (on CPU, with the
+    options under which XLA:CPU honours a remat policy: `jaxsyn.nn.remat.compiler_options`)."""
+    options = remat.compiler_options(case.mesh.devices.flat[0].platform)
+    fn = jax.jit(case.make_fn(), donate_argnums=case.donate)
+    return fn.lower(*args).compile(compiler_options=options)
+
+
 def measure(case: cases.Case, steps: int, peak_override: float | None = None) -> dict:
     """Compile, warm up and time `steps` calls of `case`; its row."""
     if steps < 1:
@@ -92,7 +101,7 @@ def measure(case: cases.Case, steps: int, peak_override: float | None = None) ->
         args = case.make_args(False)
         model_flops = flops.step_flops(case.make_fn(), *args, training=case.training)
         t0 = time.perf_counter()
-        compiled = jax.jit(case.make_fn(), donate_argnums=case.donate).lower(*args).compile()
+        compiled = _compile(case, args)
         compile_seconds = time.perf_counter() - t0
         times = []
         for i in range(steps + 1):
@@ -129,7 +138,7 @@ def compiled_memory(case: cases.Case) -> dict:
     with jax.set_mesh(case.mesh):
         args = case.make_args(True)
         t0 = time.perf_counter()
-        compiled = jax.jit(case.make_fn(), donate_argnums=case.donate).lower(*args).compile()
+        compiled = _compile(case, args)
         seconds = time.perf_counter() - t0
     row = {**_describe(case), **_memory(compiled), "compile_seconds": seconds}
     if jax.default_backend() == "cpu":

@@ -8,6 +8,13 @@
 `remat(ModuleClass, name)` is the class itself for "none", else `flax.linen.remat` of it with
 that `jax.checkpoint` policy: the parameter tree is the same either way (a checkpoint saved
 without remat loads with it), and so are the values and gradients up to float rounding.
+
+On XLA:CPU a remat policy does nothing unless the program is compiled with `compiler_options`:
+its pipeline expands the optimization barriers `jax.checkpoint` puts around a block's inputs
+before common-subexpression elimination, which then merges the backward pass's recomputation
+back into the forward one (measured on 16 two-layer tanh blocks, batch 2048 x 256: 66 MiB of
+temporaries without remat, 96 MiB with it as XLA:CPU compiles by default, 36 MiB with
+`compiler_options`). GPU and TPU keep the barriers; the options are for CPU only.
 """
 
 from __future__ import annotations
@@ -16,6 +23,14 @@ import flax.linen as nn
 import jax
 
 POLICIES = ("none", "nothing_saveable", "dots_saveable")
+
+
+def compiler_options(platform: str) -> dict[str, str] | None:
+    """The XLA options under which `platform` honours a remat policy (None: it does anyway).
+
+    XLA:CPU's `cse_barrier_expander` pass is skipped so the barriers reach CSE; a program without
+    `jax.checkpoint` has no barriers and compiles to the same code either way."""
+    return {"xla_disable_hlo_passes": "cse_barrier_expander"} if platform == "cpu" else None
 
 
 def policy(name: str):

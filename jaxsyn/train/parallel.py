@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxsyn import kernels
 from jaxsyn.errors import ConfigError
+from jaxsyn.nn import remat
 
 DATA = "data"  # the mesh axis the batch is split over; models name it for cross-device means
 
@@ -121,7 +122,8 @@ def data_parallel(
     sharded = jax.shard_map(
         body, mesh=mesh, in_specs=(jax.P(), jax.P(DATA)), out_specs=(jax.P(), jax.P())
     )
-    return jax.jit(sharded, donate_argnums=(0,))
+    platform = mesh.devices.flat[0].platform
+    return jax.jit(sharded, donate_argnums=(0,), compiler_options=remat.compiler_options(platform))
 
 
 def cached_step(train_step: Callable, config: Any, mesh: jax.sharding.Mesh, **static) -> Callable:
@@ -176,7 +178,8 @@ def example_keys(key: jax.Array, n: int) -> jax.Array:
 
 def compiled_memory(fn: Callable, *args: Any) -> dict[str, int]:
     """Bytes XLA plans for `fn(*args)`: arguments, outputs, temporaries, aliased (donated), peak."""
-    stats = jax.jit(fn).lower(*args).compile().memory_analysis()
+    options = remat.compiler_options(jax.default_backend())
+    stats = jax.jit(fn).lower(*args).compile(compiler_options=options).memory_analysis()
     fields = (
         "argument_size_in_bytes",
         "output_size_in_bytes",
