@@ -15,7 +15,7 @@ LIB=jaxsyn/zoo/models
 CARDS=experiments/zoo/cards
 mkdir -p "$W"
 has() { [[ " $STAGES " == *" $1 "* ]]; }
-ONLY=${ONLY:-hagan mmcgan ctgan acgan proggan cpdgan}  # the models to make (default: all)
+ONLY=${ONLY:-hagan mmcgan ctgan acgan proggan cpdgan duiit}  # the models to make (default: all)
 wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 stamp() { echo "[$(date +%H:%M:%S)] $*"; }
 
@@ -27,6 +27,11 @@ for kind in cxr headct vertebra; do
   [ -d "$W/$kind" ] || $J phantom $kind --n 256 --size 32 --seed 0 --out "$W/$kind"
   [ -d "$W/$kind-holdout" ] || $J phantom $kind --n 128 --size 32 --seed 1 --out "$W/$kind-holdout"
 done
+if wanted duiit; then  # DUIIT trains on in-memory phantoms (seed 0); held-out MRI and CT: seed 1
+  for m in ct mri; do
+    [ -d "$W/head-$m-holdout" ] || $J phantom head --modality $m --n 256 --size 32 --seed 1 --out "$W/head-$m-holdout"
+  done
+fi
 if [ ! -f "$W/diabetes/train.csv" ]; then
   mkdir -p "$W/diabetes"
   $PY - "$W/diabetes" <<'PYEOF'
@@ -56,11 +61,15 @@ if has train; then
   train acgan acgan --tiny --data "$W/vertebra" --steps 400 --checkpoint-every 400
   train proggan proggan --tiny --data "$W/cxr" --steps 400 --checkpoint-every 400
   train cpdgan cpdgan --tiny --data "$W/headct" --steps 400 --checkpoint-every 400
+  # MRI -> CT, the joint setting (translator + age regressor), CT scarce; tiny at 32 px, G width 8
+  train duiit duiit --tiny --target phantom:head-ct:64 --source phantom:head-mri:256 --label age \
+    --config.model.translator.size=32 --config.model.translator.g_width=8 --steps 4000 \
+    --checkpoint-every 4000
   stamp "trained"
 fi
 
 # --- generate and evaluate ----------------------------------------------------------------------
-evaluate() {  # NAME REAL HOLDOUT N [evaluate arguments]
+evaluate() {  # NAME REAL HOLDOUT N [evaluate arguments]; HOLDOUT "" for none
   local name=$1 real=$2 holdout=$3 n=$4; shift 4
   if ! wanted "$name" || [ -f "$W/reports/$name/report.json" ]; then return; fi
   stamp "evaluate $name"
@@ -72,10 +81,12 @@ evaluate() {  # NAME REAL HOLDOUT N [evaluate arguments]
         --out "$W/gen/hagan-class$c"
       for f in "$W/gen/hagan-class$c"/*.nii.gz; do mv "$f" "$W/gen/hagan/class${c}_$(basename "$f")"; done
     done
+  elif [ "$name" = duiit ]; then  # a translator: the held-out MRI phantoms, translated
+    $J translate --run "$W/runs/duiit" --images "$W/head-mri-holdout" --n "$n" --out "$W/gen/duiit"
   else
     $J generate --run "$W/runs/$name" --n "$n" --out "$W/gen/$name" --seed 0
   fi
-  $J evaluate --real "$real" --synthetic "$W/gen/$name" --holdout "$holdout" \
+  $J evaluate --real "$real" --synthetic "$W/gen/$name" ${holdout:+--holdout "$holdout"} \
     --ids-per-folder --out "$W/reports/$name" "$@"
 }
 if has eval; then
@@ -85,6 +96,13 @@ if has eval; then
   evaluate acgan "$W/vertebra" "$W/vertebra-holdout" 256 --features pixels
   evaluate proggan "$W/cxr" "$W/cxr-holdout" 256 --features pixels
   evaluate cpdgan "$W/headct" "$W/headct-holdout" 256 --features pixels
+  # translated held-out MRI vs held-out real CT (no --holdout: a translator draws no new
+  # patients, so the membership attacks do not apply); the untranslated MRI as the baseline
+  evaluate duiit "$W/head-ct-holdout" "" 256 --features pixels
+  if wanted duiit && [ ! -f "$W/reports/duiit-source/report.json" ]; then
+    $J evaluate --real "$W/head-ct-holdout" --synthetic "$W/head-mri-holdout" --ids-per-folder \
+      --out "$W/reports/duiit-source" --features pixels
+  fi
   stamp "evaluated"
 fi
 

@@ -45,7 +45,7 @@ def translate(args) -> None:
     from jaxsyn.infer.duiit import write_translations
 
     out = write_translations(args.run, args.images, args.out, source=args.source,
-                             reverse=args.reverse)  # fmt: skip
+                             reverse=args.reverse, n=args.n, seed=args.seed)  # fmt: skip
     print(f"wrote translated images, labels.csv and manifest.json to {out}")
 
 
@@ -61,9 +61,12 @@ def add_parsers(verbs) -> None:
         "translate", help="DUIIT: translate images into the target modality with a trained run"
     )
     p.add_argument("--run", type=Path, required=True, help="a run of `jaxsyn train duiit`")
-    p.add_argument("--images", type=Path, required=True,
-                   help="a folder of images (or NIfTI volumes) with labels.csv")  # fmt: skip
+    p.add_argument("--images", required=True,
+                   help="a folder of images (or NIfTI volumes) with labels.csv, or "
+                        "phantom:head-mri|head-pet|head-ct:N (drawn from --seed)")  # fmt: skip
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n", type=int, default=None, help="translate the first N images only")
+    p.add_argument("--seed", type=int, default=0, help="the phantoms' seed (phantom:...)")
     p.add_argument("--source", type=int, default=0,
                    help="which source modality's translator (the order of --source in training)")  # fmt: skip
     p.add_argument("--reverse", action="store_true",

@@ -1,7 +1,7 @@
 """The `models` verb: the model library (`jaxsyn.zoo`) from the command line.
 
     jaxsyn models list | search VALUE... | show ID | rank --metric FID
-    jaxsyn models generate ID --n 8 --out DIR [--condition NAME=VALUE] [--seed K]
+    jaxsyn models generate ID --n 8 --out DIR [--condition NAME=VALUE] [--seed K] [--images DIR]
     jaxsyn models test ID | validate ID|FOLDER|MODEL.zip
     jaxsyn models pack RUN --card CARD.json --report REPORT_DIR --out MODEL.zip
     jaxsyn models add MODEL.zip [--library DIR] | explore ID
@@ -71,7 +71,7 @@ def generate(args) -> None:
     conditions = dict(name_value(c) for c in args.condition)
     out = _generators(args).generate(
         args.id, args.n, args.out, True, seed=args.seed, conditions=conditions,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, images=args.images,
     )  # fmt: skip
     print(f"wrote {args.n} samples and manifest.json to {out}")
 
@@ -161,6 +161,9 @@ def add_parsers(verbs) -> None:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--condition", action="append", default=[], metavar="NAME=VALUE")
     a.add_argument("--batch-size", type=int, default=None, help="patients per batch (mmcgan)")
+    a.add_argument("--images", default=None,
+                   help="a translator (duiit): a folder of source images, its first N translated "
+                        "(default: N source phantoms drawn from --seed)")  # fmt: skip
     a = action("test", test, "generate a few samples and check them against the card")
     a.add_argument("id")
     a.add_argument("--n", type=int, default=3)

@@ -32,7 +32,7 @@ from jaxsyn.errors import CheckpointError, ConfigError
 CARD = "model.json"
 RUN = "run"
 ID_PATTERN = re.compile(r"^(\d{5})_([A-Z0-9][A-Z0-9_]*)$")
-FAMILIES = ("hagan", "mmcgan", "ctgan", "acgan", "proggan", "cpdgan")
+FAMILIES = ("hagan", "mmcgan", "ctgan", "acgan", "proggan", "cpdgan", "duiit")
 
 
 def schema() -> dict:
@@ -130,6 +130,8 @@ def conditions_of(info: dict) -> dict:
         return {info.get("class_column", "class"): {"type": "class", "values": info["classes"]}}
     if family in ("proggan", "cpdgan"):
         return {name: {"type": "binary", "values": [0, 1]} for name in info["labels"]}
+    if family == "duiit":  # a translator is driven by its input images, not by conditions
+        return {}
     out = {}  # ctgan: a discrete column takes one of its categories, a number a value or range
     for column in info.get("transformer_schema", {}).get("columns", []):
         if column["kind"] == "categorical":
@@ -154,6 +156,16 @@ def output_of(info: dict) -> dict:
     if family == "ctgan":
         columns = [c["name"] for c in info.get("transformer_schema", {}).get("columns", [])]
         return {"kind": "table", "columns": columns}
+    if family == "duiit":  # source 0's translator (the first --source of training) -> target
+        if model.get("setting") not in ("joint", "cyclegan") or not info.get("sources"):
+            raise ConfigError(
+                f"config.json: field model.setting is {model.get('setting')!r}; expected joint or "
+                "cyclegan (the library holds DUIIT's translators; this run has none)"
+            )
+        s = model["translator"]["size"]
+        labels = [info["label"]] if info.get("label") else []
+        return {"kind": "translations", "shape": [s, s, 1], "labels": labels,
+                "source": str(info["sources"][0]), "target": str(info["target"])}  # fmt: skip
     s, c = model["size"], model.get("channels", 1)
     labels = info.get("labels") or info.get("classes") or []
     return {"kind": "images", "shape": [s, s, c], "labels": [str(x) for x in labels]}

@@ -5,6 +5,12 @@ CTs, [0, 1] for images, each numeric column inside the training data's [min, max
 A conditional model also: two different conditions give different outputs, and where the family
 has a rule relating output to condition, it holds (a table's conditioned discrete column equals
 the condition; an image's labels.csv and an MMCGAN patient's row carry the asked class).
+A translator (duiit) has no condition; it is checked on max(n, TRANSLATION_N) source phantoms
+drawn from the seed (shape, finite, range), and its rule: different source images give different
+translations, and (when it was trained on phantoms) its translations of TRANSLATION_N source
+phantoms are closer to TRANSLATION_N real target phantoms than the sources are, by both of
+`translation_distances`: the RMS difference of the mean images and the Wasserstein-1 distance
+between pixel intensities (each on [0, 1]).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import numpy as np
 
 from jaxsyn.errors import DataError
 from jaxsyn.zoo import sampling
+
+TRANSLATION_N = 16  # source and target phantoms the translator's rule compares
 
 
 def _fail(card: dict, what: str) -> None:
@@ -122,8 +130,55 @@ def _rule(card: dict, out: dict, name: str, value: Any) -> str | None:
     return None
 
 
+def translation_distances(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """How far images a [N, H, W, 1] lie from images b [M, H, W, 1] (both [0, 1]): the RMS
+    difference of their mean images, and the Wasserstein-1 distance of their pixel intensities."""
+    from scipy.stats import wasserstein_distance
+
+    mean = float(np.sqrt(np.mean((a.mean(0) - b.mean(0)) ** 2)))
+    return {
+        "mean_image_rms": mean,
+        "intensity_w1": float(wasserstein_distance(a.ravel(), b.ravel())),
+    }
+
+
+def _test_translator(card: dict, n: int, seed: int) -> dict:
+    """A translator's checks (module docstring) on max(n, TRANSLATION_N) source phantoms drawn
+    from the seed: shape, finite, range, then its rule; the report holds the distances."""
+    from jaxsyn.data.labelled import load_labelled
+
+    m = max(n, TRANSLATION_N)
+    out = sampling.generate(card, m, save_images=False, seed=seed, progress=False)
+    report = {"model_id": card["model_id"], "n": m, "checks": check_output(card, out, m)}
+    fake = out["images"]
+    if np.abs(fake - fake[:1]).max() < 1.5 / 255:
+        _fail(card, f"the same translation for all {m} source images (seed {seed}); expected the "
+                    "source image to change it")  # fmt: skip
+    report["checks"].append(f"{m} different source images give different translations")
+    target = card["execution"]["output"].get("target", "")
+    if not target.startswith("phantom:") or target.count(":") != 2:
+        report["distances"] = {"note": f"trained on {target!r}: no real target phantoms"}
+        return report
+    size = fake.shape[1]
+    spec = sampling.source_spec(card, m)
+    sources = (load_labelled(spec, None, size, seed, progress=False).images + 1.0) / 2.0
+    real_spec = f"{target.rsplit(':', 1)[0]}:{m}"
+    real = (load_labelled(real_spec, None, size, seed, progress=False).images + 1.0) / 2.0
+    d_fake, d_source = translation_distances(fake, real), translation_distances(sources, real)
+    for name in d_fake:
+        if not d_fake[name] < d_source[name]:
+            _fail(card, f"translations lie {d_fake[name]:.4f} from real {real_spec} ({name}); "
+                        f"expected closer than their sources' {d_source[name]:.4f}")  # fmt: skip
+        report["checks"].append(f"translations closer to real target phantoms than the sources "
+                                f"({name} {d_fake[name]:.4f} < {d_source[name]:.4f})")  # fmt: skip
+    report["distances"] = {"translations": d_fake, "sources": d_source, "real": real_spec}
+    return report
+
+
 def test_model(card: dict, n: int = 3, seed: int = 0) -> dict:
     """Generate n samples (and, if conditional, n for each of two conditions); check them."""
+    if card["execution"]["family"] == "duiit":
+        return _test_translator(card, n, seed)
     out = sampling.generate(card, n, save_images=False, seed=seed, progress=False,
                             conditions=_filled(card))  # fmt: skip
     report: dict = {"model_id": card["model_id"], "n": n, "checks": check_output(card, out, n)}

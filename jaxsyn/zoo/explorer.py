@@ -24,7 +24,8 @@ The protocol. The page drives any object with these three members (`serve` gets 
                                                         one picture per channel)
                      "rows":   list of {column: value}  (or a DataFrame) shown as a table
                      "window": (lo, hi)                 display range; default (-1024, 600)
-                                                        for a volume (HU), (0, 1) for images}
+                                                        for a volume (HU), (0, 1) for images
+                     "titles": [str, ...]               (optional) one per image}
     A paired patient gives "volume" and "rows" together.
 
 The sliders are grouped as medigan's ModelVisualizer groups them (`slider_grouper=10`, values in
@@ -105,14 +106,16 @@ def render(result: dict) -> dict:
         )
     if "images" in result:
         window = tuple(result.get("window", (0.0, 1.0)))
+        titles = list(result.get("titles", []))
         for i, image in enumerate(np.asarray(result["images"], np.float32)):
+            name = titles[i] if i < len(titles) else f"image {i}"
             if image.ndim == 2 or image.shape[-1] == 3:  # grey or RGB: one picture
-                panels.append({"title": f"image {i}", "src": data_url(to_uint8(image, window))})
+                panels.append({"title": name, "src": data_url(to_uint8(image, window))})
                 continue
             for c in range(
                 image.shape[-1]
             ):  # channels (e.g. a 9-slice vertebral unit) side by side
-                title = f"image {i}" + (f" channel {c}" if image.shape[-1] > 1 else "")
+                title = name + (f" channel {c}" if image.shape[-1] > 1 else "")
                 panels.append({"title": title, "src": data_url(to_uint8(image[..., c], window))})
     rows = result.get("rows")
     if rows is not None and hasattr(rows, "to_dict"):  # a DataFrame

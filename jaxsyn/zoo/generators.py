@@ -6,6 +6,7 @@
     g.rank_models_by_performance(metric="FID", order="asc")   # -> [{"model_id": .., "FID": ..}]
     g.generate("3", num_samples=4, output_path="out")     # files, as `jaxsyn generate` writes
     g.generate(3, num_samples=4, save_images=False, seed=1, conditions={"bmi_class": 2})
+    g.generate(7, num_samples=4, output_path="ct", images="mri")   # a translator: MRI -> CT
 
 Names and arguments follow medigan's `Generators` where they make sense; the differences: a model
 is a card + arrays, never code (no executor, no pip installs), every file is hash-checked before
@@ -26,6 +27,7 @@ from jaxsyn.errors import ConfigError
 from jaxsyn.zoo import cards, library, sampling
 
 OPERATORS = ("AND", "OR", "XOR")
+EXPLORED_SOURCES = 4  # source images the explorer shows for a translator
 
 
 @dataclasses.dataclass
@@ -240,8 +242,11 @@ class Generators:
                  save_images: bool = True, **kwargs):  # fmt: skip
         """num_samples from a model: files in `output_path` as `jaxsyn generate` writes them
         (returns the folder), or with save_images=False the arrays (`jaxsyn.zoo.sampling`).
-        kwargs: seed (0), conditions ({name: value}), batch_size, latents [N, latent], progress."""
-        allowed = {"seed", "conditions", "batch_size", "latents", "progress"}
+        kwargs: seed (0), conditions ({name: value}), batch_size, latents [N, latent], progress;
+        a translator (duiit): images (a folder or [N, H, W(, 1)] in [0, 1]; default: num_samples
+        head phantoms of its source modality drawn from the seed), translated as `jaxsyn
+        translate` does."""
+        allowed = {"seed", "conditions", "batch_size", "latents", "images", "progress"}
         if unknown := sorted(set(kwargs) - allowed):
             raise ConfigError(
                 f"generate: unknown arguments {unknown}; expected some of {sorted(allowed)}"
@@ -295,7 +300,8 @@ class GenerateFunction:
     `conditions_schema` ({name: {"type": "integer"|"number"|"string", "enum"|"minimum"/"maximum",
     "default"}}) and `generate(latents [latent_dim] | None, seed, conditions)` -> one sample as
     {"latents", and "volume" [D, H, W] HU + "window" | "images" [1, H, W, C] | "rows"}. The card's
-    own condition schema is `card["execution"]["conditions"]`.
+    own condition schema is `card["execution"]["conditions"]`. A translator has no latents
+    (latent_dim 0): `generate` shows source phantoms drawn from the seed beside their translations.
     """
 
     def __init__(self, card: dict):
@@ -314,6 +320,8 @@ class GenerateFunction:
     def generate(
         self, latents: np.ndarray | None, seed: int, conditions: Mapping[str, Any] | None
     ) -> dict:
+        if self.card["execution"]["family"] == "duiit":
+            return self._translations(seed)
         if latents is None:  # drawn on the host from the seed, so the sliders can start there
             latents = np.random.default_rng(seed).standard_normal(self.latent_dim)
         z = np.asarray(latents, np.float32).reshape(1, self.latent_dim)
@@ -329,6 +337,20 @@ class GenerateFunction:
         elif "labels" in arrays:
             out["rows"] = arrays["labels"]
         return out
+
+    def _translations(self, seed: int, k: int = EXPLORED_SOURCES) -> dict:
+        """A translator in the explorer: `k` source phantoms drawn from the seed, each shown
+        beside its translation ([k, S, 2S, 1]: source | translation), and their labels."""
+        from jaxsyn.data.labelled import load_labelled
+
+        spec = sampling.source_spec(self.card, k)
+        size = int(self.output["shape"][0])
+        sources = load_labelled(spec, None, size, seed, progress=False)
+        arrays = self(k, seed=seed, images=spec)
+        left = (sources.images + 1.0) / 2.0
+        titles = [f"{i}: source | translation" for i in sources.image_ids]
+        return {"latents": np.zeros(0, np.float32), "rows": arrays["labels"], "titles": titles,
+                "images": np.concatenate([left, arrays["images"]], axis=2)}  # fmt: skip
 
 
 def explorer_schema(card: dict) -> dict:

@@ -7,6 +7,12 @@ Output kinds and the arrays of each (`save_images=False`):
   cohort   {"table": DataFrame (patient_id + clinical columns), "volumes": ...}     (mmcgan)
   table    {"table": DataFrame}                                                     (ctgan)
   images   {"images": float32 [N, H, W, C] in [0, 1], "labels": DataFrame}          (acgan, proggan, cpdgan)
+  translations  the same: the translated images and their sources' labels.csv rows   (duiit)
+
+A translator (duiit) translates `n` source images into its target modality through
+`jaxsyn.infer.duiit.write_translations` (what `jaxsyn translate` runs): `images` is a folder (its
+first n images), an array [N, H, W(, 1)] in [0, 1] (the first n) or None: n head phantoms of the
+source modality it was trained on, drawn from `seed` (`phantom:head-mri:N`).
 """
 
 from __future__ import annotations
@@ -73,13 +79,22 @@ def _same_number(a: Any, b: Any) -> bool:
 
 def write(card: dict, out: str | os.PathLike, *, n: int, seed: int = 0,
           conditions: Mapping[str, Any] | None = None, batch_size: int | None = None,
-          latents: np.ndarray | None = None, progress: bool = True) -> Path:  # fmt: skip
-    """`n` samples of the model into `out`, as `jaxsyn generate --run` writes them."""
+          latents: np.ndarray | None = None, images=None, progress: bool = True) -> Path:  # fmt: skip
+    """`n` samples of the model into `out`, as `jaxsyn generate --run` (a translator: `jaxsyn
+    translate`) writes them."""
     if n < 1:
         raise ConfigError(f"num_samples is {n}; expected >= 1")
     family = card["execution"]["family"]
     run = Path(card["execution"]["path"]) / card["execution"]["run"]
     conditions = check_conditions(card, conditions)
+    if family == "duiit":
+        return _translate(card, run, out, n=n, seed=seed, images=images, latents=latents,
+                          progress=progress)  # fmt: skip
+    if images is not None:
+        raise ConfigError(
+            f"model {card['model_id']}: images= given to a {family} model; expected it only for a "
+            "translator (family duiit)"
+        )
     if family == "hagan":
         from jaxsyn.infer import hagan
 
@@ -104,6 +119,54 @@ def write(card: dict, out: str | os.PathLike, *, n: int, seed: int = 0,
     return acgan.write_images(run, out, n=n, seed=seed, conditions=text, latents=latents)
 
 
+def _translate(card: dict, run: Path, out, *, n: int, seed: int, images, latents, progress):
+    from jaxsyn.infer import duiit
+
+    where = f"model {card['model_id']}"
+    if latents is not None:
+        raise ConfigError(f"{where}: latents given; a translator has none (it reads images=)")
+    if images is None:
+        images = source_spec(card, n)
+    elif not isinstance(images, str | os.PathLike):
+        images = source_arrays(images, card["execution"]["output"]["shape"][0], where)
+    return duiit.write_translations(run, images, out, n=n, seed=seed, progress=progress)
+
+
+def source_spec(card: dict, n: int) -> str:
+    """phantom:head-MODALITY:n of the source a translator was trained on (its card's
+    output.source), or a ConfigError when it was trained on a folder."""
+    source = card["execution"]["output"].get("source", "")
+    if not source.startswith("phantom:head-") or source.count(":") != 2:
+        raise ConfigError(
+            f"model {card['model_id']}: trained on {source!r}, not on phantoms; expected "
+            "images= (a folder or an array of source images)"
+        )
+    return f"{source.rsplit(':', 1)[0]}:{n}"
+
+
+def source_arrays(images, size: int, where: str):
+    """Source images [N, H, W] or [N, H, W, 1] in [0, 1] as `LabelledImages` at `size`
+    (resized as a folder's images are), ids src_000000 ..."""
+    from jaxsyn.data.images import resize
+    from jaxsyn.data.labelled import LabelledImages
+
+    array = np.asarray(images, np.float32)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[-1] != 1 or len(array) == 0:
+        raise ConfigError(
+            f"{where}: images of shape {list(np.shape(images))}; expected [N, H, W] or "
+            "[N, H, W, 1] grey source images"
+        )
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise ConfigError(
+            f"{where}: images in [{np.nanmin(array)}, {np.nanmax(array)}]; expected [0, 1]"
+        )
+    array = np.stack([resize(np.ascontiguousarray(a), size) for a in array])
+    ids = [f"src_{i:06d}" for i in range(len(array))]
+    return LabelledImages(array * 2.0 - 1.0, None, ids, ids, "arrays")
+
+
 def read_output(kind: str, folder: str | os.PathLike) -> dict[str, Any]:
     """The arrays of a generated folder (see the module docstring), in the manifest's order."""
     import pandas as pd
@@ -122,7 +185,7 @@ def read_output(kind: str, folder: str | os.PathLike) -> dict[str, Any]:
             ids = out["table"]["patient_id"].tolist()
         vols = [np.asarray(load_nifti(folder / f"{i}.nii.gz").hu) for i in ids]
         out["volumes"] = np.rint(np.stack(vols)).astype(np.int16)
-    if kind == "images":
+    if kind in ("images", "translations"):
         from jaxsyn.data.images import load_images
 
         out["images"], out["labels"] = load_images(folder, progress=False)
@@ -130,16 +193,19 @@ def read_output(kind: str, folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def generate(card: dict, n: int, *, output_path=None, save_images: bool = True, seed: int = 0,
-             conditions=None, batch_size=None, latents=None, progress: bool = True):  # fmt: skip
+             conditions=None, batch_size=None, latents=None, images=None,
+             progress: bool = True):  # fmt: skip
     """Files in `output_path` (returns the folder) or, with save_images=False, the arrays."""
     if save_images:
         if output_path is None:
             raise ConfigError("generate: save_images=True needs output_path (a folder)")
         return write(card, output_path, n=n, seed=seed, conditions=conditions,
-                     batch_size=batch_size, latents=latents, progress=progress)  # fmt: skip
+                     batch_size=batch_size, latents=latents, images=images,
+                     progress=progress)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="jaxsyn-zoo-") as tmp:
         folder = write(card, Path(tmp) / "out", n=n, seed=seed, conditions=conditions,
-                       batch_size=batch_size, latents=latents, progress=progress)  # fmt: skip
+                       batch_size=batch_size, latents=latents, images=images,
+                       progress=progress)  # fmt: skip
         return read_output(card["execution"]["output"]["kind"], folder)
 
 
@@ -150,6 +216,8 @@ def latent_dim(card: dict) -> int:
         return int(config["image"]["latent_dim"])
     if family == "ctgan":
         return int(config["embedding_dim"])
+    if family == "duiit":  # a translator's input is an image
+        return 0
     return int(config["latent_dim"])
 
 

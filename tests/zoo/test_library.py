@@ -257,5 +257,5 @@ def test_shipped_models_validate_and_match_their_hashes():
         c = cards.read(model)
         cards.check_files(model, c)
     families = {cards.read(m)["execution"]["family"] for m in models}
-    assert families >= {"hagan", "mmcgan", "ctgan", "acgan", "proggan", "cpdgan"}, families
+    assert families >= {"hagan", "mmcgan", "ctgan", "acgan", "proggan", "cpdgan", "duiit"}, families
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 50e6
