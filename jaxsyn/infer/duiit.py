@@ -104,8 +104,8 @@ def _load_images(images, config: model.DUIITConfig, seed: int, progress: bool):
         label = "age" if str(images).startswith(PHANTOM_PREFIX) else None
         ds = load_labelled(str(images), label, config.size, seed, progress=progress)
         table = pd.DataFrame({"image_id": ds.image_ids, "patient_id": ds.patient_ids})
-        if ds.labels is not None:
-            table["age"] = ds.labels.astype(np.float64)
+        if ds.labels is not None:  # float32's shortest decimal (73.9, not 73.9000015...)
+            table["age"] = [float(str(v)) for v in ds.labels]
         return ds, table
     ds = load_labelled(str(images), None, config.size, 0, progress=progress)
     table = None
