@@ -29,7 +29,7 @@ from jaxsyn.train import state as state_lib
 FAMILIES = ("hagan", "mmcgan", "ctgan", "proggan", "cpdgan", "acgan", "duiit")
 WORKLOADS = ("train", "generate")
 GENERATES = ("hagan", "ctgan", "proggan", "cpdgan", "acgan")  # MMCGAN's images are HA-GAN's
-REMAT_FAMILIES = ("hagan", "mmcgan")  # the 2D families: not yet
+REMAT_FAMILIES = ("hagan", "mmcgan", "proggan", "cpdgan", "acgan")  # a `remat` config field
 
 
 @dataclasses.dataclass

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from jaxsyn.errors import ConfigError
 from jaxsyn.nn.dense import BatchStats, TorchDense, torch_uniform
 from jaxsyn.nn.layers import Conv
+from jaxsyn.nn.remat import POLICIES, as_field, checkpointed, per_stage
 
 # Reference fixed_architecture.py: conv weights N(0, 0.02) (the DCGAN initialisation).
 CONV_INIT = nn.initializers.normal(0.02)
@@ -55,6 +56,10 @@ class ACGANConfig:
     batch_norm: bool = False  # fixed_architecture.py: generator BatchNorm optional, off by default
     bn_momentum: float = 0.1  # PyTorch BatchNorm2d's running-average momentum (the reference's)
     dtype: str = "float32"  # compute dtype of the convolutions; params stay float32
+    # Ours (memory, not numbers): activation checkpointing, one jaxsyn.nn.remat policy ("none",
+    # "nothing_saveable", "dots_saveable") for every layer or one per resolution 4, 8, ..., size
+    # (G's layer that makes it and D's layer that reads it). Same parameters and values.
+    remat: str | tuple[str, ...] = "none"
 
     def __post_init__(self):
         for name in ("num_classes", "latent_dim", "channels", "width"):
@@ -72,6 +77,12 @@ class ACGANConfig:
             raise ConfigError(
                 f"ACGANConfig.dtype is {self.dtype!r}; expected float32, bfloat16 or float16"
             )
+        object.__setattr__(self, "remat", as_field(self.remat))  # frozen: normalised in place
+        if self.remat_blocks is None:
+            raise ConfigError(
+                f"ACGANConfig.remat is {self.remat!r}; expected one of {POLICIES} or "
+                f"{self.doublings + 1} of them (one per resolution 4..{self.size})"
+            )
 
     @classmethod
     def tiny(cls, **overrides) -> ACGANConfig:
@@ -84,11 +95,18 @@ class ACGANConfig:
         """Stride-2 layers of each network: 4 -> size."""
         return self.size.bit_length() - 3  # log2(size / 4)
 
+    @property
+    def remat_blocks(self) -> tuple[str, ...] | None:
+        """`remat` as one policy per resolution 4, 8, ..., size (None: invalid)."""
+        return per_stage(self.remat, self.doublings + 1)
 
-def _bn2d(axis_name: str | None, momentum: float, use_running_average: bool):
+
+def _bn2d(axis_name: str | None, momentum: float, use_running_average: bool, name: str):
     """BatchNorm2d over [B, H, W, C]: `BatchStats` on the [B * H * W, C] rows (equal shares per
     device, so the pmean of per-device means is the global mean; n = B * H * W as PyTorch's)."""
-    bn = BatchStats(axis_name=axis_name, momentum=momentum, use_running_average=use_running_average)
+    bn = BatchStats(
+        axis_name=axis_name, momentum=momentum, use_running_average=use_running_average, name=name
+    )
 
     def apply(x):
         return bn(x.reshape(-1, x.shape[-1])).reshape(x.shape)
@@ -107,22 +125,36 @@ class Generator(nn.Module):
         c = self.config
         dtype = jnp.dtype(c.dtype)
         h = inputs.astype(dtype)[:, None, None, :]  # a 1x1 image with K + latent channels
-        k = c.doublings
+        for i in range(c.doublings + 1):  # layer i makes 4 * 2^i
+            h = checkpointed(self._layer(i), c.remat_blocks[i])(self, h)
+        return jnp.tanh(h.astype(jnp.float32))
+
+    def _layer(self, i: int):
+        """Layer i as `(module, h) -> h`: the transposed convolution to 4 * 2^i and, below the
+        output, BatchNorm (when on) and ReLU. Named as flax names them inline (ConvTranspose_i,
+        BatchStats_i), the tree of checkpoints saved before remat existed."""
+        c, k = self.config, self.config.doublings
         # PyTorch padding p of a 4x4 transposed conv is lax padding 4 - 1 - p on each side.
-        pads = [3] + [2] * k  # first layer: p = 0 (1 -> 4); then p = 1 (doubling)
-        widths = [c.width * 2 ** (k - 1 - i) for i in range(k)] + [c.channels]
-        for i, (features, pad) in enumerate(zip(widths, pads, strict=True)):
-            stride = 1 if i == 0 else 2
+        pad = 3 if i == 0 else 2  # first layer: p = 0 (1 -> 4); then p = 1 (doubling)
+        stride = 1 if i == 0 else 2
+        features = c.width * 2 ** (k - 1 - i) if i < k else c.channels
+
+        def layer(module, h):
             h = nn.ConvTranspose(
                 features, (4, 4), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-                use_bias=False, kernel_init=CONV_INIT, dtype=dtype,
+                use_bias=False, kernel_init=CONV_INIT, dtype=jnp.dtype(c.dtype),
+                name=f"ConvTranspose_{i}",
             )(h)  # fmt: skip
             if i == k:
-                break
+                return h
             if c.batch_norm:
-                h = _bn2d(self.axis_name, c.bn_momentum, self.use_running_average)(h)
-            h = nn.relu(h)
-        return jnp.tanh(h.astype(jnp.float32))
+                bn = _bn2d(
+                    module.axis_name, c.bn_momentum, module.use_running_average, f"BatchStats_{i}"
+                )
+                h = bn(h)
+            return nn.relu(h)
+
+        return layer
 
 
 class Discriminator(nn.Module):
@@ -134,25 +166,37 @@ class Discriminator(nn.Module):
         c = self.config
         dtype = jnp.dtype(c.dtype)
         h = x.astype(dtype)
-        for i in range(c.doublings):  # stride 2, padding 1: halve the size down to 4 x 4
-            # The reference's first convolution has no bias, the middle ones PyTorch's default
-            # bias (initialised U(+-1/sqrt(fan_in)); its N(0, 0.02) init touches weights only).
-            h = Conv(  # flax's Conv params; the bias added in float32 (nn.layers.Conv)
-                c.width * 2**i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                use_bias=i > 0, kernel_init=CONV_INIT, bias_init=torch_uniform(16 * h.shape[-1]),
-                dtype=dtype,
-            )(h)  # fmt: skip
-            h = nn.leaky_relu(h, 0.2)
-        # Section 6.2: the last convolution has stride 1 and no padding: 4 x 4 -> 1 x 1, n features.
-        h = Conv(
-            c.width, (4, 4), padding="VALID", use_bias=False, kernel_init=CONV_INIT, dtype=dtype
-        )(h)
-        h = nn.leaky_relu(h, 0.2).reshape(h.shape[0], -1).astype(jnp.float32)
+        for i in range(c.doublings + 1):  # layer i reads size / 2^i
+            h = checkpointed(self._layer(i), c.remat_blocks[c.doublings - i])(self, h)
+        h = h.reshape(h.shape[0], -1).astype(jnp.float32)
         # fc_d and fc_cr of the reference (nn.Linear, PyTorch's initialisation); the sigmoid and
         # softmax it applies live in the losses here, as logits.
         real = TorchDense(1, name="real_head")(h)[:, 0]
         classes = TorchDense(c.num_classes, name="class_head")(h)
         return real, classes
+
+    def _layer(self, i: int):
+        """Layer i as `(module, h) -> h`, LeakyReLU 0.2 after its convolution: stride 2,
+        padding 1 (halving) below the last; the last (section 6.2) stride 1, no padding: 4 x 4 ->
+        1 x 1, n features. Named Conv_i, as flax names them inline (the tree before remat)."""
+        c, dtype = self.config, jnp.dtype(self.config.dtype)
+
+        def layer(module, h):
+            if i == c.doublings:
+                conv = Conv(
+                    c.width, (4, 4), padding="VALID", use_bias=False, kernel_init=CONV_INIT,
+                    dtype=dtype, name=f"Conv_{i}",
+                )  # fmt: skip
+            else:  # the first has no bias, the middle ones PyTorch's default bias (initialised
+                # U(+-1/sqrt(fan_in)); the reference's N(0, 0.02) init touches weights only)
+                conv = Conv(  # flax's Conv params; the bias added in float32 (nn.layers.Conv)
+                    c.width * 2**i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                    use_bias=i > 0, kernel_init=CONV_INIT,
+                    bias_init=torch_uniform(16 * h.shape[-1]), dtype=dtype, name=f"Conv_{i}",
+                )  # fmt: skip
+            return nn.leaky_relu(conv(h), 0.2)
+
+        return layer
 
 
 def generator_input(conditions: jax.Array, z: jax.Array) -> jax.Array:

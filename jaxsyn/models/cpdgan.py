@@ -53,10 +53,12 @@ from jaxsyn.models.proggan import (
     lrelu,
     minibatch_stddev,
     pixel_norm,
+    remat_at,
     upsample,
     with_no_finding,
 )
 from jaxsyn.nn.dense import add_bias
+from jaxsyn.nn.remat import checkpointed
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -74,6 +76,10 @@ class CPDGANConfig:
     fmap_max: int = 512  # networks.py: fmap_max 512 (the issue's "512 channels")
     mbstd_group: int = 4  # config.py D: mbstd_group_size 4
     dtype: str = "float32"  # compute dtype; params stay float32
+    # Ours (memory, not numbers): activation checkpointing, one jaxsyn.nn.remat policy ("none",
+    # "nothing_saveable", "dots_saveable") for every block or one per resolution 4, 8, ..., size
+    # (G's block that makes it and D's block that reads it). Same parameters and values.
+    remat: str | tuple[str, ...] = "none"
 
     def __post_init__(self):
         check_common(self, "CPDGANConfig")
@@ -111,24 +117,58 @@ class Generator(nn.Module):
         """z [B, latent], y [B, L] -> images [B, size, size, channels] (linear output)."""
         c, dtype = self.config, jnp.dtype(self.config.dtype)
         cond = jnp.concatenate([z, y.astype(z.dtype)], -1).astype(dtype)
-        h = EqDense(c.width(4) * 16, gain=1.0, use_bias=False, name="dense_4")(pixel_norm(cond))
-        bias = self.param("bias_4", nn.initializers.zeros, (c.width(4),))
-        h = CondPixelNorm(name="cpn0_4")(
-            lrelu(add_bias(h.reshape(-1, 4, 4, c.width(4)), bias)), cond
-        )
-        h = CondPixelNorm(name="cpn1_4")(
-            lrelu(EqConv(c.width(4), gain=1.0, name="conv_4")(h)), cond
-        )
+        h = _g_block(c, 4)(self, cond)
         img = EqConv(c.channels, 1, gain=1.0, name="torgb_4")(h)
         res = 4
         while res < c.size:
             res *= 2
-            up = EqConv(c.width(res), fan_in=9 * c.width(res), name=f"conv0_{res}")
-            h = CondPixelNorm(name=f"cpn0_{res}")(lrelu(up(upsample(h))), cond)
-            h = lrelu(EqConv(c.width(res), gain=1.0, name=f"conv1_{res}")(h))
-            h = CondPixelNorm(name=f"cpn1_{res}")(h, cond)
+            h = _g_block(c, res)(self, h, cond)
             img = upsample(img) + EqConv(c.channels, 1, gain=1.0, name=f"torgb_{res}")(h)
         return img.astype(jnp.float32)
+
+
+def _g_block(c: CPDGANConfig, res: int):
+    """G's block that makes resolution `res`, `(module, [h,] cond) -> features` (h: the block
+    below's output; none at 4), under its remat policy. At 4: the dense layer from the
+    pixel-normalised [z; y] to 4x4 and a 3x3 convolution; above: nearest 2x upsampling with a
+    3x3 convolution and a second one."""
+
+    def first(module, cond):
+        h = EqDense(c.width(4) * 16, gain=1.0, use_bias=False, name="dense_4")(pixel_norm(cond))
+        bias = module.param("bias_4", nn.initializers.zeros, (c.width(4),))
+        h = CondPixelNorm(name="cpn0_4")(
+            lrelu(add_bias(h.reshape(-1, 4, 4, c.width(4)), bias)), cond
+        )
+        return CondPixelNorm(name="cpn1_4")(
+            lrelu(EqConv(c.width(4), gain=1.0, name="conv_4")(h)), cond
+        )
+
+    def double(module, h, cond):
+        up = EqConv(c.width(res), fan_in=9 * c.width(res), name=f"conv0_{res}")
+        h = CondPixelNorm(name=f"cpn0_{res}")(lrelu(up(upsample(h))), cond)
+        h = lrelu(EqConv(c.width(res), gain=1.0, name=f"conv1_{res}")(h))
+        return CondPixelNorm(name=f"cpn1_{res}")(h, cond)
+
+    return checkpointed(first if res == 4 else double, remat_at(c, res))
+
+
+def _d_block(c: CPDGANConfig, res: int):
+    """D's block that reads resolution `res`, `(module, features) -> features`, under its remat
+    policy. Above 4: the residual block; at 4: minibatch stddev, a 3x3 convolution and the dense
+    layer to the features."""
+
+    def halve(module, h):
+        t = lrelu(EqConv(c.width(res), gain=1.0, name=f"conv0_{res}")(h))
+        t = lrelu(downsample(EqConv(c.width(res // 2), name=f"conv1_{res}")(t)))
+        skip = EqConv(c.width(res // 2), 1, use_bias=False, name=f"skip_{res}")
+        return (t + skip(downsample(h))) / math.sqrt(2.0)
+
+    def last(module, h):
+        h = minibatch_stddev(h, c.mbstd_group)
+        h = lrelu(EqConv(c.width(4), gain=1.0, name="conv_4")(h))
+        return lrelu(EqDense(c.fmap_max, gain=1.0, name="dense_4")(h.reshape(h.shape[0], -1)))
+
+    return checkpointed(last if res == 4 else halve, remat_at(c, res))
 
 
 class Features(nn.Module):
@@ -143,14 +183,9 @@ class Features(nn.Module):
         h = lrelu(EqConv(c.width(c.size), 1, gain=1.0, name="fromrgb")(x))
         res = c.size
         while res > 4:
-            t = lrelu(EqConv(c.width(res), gain=1.0, name=f"conv0_{res}")(h))
-            t = lrelu(downsample(EqConv(c.width(res // 2), name=f"conv1_{res}")(t)))
-            skip = EqConv(c.width(res // 2), 1, use_bias=False, name=f"skip_{res}")
-            h = (t + skip(downsample(h))) / math.sqrt(2.0)
+            h = _d_block(c, res)(self, h)
             res //= 2
-        h = minibatch_stddev(h, c.mbstd_group)
-        h = lrelu(EqConv(c.width(4), gain=1.0, name="conv_4")(h))
-        return lrelu(EqDense(c.fmap_max, gain=1.0, name="dense_4")(h.reshape(h.shape[0], -1)))
+        return _d_block(c, 4)(self, h)
 
 
 class Discriminator(nn.Module):

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
 from jaxsyn.nn.dense import add_bias
+from jaxsyn.nn.remat import POLICIES, as_field, checkpointed, per_stage
 
 SQRT2 = math.sqrt(2.0)  # He gain for LeakyReLU layers (Karras et al. 2018, section 4.1)
 
@@ -186,6 +187,10 @@ class ProgGANConfig:
     fmap_max: int = 512  # networks.py: fmap_max
     mbstd_group: int = 4  # networks.py D_paper: mbstd_group_size 4
     dtype: str = "float32"  # compute dtype; params stay float32
+    # Ours (memory, not numbers): activation checkpointing, one jaxsyn.nn.remat policy ("none",
+    # "nothing_saveable", "dots_saveable") for every block or one per resolution 4, 8, ..., size
+    # (G's block that makes it and D's block that reads it). Same parameters and values.
+    remat: str | tuple[str, ...] = "none"
 
     def __post_init__(self):
         check_common(self, "ProgGANConfig")
@@ -230,6 +235,22 @@ def check_common(config, name: str) -> None:
         raise ConfigError(
             f"{name}.dtype is {config.dtype!r}; expected float32, bfloat16 or float16"
         )
+    object.__setattr__(config, "remat", as_field(config.remat))  # frozen: normalised in place
+    if remat_blocks(config) is None:
+        raise ConfigError(
+            f"{name}.remat is {config.remat!r}; expected one of {POLICIES} or "
+            f"{_log2(config.size) - 1} of them (one per resolution 4..{config.size})"
+        )
+
+
+def remat_blocks(config) -> tuple[str, ...] | None:
+    """A 2D config's `remat` as one policy per resolution 4, 8, ..., size (None: invalid)."""
+    return per_stage(config.remat, _log2(config.size) - 1)
+
+
+def remat_at(config, res: int) -> str:
+    """The remat policy of the blocks at resolution `res` (G's that makes it, D's that reads it)."""
+    return remat_blocks(config)[_log2(res) - 2]
 
 
 def _check_stage(config: ProgGANConfig, stage: int) -> None:
@@ -245,20 +266,10 @@ class Generator(nn.Module):
         """z [B, latent], y [B, L] -> images [B, stage, stage, channels] (linear output)."""
         c, dtype = self.config, jnp.dtype(self.config.dtype)
         x = pixel_norm(jnp.concatenate([z, y.astype(z.dtype)], -1))  # normalize_latents=True
-        # G_paper: dense to 4x4 with gain sqrt(2)/4 (one 4x4 "transposed conv" of a 1x1 input),
-        # its bias one per channel, added after the reshape.
-        h = EqDense(c.width(4) * 16, gain=SQRT2 / 4, use_bias=False, name="dense_4")
-        h = h(x.astype(dtype)).reshape(-1, 4, 4, c.width(4))
-        bias = self.param("bias_4", nn.initializers.zeros, (c.width(4),))
-        h = pixel_norm(lrelu(add_bias(h, bias)))
-        h = pixel_norm(lrelu(EqConv(c.width(4), name="conv_4")(h)))
+        h = _g_block(c, 4)(self, x.astype(dtype))
         hs = {4: h}
         for k in range(3, _log2(stage) + 1):
-            res = 2**k
-            h = upsample(h)
-            h = pixel_norm(lrelu(EqConv(c.width(res), name=f"conv0_{res}")(h)))
-            h = pixel_norm(lrelu(EqConv(c.width(res), name=f"conv1_{res}")(h)))
-            hs[res] = h
+            h = hs[2**k] = _g_block(c, 2**k)(self, h)
         to_rgb = {r: EqConv(c.channels, 1, gain=1.0, name=f"torgb_{r}") for r in hs}
         if self.is_initializing():  # create every resolution's to-RGB: one tree for all stages
             for r in hs:
@@ -267,6 +278,42 @@ class Generator(nn.Module):
         if stage > 4:  # fade-in: blend with the previous stage's output, upsampled
             img = lerp(upsample(to_rgb[stage // 2](hs[stage // 2])), img, alpha)
         return img.astype(jnp.float32)
+
+
+def _g_block(c: ProgGANConfig, res: int):
+    """G's block that makes resolution `res`, `(module, input) -> features`, under its remat
+    policy. At 4: G_paper's dense layer to 4x4 (gain sqrt(2)/4: one 4x4 "transposed conv" of a
+    1x1 input, its bias one per channel, added after the reshape) and a 3x3 convolution; above:
+    nearest 2x upsampling and two 3x3 convolutions."""
+
+    def first(module, x):
+        h = EqDense(c.width(4) * 16, gain=SQRT2 / 4, use_bias=False, name="dense_4")(x)
+        bias = module.param("bias_4", nn.initializers.zeros, (c.width(4),))
+        h = pixel_norm(lrelu(add_bias(h.reshape(-1, 4, 4, c.width(4)), bias)))
+        return pixel_norm(lrelu(EqConv(c.width(4), name="conv_4")(h)))
+
+    def double(module, h):
+        h = pixel_norm(lrelu(EqConv(c.width(res), name=f"conv0_{res}")(upsample(h))))
+        return pixel_norm(lrelu(EqConv(c.width(res), name=f"conv1_{res}")(h)))
+
+    return checkpointed(first if res == 4 else double, remat_at(c, res))
+
+
+def _d_block(c: ProgGANConfig, res: int):
+    """D's block that reads resolution `res`, `(module, features) -> features`, under its remat
+    policy. Above 4: the reference's fused conv + downscale, then the activation; at 4: minibatch
+    stddev, a 3x3 convolution and the dense layer before the outputs."""
+
+    def halve(module, h):
+        h = lrelu(EqConv(c.width(res), name=f"conv0_{res}")(h))
+        return lrelu(downsample(EqConv(c.width(res // 2), name=f"conv1_{res}")(h)))
+
+    def last(module, h):
+        h = minibatch_stddev(h, c.mbstd_group)
+        h = lrelu(EqConv(c.width(4), name="conv_4")(h))
+        return lrelu(EqDense(c.fmap_max, name="dense_4")(h.reshape(h.shape[0], -1)))
+
+    return checkpointed(last if res == 4 else halve, remat_at(c, res))
 
 
 class Discriminator(nn.Module):
@@ -283,22 +330,16 @@ class Discriminator(nn.Module):
         def from_rgb(img, res):
             return lrelu(rgb[res](img))
 
-        def block(h, res):  # the reference's fused conv + downscale, then the activation
-            h = lrelu(EqConv(c.width(res), name=f"conv0_{res}")(h))
-            return lrelu(downsample(EqConv(c.width(res // 2), name=f"conv1_{res}")(h)))
-
         if self.is_initializing():  # every resolution's from-RGB: one tree for all stages
             for k in range(2, _log2(stage) - 1):
                 from_rgb(downsample(x, stage // 2**k), 2**k)
         h = from_rgb(x, stage)
         if stage > 4:
-            h = block(h, stage)
+            h = _d_block(c, stage)(self, h)
             h = lerp(from_rgb(downsample(x), stage // 2), h, alpha)  # fade-in
         for k in range(_log2(stage) - 1, 2, -1):
-            h = block(h, 2**k)
-        h = minibatch_stddev(h, c.mbstd_group)
-        h = lrelu(EqConv(c.width(4), name="conv_4")(h))
-        h = lrelu(EqDense(c.fmap_max, name="dense_4")(h.reshape(h.shape[0], -1)))
+            h = _d_block(c, 2**k)(self, h)
+        h = _d_block(c, 4)(self, h)
         out = EqDense(1 + c.num_labels + 1, gain=1.0, name="out")(h).astype(jnp.float32)
         return out[:, 0], out[:, 1:]
 

@@ -56,3 +56,22 @@ def per_stage(value: str | tuple[str, ...], stages: int) -> tuple[str, ...] | No
     if len(names) != stages or any(n not in POLICIES for n in names):
         return None
     return names
+
+
+def as_field(value) -> str | tuple[str, ...]:
+    """A config's remat field as it is stored: one name, or a tuple of names. A comma-separated
+    string (`--config.remat=a,b,c`) and a list (a config read back from JSON) become a tuple, so
+    the config stays hashable."""
+    if isinstance(value, str) and "," in value:
+        return tuple(r.strip() for r in value.split(","))
+    return tuple(value) if isinstance(value, list) else value
+
+
+def checkpointed(fn, name: str):
+    """`fn(module, *arrays)`, rematerialised under policy `name` unless it is "none".
+
+    `fn` takes a Flax module first and may make that module's submodules inline (under their
+    names) and its parameters (`module.param`): flax's lifted `nn.remat` binds them at the paths
+    they have without remat, so the parameter tree is the same with and without it. Static
+    arguments (a resolution, a flag) belong in `fn`'s closure, not in its arguments."""
+    return fn if policy(name) is None else nn.remat(fn, policy=policy(name))

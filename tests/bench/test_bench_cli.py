@@ -12,6 +12,7 @@ from jaxsyn.bench import cases, measure
 from jaxsyn.cli import bench
 from jaxsyn.cli.app import main
 from jaxsyn.errors import ConfigError
+from jaxsyn.nn import remat
 
 
 def test_one_tiny_row(tmp_path, capsys):
@@ -47,9 +48,11 @@ def test_memory_rows_per_policy_and_batch():
     assert {(s["remat"], s["batch"]) for s in train} == {
         (r, b) for r in ("none", "nothing_saveable", "dots_saveable") for b in (1, 2)
     }
-    # generation has no backward pass, CTGAN and AC-GAN no remat field: policy none only
+    # generation has no backward pass, CTGAN no remat field: policy none only
     assert ("none", 1) in hagan and len(hagan) == 6 + 2
-    assert {s["remat"] for s in specs if s["family"] in ("ctgan", "acgan")} == {"none"}
+    assert {s["remat"] for s in specs if s["family"] == "ctgan"} == {"none"}
+    acgan = {(s["workload"], s["remat"]) for s in specs if s["family"] == "acgan"}
+    assert acgan == {("generate", "none")} | {("train", r) for r in remat.POLICIES}
     assert all(s["memory"] for s in specs)
     # sizes per family: plain numbers for all, FAMILY=N for one
     sized = bench.specs(_args(size="32,ctgan=5000", remat="none"))
