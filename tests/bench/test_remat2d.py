@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxsyn.cli.common import apply_overrides
 from jaxsyn.errors import ConfigError
 from jaxsyn.models import acgan as acgan_model
 from jaxsyn.models import cpdgan, proggan
@@ -148,6 +149,19 @@ def test_config_field(name):
         tiny(remat=("none", "none"))
     with pytest.raises(ConfigError, match="or 4 of them"):
         tiny(size=32, remat=stages)
+
+
+@pytest.mark.parametrize(
+    "train", [gan2d.ProgGANTrainConfig, gan2d.CPDGANTrainConfig, acgan.ACGANTrainConfig]
+)
+def test_set_from_the_command_line(train):
+    """`jaxsyn train FAMILY --config.remat=...` (the overrides every train verb applies)."""
+    stages = ("nothing_saveable", "none", "dots_saveable")
+    config = apply_overrides(train.tiny(), ["remat=nothing_saveable,none,dots_saveable"])
+    assert config.model.remat == stages and hash(config)  # hashable: cached_step's key
+    name = type(config.model).__name__
+    with pytest.raises(ConfigError, match=f"{name}.remat is 'nothing'"):
+        apply_overrides(train.tiny(), ["remat=nothing"])
 
 
 # --- what a trace shows (default suite) ------------------------------------------------------
