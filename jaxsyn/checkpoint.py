@@ -216,11 +216,17 @@ def as_json(config: Any) -> dict:
     return json.loads(json.dumps(config))  # tuples -> lists, as they come back from disk
 
 
+# Fields that change how a step is computed (memory, recomputation), never its values: a run may
+# resume with another setting, or from a checkpoint saved before the field existed.
+VALUE_NEUTRAL = frozenset({"remat"})
+
+
 def config_diff(saved: Any, current: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """[(dotted field, saved value, current value)] for every field that differs."""
+    """[(dotted field, saved value, current value)] for every field that differs (fields named in
+    VALUE_NEUTRAL are not compared)."""
     if isinstance(saved, dict) and isinstance(current, dict):
         diffs = []
-        for k in sorted(saved.keys() | current.keys()):
+        for k in sorted((saved.keys() | current.keys()) - VALUE_NEUTRAL):
             name = f"{prefix}.{k}" if prefix else k
             missing = "<absent>"
             diffs += config_diff(saved.get(k, missing), current.get(k, missing), name)

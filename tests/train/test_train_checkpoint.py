@@ -107,6 +107,10 @@ def test_config_diff_names_nested_fields():
     current = as_json(dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, depth=3)))
     assert config_diff(saved, current) == [("model.depth", 2, 3)]
     assert config_diff({"a": 1}, {"a": 1, "b": (1, 2)}) == [("b", "<absent>", (1, 2))]
+    # remat changes memory, not values: another policy, or none saved (an older run), resumes
+    remat = {"model": {"depth": 2, "remat": ["none", "nothing_saveable"]}}
+    assert config_diff({"model": {"depth": 2}}, remat) == []
+    assert config_diff({"model": {"depth": 2, "remat": "none"}}, remat) == []
     assert np.isscalar(saved["seed"])
 
 
