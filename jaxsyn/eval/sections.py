@@ -10,7 +10,7 @@
 
 distribution_metrics  FID (full sets), FID_rr, FID_rs and r_FID on equal halves over random
                       splits, KID, MMD, precision/recall/density/coverage of two feature sets
-                      [N, F] (`jaxsyn.eval.fidelity`).
+                      [N, F] (`jaxsyn.eval.fid`, `jaxsyn.eval.fidelity`).
 umap_figure           a 2-d UMAP fitted on the real features and applied to both (umap-learn).
 attack_section        pGAN's pairwise and distribution attacks (`jaxsyn.eval.attacks`) on
                       training members, the holdout's first half ("holdout") and second half
@@ -89,7 +89,7 @@ def distribution_metrics(f_real: np.ndarray, f_syn: np.ndarray, seed: int = 0) -
 
     fid            FID of the full sets, N vs M rows.
     fid_real_real  FID_rr: FID between two disjoint real halves of h = min(N // 2, M) rows,
-                   averaged over `fidelity.FID_SPLITS` random splits (`fidelity.fid_halves`).
+                   averaged over `fid.FID_SPLITS` random splits (`fid.fid_halves`).
     fid_halves     FID_rs on the same splits: a real half vs h synthetic rows (no replacement).
     fid_ratio      r_FID = fid_real_real / fid_halves (medigan eq. 5 on equal sizes): about 1
                    for a synthetic set as close as real data is to itself, not fid_real_real /

@@ -213,8 +213,8 @@ def fid_2p5d(real_hu, synthetic_hu, extractor="pixels", *, size: int, weights=No
     real_hu, synthetic_hu: iterables of HU volumes [D, H, W] (read one at a time, e.g. from
     files); extractor: "pixels", "inception" or a 2D extractor callable; slices resized to
     `size`. Memory: one volume's slices and about 2 F^2 numbers per plane and set
-    (`fidelity.FeatureStats`, exact from the rows while there are fewer than F)."""
-    from jaxsyn.eval.fidelity import FeatureStats, fid_of_stats
+    (`fid.FeatureStats`, exact from the rows while there are fewer than F)."""
+    from jaxsyn.eval.fid import FeatureStats, fid_of_stats
 
     extract = extractor if callable(extractor) else feats.builtin(extractor, weights)
     stats = {}
