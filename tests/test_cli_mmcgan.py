@@ -18,6 +18,7 @@ from jaxsyn.data.volumes import fit_cube, load_volume
 from jaxsyn.eval import mmcgan as evaluation
 from jaxsyn.eval import tabular
 from jaxsyn.infer import mmcgan as infer
+from jaxsyn.infer import mmcgan_impute
 from jaxsyn.models import mmcgan as model
 from tests.train.helpers import assert_trees_equal, host
 
@@ -186,7 +187,7 @@ def test_imputation_fits_images_by_the_training_store_spacing_rule(run, tmp_path
     images.mkdir()
     path = next(cohort_of(run).glob("*.nii.gz"))
     shutil.copy(path, images / path.name)
-    infer.impute_images(copy, images, tmp_path / "out", progress=False)
+    mmcgan_impute.impute_images(copy, images, tmp_path / "out", progress=False)
     got = pd.read_parquet(tmp_path / "out" / "imputed.parquet").drop(columns="image_id")
     syn = infer.MMCGANSynthesizer.load(copy, encoders=True)
     fixed = syn.impute_rows(fit_cube(load_volume(path), 32, 4.0).hu[None])

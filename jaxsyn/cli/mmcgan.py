@@ -57,15 +57,17 @@ def generate(args) -> None:
 
 
 def impute(args) -> None:
-    from jaxsyn.infer import mmcgan
+    from jaxsyn.infer import mmcgan_impute
 
     if (args.table is None) == (args.images is None):
         raise ConfigError("give exactly one of --table ROWS.csv and --images DIR")
     if args.table is not None:
-        out = mmcgan.impute_table(args.run, args.table, args.out, seed=args.seed)
+        out = mmcgan_impute.impute_table(args.run, args.table, args.out, seed=args.seed)
         print(f"wrote CT volumes for the rows of {args.table} to {out}")
         return
-    result = mmcgan.impute_images(args.run, args.images, args.out, seed=args.seed, truth=args.truth)
+    result = mmcgan_impute.impute_images(
+        args.run, args.images, args.out, seed=args.seed, truth=args.truth
+    )
     print(f"wrote {result['n']} imputed rows to {args.out / 'imputed.parquet'}")
     if match := result.get("class_match"):
         print(class_match_line(match))
