@@ -213,11 +213,9 @@ def dataset(
     The seeded global order (a new shuffle every epoch) is cut into blocks of B_local examples and
     process i takes blocks i, i + n, ...: stacked in process order, they are the global batch.
     """
-    if config.batch_size % process_count:
-        raise ConfigError(
-            f"ACGANTrainConfig.batch_size is {config.batch_size}; expected a multiple of the "
-            f"{process_count} processes"
-        )
+    parallel.check_divisible(
+        "ACGANTrainConfig.batch_size", config.batch_size, process_count, "processes"
+    )
     local = config.batch_size // process_count
     examples = [
         {"image": cohort.images[i], "label": cohort.labels[i], "index": np.int32(i)}
@@ -370,11 +368,7 @@ def make_state(config: ACGANTrainConfig, mesh) -> state_lib.TrainState:
 
 def make_step(config: ACGANTrainConfig, mesh):
     """The jitted data-parallel step `(state, batch) -> (state, metrics)` for `mesh`."""
-    if config.batch_size % mesh.size:
-        raise ConfigError(
-            f"ACGANTrainConfig.batch_size is {config.batch_size}; expected a multiple of the "
-            f"{mesh.size} devices"
-        )
+    parallel.check_divisible("ACGANTrainConfig.batch_size", config.batch_size, mesh.size)
     return parallel.cached_step(train_step, config, mesh)
 
 

@@ -383,11 +383,7 @@ def make_state(config: DUIITTrainConfig, mesh) -> state_lib.TrainState:
 
 def make_step(config: DUIITTrainConfig, mesh):
     """The jitted data-parallel step `(state, batch) -> (state, metrics)` for `mesh`."""
-    if config.batch_size % mesh.size:
-        raise ConfigError(
-            f"DUIITTrainConfig.batch_size is {config.batch_size}; expected a multiple of the "
-            f"{mesh.size} devices"
-        )
+    parallel.check_divisible("DUIITTrainConfig.batch_size", config.batch_size, mesh.size)
     return parallel.cached_step(train_step, config, mesh)
 
 

@@ -381,11 +381,9 @@ class StagedStep:
     """
 
     def __init__(self, config: Config, mesh):
-        if config.batch_size % mesh.size:
-            raise ConfigError(
-                f"{type(config).__name__}.batch_size is {config.batch_size}; expected a multiple "
-                f"of the {mesh.size} devices"
-            )
+        parallel.check_divisible(
+            f"{type(config).__name__}.batch_size", config.batch_size, mesh.size
+        )
         self.config, self.mesh, self.step, self._compiled = config, mesh, None, {}
         opt = optimizer(config)
         self._reset = jax.jit(

@@ -234,10 +234,7 @@ def make_state(config: HAGANTrainConfig, mesh) -> state_lib.TrainState:
 
 
 def make_step(config: HAGANTrainConfig, mesh):
-    if config.model.batch_size % mesh.size:
-        raise ConfigError(
-            f"model.batch_size is {config.model.batch_size}; expected a multiple of the {mesh.size} devices"
-        )
+    parallel.check_divisible("model.batch_size", config.model.batch_size, mesh.size)
     return parallel.cached_step(train_step, config.model, mesh)
 
 
@@ -260,10 +257,7 @@ def check_store(store: VolumeStore, config: HAGANTrainConfig) -> None:
 
 def dataset(store: VolumeStore, config: HAGANTrainConfig):
     n = jax.process_count()
-    if config.model.batch_size % n:
-        raise ConfigError(
-            f"model.batch_size is {config.model.batch_size}; expected a multiple of the {n} processes"
-        )
+    parallel.check_divisible("model.batch_size", config.model.batch_size, n, "processes")
     pipe = PipelineConfig(
         batch_size=config.model.batch_size // n,
         seed=config.seed,

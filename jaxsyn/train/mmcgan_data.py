@@ -17,8 +17,9 @@ import pandas as pd
 
 from jaxsyn.data.store import VolumeStore
 from jaxsyn.data.tabular import TableTransformer, infer_schema
-from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.errors import DataError
 from jaxsyn.train import hagan as img_train
+from jaxsyn.train import parallel
 from jaxsyn.train.mmcgan_config import MMCGANTrainConfig
 
 TRANSFORMER_FILE = "transformer.json"
@@ -111,9 +112,6 @@ def dataset(store: VolumeStore, config: MMCGANTrainConfig, recs: Records):
     )
     img_train.check_store(store, image_config)
     n = jax.process_count()
-    if config.extra_rows % n:
-        raise ConfigError(
-            f"MMCGANTrainConfig.extra_rows is {config.extra_rows}; expected a multiple of the {n} processes"
-        )
+    parallel.check_divisible("MMCGANTrainConfig.extra_rows", config.extra_rows, n, "processes")
     add = _AddRows(recs, config.extra_rows // n, config.seed * n + jax.process_index())
     return img_train.dataset(store, image_config).map(add)

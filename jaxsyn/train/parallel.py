@@ -126,6 +126,13 @@ def data_parallel(
     return jax.jit(sharded, donate_argnums=(0,), compiler_options=remat.compiler_options(platform))
 
 
+def check_divisible(field: str, value: int, count: int, units: str = "devices") -> None:
+    """Refuse a config value (a batch, extra rows) that does not split evenly over `count`
+    devices or processes: a ConfigError naming `field`, what it is and what was expected."""
+    if value % count:
+        raise ConfigError(f"{field} is {value}; expected a multiple of the {count} {units}")
+
+
 def cached_step(train_step: Callable, config: Any, mesh: jax.sharding.Mesh, **static) -> Callable:
     """`data_parallel(partial(train_step, config=config, **static), mesh)`, made once per (step
     function, config, mesh, static arguments, 3D convolution path) in a process: a run resumed or

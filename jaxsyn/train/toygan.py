@@ -94,11 +94,9 @@ def dataset(
     process i takes blocks i, i + n, i + 2n, ...: at every step the processes' blocks, stacked in
     process order, are exactly the global batch a single process would read.
     """
-    if config.batch_size % process_count:
-        raise ConfigError(
-            f"ToyTrainConfig.batch_size is {config.batch_size}; expected a multiple of the "
-            f"{process_count} processes"
-        )
+    parallel.check_divisible(
+        "ToyTrainConfig.batch_size", config.batch_size, process_count, "processes"
+    )
     local = config.batch_size // process_count
     ds = grain.MapDataset.source(mixture(config)).seed(config.seed).shuffle().repeat()
     ds = ds.batch(local, drop_remainder=True)[process_index::process_count]
@@ -203,11 +201,7 @@ def abstract_state(config: ToyTrainConfig, mesh) -> state_lib.TrainState:
 
 def make_step(config: ToyTrainConfig, mesh):
     """The jitted data-parallel step `(state, batch) -> (state, metrics)` for `mesh`."""
-    if config.batch_size % mesh.size:
-        raise ConfigError(
-            f"ToyTrainConfig.batch_size is {config.batch_size}; expected a multiple of the "
-            f"{mesh.size} devices"
-        )
+    parallel.check_divisible("ToyTrainConfig.batch_size", config.batch_size, mesh.size)
     return parallel.cached_step(train_step, config, mesh)
 
 

@@ -194,9 +194,18 @@ def test_distributed_start_reads_the_environment(monkeypatch):
 
 
 def test_batch_must_split_evenly(meshes):
+    """Over devices (the step) and over processes (the data): `parallel.check_divisible`."""
     config = toygan.ToyTrainConfig.tiny(batch_size=12)
-    with pytest.raises(ConfigError, match="batch_size is 12; expected a multiple of the 8"):
+    with pytest.raises(
+        ConfigError, match="^ToyTrainConfig.batch_size is 12; expected a multiple of the 8 devices$"
+    ):
         toygan.make_step(config, meshes[8])
+    with pytest.raises(
+        ConfigError,
+        match="^ToyTrainConfig.batch_size is 12; expected a multiple of the 5 processes$",
+    ):
+        toygan.dataset(config, process_index=0, process_count=5)
+    parallel.check_divisible("ToyTrainConfig.batch_size", 12, 4)  # 4 devices: 3 each, no error
 
 
 def test_cached_step_is_made_once_per_config_mesh_and_conv_path():
