@@ -186,7 +186,8 @@ def example_keys(key: jax.Array, n: int) -> jax.Array:
 def compiled_memory(fn: Callable, *args: Any) -> dict[str, int]:
     """Bytes XLA plans for `fn(*args)`: arguments, outputs, temporaries, aliased (donated), peak."""
     options = remat.compiler_options(jax.default_backend())
-    stats = jax.jit(fn).lower(*args).compile(compiler_options=options).memory_analysis()
+    jitted = fn if hasattr(fn, "lower") else jax.jit(fn)  # a step from data_parallel is jitted
+    stats = jitted.lower(*args).compile(compiler_options=options).memory_analysis()
     fields = (
         "argument_size_in_bytes",
         "output_size_in_bytes",
