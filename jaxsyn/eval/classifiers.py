@@ -137,6 +137,15 @@ def _stem(x, features, kernel, stride, pool, norm, dtype, init):
     return x
 
 
+class _FeatureMap(nn.Module):
+    """The identity, named: marks the last feature map (before global pooling) that `embed_map`
+    reads through `capture_intermediates`. It has no variables, so parameter trees are as before."""
+
+    @nn.compact
+    def __call__(self, x):
+        return x
+
+
 class DenseNet121(nn.Module):
     """DenseNet-BC: images [N, H, W, C] -> (logits [N, num_outputs], features [N, F])."""
 
@@ -167,7 +176,7 @@ class DenseNet121(nn.Module):
                 x = nn.relu(norm(name=f"transition{b}_norm")(x))
                 x = conv(int(x.shape[-1] * c.compression), (1, 1), name=f"transition{b}_conv")(x)
                 x = nn.avg_pool(x, (2, 2), (2, 2))
-        x = nn.relu(norm(name="final_norm")(x))
+        x = _FeatureMap(name="feature_map")(nn.relu(norm(name="final_norm")(x)))
         features = x.mean(axis=(1, 2)).astype(jnp.float32)
         logits = nn.Dense(c.num_outputs, dtype=c.dtype, name="head")(features)
         return logits.astype(jnp.float32), features
@@ -212,6 +221,7 @@ class ResNet18(nn.Module):
             for i in range(blocks):
                 stride = 2 if s > 0 and i == 0 else 1
                 x = _BasicBlock(c.width * 2**s, stride, norm, c.dtype, name=f"stage{s}_block{i}")(x)
+        x = _FeatureMap(name="feature_map")(x)
         features = x.mean(axis=(1, 2)).astype(jnp.float32)
         logits = nn.Dense(c.num_outputs, dtype=c.dtype, name="head")(features)
         return logits.astype(jnp.float32), features
@@ -398,8 +408,12 @@ def train_classifier(
     return jax.tree.map(jnp.asarray, best)
 
 
-def _apply_batched(variables, config: Config, images: np.ndarray, batch: int, pick) -> np.ndarray:
-    """pick(forward output) for images in batches, the last one zero-padded (one compile)."""
+def _apply_batched(
+    variables, config: Config, images: np.ndarray, batch: int, pick, *, forward=None
+) -> np.ndarray:
+    """pick(forward output) for images in batches, the last one zero-padded (one compile);
+    `forward` defaults to the model's (logits, features)."""
+    forward = _forward if forward is None else forward
     batch = min(batch, len(images))
     out = []
     for s in range(0, len(images), batch):
@@ -407,7 +421,7 @@ def _apply_batched(variables, config: Config, images: np.ndarray, batch: int, pi
         n = len(chunk)
         if n < batch:
             chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), chunk.dtype)])
-        out.append(np.asarray(pick(_forward(variables, chunk, config=config)))[:n])
+        out.append(np.asarray(pick(forward(variables, chunk, config=config)))[:n])
     return np.concatenate(out)
 
 
@@ -430,3 +444,38 @@ def embed(variables, config: Config, images, *, batch: int = 64) -> np.ndarray:
     """Penultimate pooled features float32 [N, F] (a domain feature extractor)."""
     x = _check_images(images, config, "images")
     return _apply_batched(variables, config, x, batch, lambda out: out[1]).astype(np.float32)
+
+
+# `embed_map`'s grid: the last feature map averaged to at most 4 x 4 cells (ours, issue 17.7), so
+# a DenseNet-121 on 256 x 256 images gives 16 x 1024 features, not 64 x 1024.
+MAP_GRID = 4
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _forward_map(variables, images, *, config):
+    _, state = build(config).apply(
+        variables, images, use_running_average=True,
+        capture_intermediates=lambda module, method: module.name == "feature_map",
+    )  # fmt: skip
+    return state["intermediates"]["feature_map"]["__call__"][0]
+
+
+def embed_map(variables, config: Config, images, *, grid: int = MAP_GRID, batch: int = 64):
+    """The last feature map before global pooling, each side averaged into at most `grid` cells
+    (`np.array_split` bins), flattened: float32 [N, min(h, grid) * min(w, grid) * C]. A domain
+    feature extractor that keeps where things are (issue 17.7); 2D configs only."""
+    x = _check_images(images, config, "images")
+    if _spatial_dims(config) != 2:
+        raise ConfigError(f"embed_map: got {type(config).__name__}, expected a 2D config "
+                          "(DenseNetConfig or ResNetConfig)")  # fmt: skip
+    if isinstance(grid, bool) or not isinstance(grid, int | np.integer) or grid < 1:
+        raise ConfigError(f"grid: got {grid!r}, expected a positive integer")
+    maps = _apply_batched(variables, config, x, batch, lambda out: out, forward=_forward_map)
+    for axis in (1, 2):  # mean over each bin of at most `grid` per side
+        bins = np.array_split(np.arange(maps.shape[axis]), min(grid, maps.shape[axis]))
+        starts = [int(b[0]) for b in bins]
+        sizes = np.array([len(b) for b in bins], np.float32)
+        shape = [1, 1, 1, 1]
+        shape[axis] = len(bins)
+        maps = np.add.reduceat(maps, starts, axis=axis) / sizes.reshape(shape)
+    return maps.reshape(len(maps), -1).astype(np.float32)

@@ -40,6 +40,12 @@ from jaxsyn.eval.sections import (
 )
 
 MIN_IMAGES = 2  # FID needs each set's covariance
+# The attack-only domain space of issue 17.7 (`classifiers.embed_map` of `features.lowpass`).
+DOMAIN_MAP_SPACE = (
+    "domain feature map of the low-passed image (ours: the --features-train classifier's last "
+    "feature map averaged to at most {g} x {g} cells, after a Gaussian blur of sigma {s:g} px; "
+    "attacks only)"
+)
 
 
 def images(report, real, synthetic, holdout, features, umap, domain, seed, progress) -> None:
@@ -83,7 +89,8 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
     kept = {}  # raw features of the domain extractor, for the cosine neighbours
     for name, path in extractors.items():
         if name == "domain":
-            extract = domain_extract = _domain_extractor(x_real, t_real, *domain)
+            domain_extract, domain_map = _domain_extractor(x_real, t_real, *domain)
+            extract = domain_extract
         else:
             extract = feats.builtin(name, path)
         by_slice = name == "inception" and layout == "slices"
@@ -147,6 +154,15 @@ def images(report, real, synthetic, holdout, features, umap, domain, seed, progr
         f_hold = feats.extract(domain_extract, x_hold, progress=progress, name="domain")
         attack_section(report, "domain features (a classifier trained on --features-train)",
                        *kept["domain"], f_hold, seed=seed, umap=umap, key_suffix="_domain")  # fmt: skip
+        # issue 17.7: the pooled features above move more under pixel noise than between
+        # radiographs; the feature map of the low-passed image keeps a copy near its original
+        from jaxsyn.eval import classifiers
+
+        f_map = [feats.extract(domain_map, x, progress=progress, name="domain map")
+                 for x in (x_real, x_syn, x_hold)]  # fmt: skip
+        space = DOMAIN_MAP_SPACE.format(g=classifiers.MAP_GRID, s=feats.LOWPASS_SIGMA)
+        attack_section(report, space, *f_map, seed=seed, umap=umap,
+                       key_suffix="_domain_map")  # fmt: skip
 
 
 # The three inputs each extractor sees: (key, transform of the image sets, the report's words).
@@ -230,8 +246,10 @@ def slice_average(per_slice, seed: int) -> dict:
 
 
 def _domain_extractor(x_real, t_real, labels, model, epochs, features_train=None):
-    """The penultimate features of a classifier trained on the real images' labels (seed 0), or
-    on `features_train`'s images and labels when given (issue 17.5a)."""
+    """Two extractors of one classifier trained on the real images' labels (seed 0), or on
+    `features_train`'s images and labels when given (issue 17.5a): its penultimate pooled
+    features (fidelity, neighbours, attacks) and, for the attacks only, its last feature map on
+    the low-passed image (`DOMAIN_MAP_SPACE`)."""
     from jaxsyn.eval import classifiers
 
     if not labels:
@@ -246,7 +264,14 @@ def _domain_extractor(x_real, t_real, labels, model, epochs, features_train=None
     task, outputs, y = targets(labels, t_real)
     config = classifier_config(model, x_real.shape[-1], outputs)
     variables = classifiers.train_classifier(config, x_real, y(t_real), task=task, epochs=epochs)
-    return lambda images: classifiers.embed(variables, config, images)
+
+    def pooled(images):
+        return classifiers.embed(variables, config, images)
+
+    def feature_map(images):
+        return classifiers.embed_map(variables, config, feats.lowpass(images))
+
+    return pooled, feature_map
 
 
 def image_utility(report, real, synthetic, test, labels, model, epochs, augment, occlusion,

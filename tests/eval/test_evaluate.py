@@ -218,6 +218,9 @@ def test_features_train_keeps_the_domain_extractor_off_the_members(folders, tmp_
     privacy = report["privacy"]
     assert privacy["pairwise_attack_auc_domain"] > 0.95  # copies: their features are the members'
     assert "features-train" in privacy["attack_settings_domain"]["space"]
+    # issue 17.7: and in the feature map of the low-passed image, labelled as ours
+    assert privacy["pairwise_attack_auc_domain_map"] > 0.95
+    assert "low-passed" in privacy["attack_settings_domain_map"]["space"]
     assert DOMAIN_SAW_MEMBERS not in "\n".join(report["notes"])
     with pytest.raises(DataError, match="--features-train and --real hold 48 identical"):
         evaluate(folders / "real", folders / "copies", tmp_path / "g", features={"domain": None},
