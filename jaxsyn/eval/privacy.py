@@ -31,6 +31,7 @@ from jaxsyn.eval.attacks import (  # noqa: F401  re-exported: the public API pre
     QUANTILE_INPUT,
     TOP_K,
     UMAP_SETTINGS,
+    UMAP_SETTINGS_SPREAD,
     DistributionAttack,
     PairwiseAttack,
     Ranking,

@@ -15,7 +15,8 @@ umap_figure           a 2-d UMAP fitted on the real features and applied to both
 attack_section        pGAN's pairwise and distribution attacks (`jaxsyn.eval.attacks`) on
                       training members, the holdout's first half ("holdout") and second half
                       ("test") against the synthetic set in a given space, optionally again in
-                      pGAN's 32-d UMAP; AUCs, top tables and ROC curves in the report.
+                      pGAN's 32-d UMAP and in ours (min_dist 1); AUCs, top tables and ROC
+                      curves in the report.
 nearest_pairs         each of the first synthetic samples beside its nearest training sample
                       (l2 or cosine, `jaxsyn.eval.neighbours`), pictures and numbers.
 """
@@ -65,6 +66,12 @@ QUANTILE_NOTE = (
     "attacks.copy_quantile): n_members / (2 n_candidates n_train), half the share of "
     "candidate-synthetic pairs that copies of the members would be."
 )
+# The UMAP spaces of the attacks: (key tag, umap.UMAP settings, their source), issue 17.7.
+UMAP_SPACES = (
+    ("umap", attacks.UMAP_SETTINGS, "pGAN notebook 2"),
+    ("umap_spread", attacks.UMAP_SETTINGS_SPREAD, "ours: pGAN's with min_dist 1.0, where UMAP "
+     "does not pack a held-out sample into the clump of a training sample's copies"),
+)  # fmt: skip
 # The settings line of Inception numbers (jaxsyn.eval.inception, issue 17.8).
 INCEPTION_PRECISION = "float32, every convolution at Precision.HIGHEST (no TF32 on GPUs)"
 
@@ -145,7 +152,8 @@ def attack_section(
     is too small (a note says so). Numbers: `<section>.pairwise_attack_auc<key_suffix>` (by the
     minimum distance; `_median`, `_ratio` the other scores), `distribution_attack_auc` at pGAN's
     quantile and `distribution_attack_auc_copies` at `attacks.copy_quantile` (one that can flag
-    copies, `QUANTILE_NOTE`), and with `umap` the same AUCs in pGAN's 32-d UMAP (`..._umap`);
+    copies, `QUANTILE_NOTE`), and with `umap` the same AUCs in pGAN's 32-d UMAP (`..._umap`)
+    and in ours with min_dist 1 (`..._umap_spread`, `UMAP_SPACES`);
     details under `<section>.pairwise_attack<key_suffix>`, `distribution_attack<key_suffix>` and
     `distribution_attack_copies<key_suffix>`."""
     half = len(holdout) // 2
@@ -201,25 +209,26 @@ def attack_section(
               "distribution, copy quantile": copies.by_count}  # fmt: skip
     if umap:
         _umap()  # a clear error before the fit if umap-learn is missing
-        embedded = attacks.umap_embedding(candidates, synthetic)  # one fit for both quantiles
-        found = attacks.membership_attacks(embedded[0], member, embedded[1], groups=groups,
-                                           quantile=attacks.QUANTILE_EMBEDDING, seed=seed)  # fmt: skip
-        pu, du = found["pairwise"], found["distribution"]
-        cu = attacks.membership_attacks(embedded[0], member, embedded[1], groups=groups,
-                                        quantile=q_copies, seed=seed)["distribution"]  # fmt: skip
-        report.numbers(section, {
-            f"pairwise_attack_auc_umap{s}": pu.by_min.auc,
-            f"pairwise_attack_auc_ratio_umap{s}": pu.by_ratio.auc,
-            f"distribution_attack_auc_umap{s}": du.by_count.auc,
-            f"distribution_attack_auc_copies_umap{s}": cu.by_count.auc,
-        })  # fmt: skip
-        report.numbers(f"{section}.umap_attack_settings{s}", {
-            "space": f"UMAP of {space}", "quantile": du.quantile,
-            "quantile_source": "pGAN (Sun et al. 2021 §6.5): 0.1 % in UMAP space",
-            "quantile_copies": q_copies,
-            **{k: v for k, v in attacks.UMAP_SETTINGS.items()},
-            "fitted_on": "candidates + synthetic"})  # fmt: skip
-        curves |= {"pairwise, UMAP": pu.by_min, "distribution, UMAP": du.by_count}
+        for tag, settings, source in UMAP_SPACES:
+            embedded = attacks.umap_embedding(candidates, synthetic, settings)  # one fit each
+            found = attacks.membership_attacks(embedded[0], member, embedded[1], groups=groups,
+                                               quantile=attacks.QUANTILE_EMBEDDING, seed=seed)  # fmt: skip
+            pu, du = found["pairwise"], found["distribution"]
+            cu = attacks.membership_attacks(embedded[0], member, embedded[1], groups=groups,
+                                            quantile=q_copies, seed=seed)["distribution"]  # fmt: skip
+            report.numbers(section, {
+                f"pairwise_attack_auc_{tag}{s}": pu.by_min.auc,
+                f"pairwise_attack_auc_ratio_{tag}{s}": pu.by_ratio.auc,
+                f"distribution_attack_auc_{tag}{s}": du.by_count.auc,
+                f"distribution_attack_auc_copies_{tag}{s}": cu.by_count.auc,
+            })  # fmt: skip
+            report.numbers(f"{section}.{tag}_attack_settings{s}", {
+                "space": f"UMAP of {space}", "quantile": du.quantile,
+                "quantile_source": "pGAN (Sun et al. 2021 §6.5): 0.1 % in UMAP space",
+                "quantile_copies": q_copies, **settings, "settings_source": source,
+                "fitted_on": "candidates + synthetic"})  # fmt: skip
+            label = "UMAP" if tag == "umap" else "UMAP min_dist 1"
+            curves |= {f"pairwise, {label}": pu.by_min, f"distribution, {label}": du.by_count}
     fig, ax = figure(13.5, 3.2, ncols=3)
     for name, r in curves.items():
         ax[0, 0].plot(r.roc_fpr, r.roc_tpr, label=f"{name}: AUC {r.auc:.3f}")

@@ -125,6 +125,8 @@ def test_umap_figure_and_umap_space_attacks(folders, tmp_path):
     settings = privacy["umap_attack_settings"]
     assert settings["n_components"] == 32 and settings["n_neighbors"] == 20
     assert settings["min_dist"] == 0.0
+    assert privacy["umap_spread_attack_settings"]["min_dist"] == 1.0  # ours beside it (17.7)
+    assert privacy["pairwise_attack_auc_umap_spread"] > 0.8
 
 
 def test_utility_in_the_report(folders, tmp_path):
