@@ -127,6 +127,8 @@ def test_umap_figure_and_umap_space_attacks(folders, tmp_path):
     assert settings["min_dist"] == 0.0
     assert privacy["umap_spread_attack_settings"]["min_dist"] == 1.0  # ours beside it (17.7)
     assert privacy["pairwise_attack_auc_umap_spread"] > 0.8
+    notes = json.loads((tmp_path / "u" / "report.json").read_text())["notes"]
+    assert sum("_umap_spread keys in ours" in n for n in notes) == 1  # once, not per space
 
 
 def test_utility_in_the_report(folders, tmp_path):
@@ -223,6 +225,7 @@ def test_features_train_keeps_the_domain_extractor_off_the_members(folders, tmp_
     # issue 17.7: and in the feature map of the low-passed image, labelled as ours
     assert privacy["pairwise_attack_auc_domain_map"] > 0.95
     assert "low-passed" in privacy["attack_settings_domain_map"]["space"]
+    assert any("_domain_map attacks run in the domain feature map" in n for n in report["notes"])
     assert DOMAIN_SAW_MEMBERS not in "\n".join(report["notes"])
     with pytest.raises(DataError, match="--features-train and --real hold 48 identical"):
         evaluate(folders / "real", folders / "copies", tmp_path / "g", features={"domain": None},
