@@ -229,7 +229,6 @@ def test_resume_is_bitwise(tmp_path):
     assert [r["cyc"] for r in first] == [r["cyc"] for r in rows]
 
 
-@pytest.mark.slow  # the 8-device compile: ~30 s of make test's budget
 def test_eight_devices_equal_one(tmp_path):
     """joint: its first step on 8 devices == on 1 (to TOL; parameters within Adam's +-lr)."""
     config = duiit.DUIITTrainConfig.tiny("joint", batch_size=8, steps=4)
