@@ -197,6 +197,13 @@ REPORT_METRICS = {
 }
 
 
+# the report's utility fields that say how its AUCs were measured, beside its `settings` (the
+# --labels and --utility-model), and their names in the card: `model` is the network itself
+# (`ResNetConfig(...)`, `HistGradientBoostingClassifier`)
+UTILITY_SETTINGS = {"task": "task", "seeds": "seeds", "model": "classifier",
+                    "model_selection": "model_selection"}  # fmt: skip
+
+
 def feature_spaces(report: dict) -> list[str]:
     """The report's feature spaces holding an FID (`pixels.raw`, `pixels_2p5d`, ...), best
     first: Inception, then domain features, then pixels; raw before normalised."""
@@ -243,6 +250,10 @@ def metrics_from_report(report: dict) -> tuple[dict, dict]:
                 _put(performance, name, float(value))
                 parent = path.rsplit(".", 1)[0]
                 settings = _get(report, f"{parent}.settings")
+                if parent == "utility":  # how the classifiers were scored: task, seeds, network
+                    found = report["utility"]
+                    extra = {v: found[k] for k, v in UTILITY_SETTINGS.items() if found.get(k)}
+                    settings = {**(settings or {}), **extra} or None
                 sources[name] = {"from": path, **({"settings": settings} if settings else {})}
                 break
     if not performance:

@@ -50,8 +50,10 @@ def test_utility_numbers_pack_under_clf_keys(report):
                        ("trained_on_real_and_fake", "auc_augmented")):  # fmt: skip
         assert sources[f"CLF.{key}.auc"] == {
             "from": f"utility.{field}",
-            "settings": {"target": "sex", "model": "hgb"},
-        }
+            "settings": {"target": "sex", "model": "hgb", "task": "binary", "seeds": [0, 1, 2, 3, 4],
+                         "classifier": "HistGradientBoostingClassifier",
+                         "model_selection": utility["model_selection"]},
+        }  # fmt: skip
     card = {"selection": {"performance": performance}}
     assert cards._get(card, "selection.performance.CLF.trained_on_fake.auc") == 0.5
 
