@@ -23,23 +23,27 @@ stamp() { echo "[$(date +%H:%M:%S)] $*"; }
 [ -d "$W/ct" ] || $J phantom ct --n 32 --size 32 --seed 0 --out "$W/ct"
 [ -d "$W/ct-store" ] || $J ingest --images "$W/ct" --table "$W/ct/table.csv" --size 32 --out "$W/ct-store"
 [ -d "$W/ct-holdout" ] || $J phantom ct --n 16 --size 32 --seed 1 --out "$W/ct-holdout"
+[ -d "$W/ct-test" ] || $J phantom ct --n 16 --size 32 --seed 2 --out "$W/ct-test"
 for kind in cxr headct vertebra; do
   [ -d "$W/$kind" ] || $J phantom $kind --n 256 --size 32 --seed 0 --out "$W/$kind"
   [ -d "$W/$kind-holdout" ] || $J phantom $kind --n 128 --size 32 --seed 1 --out "$W/$kind-holdout"
+  # utility (CLF.* in the cards): a labelled real test set, seed 2, never trained on or held out
+  [ -d "$W/$kind-test" ] || $J phantom $kind --n 128 --size 32 --seed 2 --out "$W/$kind-test"
 done
 if wanted duiit; then  # DUIIT trains on in-memory phantoms (seed 0); held-out MRI and CT: seed 1
   for m in ct mri; do
     [ -d "$W/head-$m-holdout" ] || $J phantom head --modality $m --n 256 --size 32 --seed 1 --out "$W/head-$m-holdout"
   done
 fi
-if [ ! -f "$W/diabetes/train.csv" ]; then
+if [ ! -f "$W/diabetes/test.csv" ]; then  # 342 train; the 100 held out: 50 privacy, 50 utility
   mkdir -p "$W/diabetes"
   $PY - "$W/diabetes" <<'PYEOF'
 import sys
 from sklearn.datasets import load_diabetes
 t = load_diabetes(as_frame=True, scaled=False).frame.sample(frac=1.0, random_state=0)
 t.iloc[:342].to_csv(f"{sys.argv[1]}/train.csv", index=False)
-t.iloc[342:].to_csv(f"{sys.argv[1]}/holdout.csv", index=False)
+t.iloc[342:392].to_csv(f"{sys.argv[1]}/holdout.csv", index=False)
+t.iloc[392:].to_csv(f"{sys.argv[1]}/test.csv", index=False)
 PYEOF
 fi
 
@@ -89,13 +93,24 @@ evaluate() {  # NAME REAL HOLDOUT N [evaluate arguments]; HOLDOUT "" for none
   $J evaluate --real "$real" --synthetic "$W/gen/$name" ${holdout:+--holdout "$holdout"} \
     --ids-per-folder --out "$W/reports/$name" "$@"
 }
+# utility (the cards' CLF.*): train on real vs on synthetic, test on the seed-2 phantoms (the
+# diabetes test split), 5 seeds; small classifiers, 10 epochs, so each takes minutes on 2 cores
+CLF2D="--utility-model resnet-tiny --utility-epochs 10"
+CLF3D="--utility-model resnet3d-tiny --utility-epochs 10 --volume-size 32"  # 32³: as generated
 if has eval; then
   evaluate hagan "$W/ct" "$W/ct-holdout" 16 --features pixels
-  evaluate mmcgan "$W/ct" "$W/ct-holdout" 16 --features pixels
-  evaluate ctgan "$W/diabetes/train.csv" "$W/diabetes/holdout.csv" 342
-  evaluate acgan "$W/vertebra" "$W/vertebra-holdout" 256 --features pixels
-  evaluate proggan "$W/cxr" "$W/cxr-holdout" 256 --features pixels
-  evaluate cpdgan "$W/headct" "$W/headct-holdout" 256 --features pixels
+  evaluate mmcgan "$W/ct" "$W/ct-holdout" 16 --features pixels \
+    --test "$W/ct-test" --labels bmi_class $CLF3D
+  # the target: sex (the one binary column; CTGAN models it as a category); the table utility
+  # scores classifiers (AUROC), and binarising the progression would change the evaluated tables
+  evaluate ctgan "$W/diabetes/train.csv" "$W/diabetes/holdout.csv" 342 \
+    --test "$W/diabetes/test.csv" --labels sex
+  evaluate acgan "$W/vertebra" "$W/vertebra-holdout" 256 --features pixels \
+    --test "$W/vertebra-test" --labels region $CLF2D
+  evaluate proggan "$W/cxr" "$W/cxr-holdout" 256 --features pixels --test "$W/cxr-test" \
+    --labels enlarged_heart,pleural_effusion,nodule,pneumothorax,consolidation,support_device $CLF2D
+  evaluate cpdgan "$W/headct" "$W/headct-holdout" 256 --features pixels --test "$W/headct-test" \
+    --labels epidural,subdural,subarachnoid,intraparenchymal,intraventricular $CLF2D
   # translated held-out MRI vs held-out real CT (no --holdout: a translator draws no new
   # patients, so the membership attacks do not apply); the untranslated MRI as the baseline
   evaluate duiit "$W/head-ct-holdout" "" 256 --features pixels
