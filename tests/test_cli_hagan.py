@@ -151,3 +151,16 @@ def test_generate_from_given_latents(run_dir, tmp_path, capsys):
 def test_generate_needs_a_run(tmp_path, capsys):
     assert main(["generate", "--run", str(tmp_path), "--out", str(tmp_path / "g")]) == 1
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_volumes_spread_over_local_devices_are_the_one_device_volumes(run_dir, tmp_path):
+    """Volumes spread over two devices (one thread each) are the files one device writes."""
+    import jax
+
+    from jaxsyn.infer import hagan
+
+    outs = [hagan.write_volumes(run_dir, tmp_path / str(k), n=2, conditions={"bmi_class": 2},
+                                progress=False,
+                                devices=jax.devices()[:k]) for k in (1, 2)]  # fmt: skip
+    files = [{p.name: p.read_bytes() for p in sorted(o.iterdir())} for o in outs]
+    assert len(files[0]) == 2 + 1 and files[0] == files[1]  # 2 volumes and the manifest

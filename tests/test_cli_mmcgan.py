@@ -321,3 +321,22 @@ def test_tissue_fractions_count_body_voxels():
     f = evaluation.tissue_fractions(hu)
     assert f == pytest.approx({"fat": 200 / 700, "soft_tissue": 400 / 700, "water": 300 / 700})
     assert np.isnan(evaluation.tissue_fractions(np.full((2, 2, 2), -1000.0))["fat"])
+
+
+def _tree_bytes(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def test_a_cohort_spread_over_local_devices_is_the_one_device_cohort(run, tmp_path):
+    """Batches spread over two devices (one thread each, jaxsyn.infer.hosts.each_device) give the
+    files one device writes, byte for byte; the default on a CPU is one device."""
+    one = infer.write_cohort(run, tmp_path / "one", n=4, batch=2, progress=False,
+                             devices=jax.devices()[:1])  # fmt: skip
+    two = infer.write_cohort(run, tmp_path / "two", n=4, batch=2, progress=False,
+                             devices=jax.devices()[:2])  # fmt: skip
+    a, b = _tree_bytes(one), _tree_bytes(two)
+    assert len(a) == 4 + 2 and a == b  # 4 volumes, the table, the manifest
+    from jaxsyn.infer import hosts
+
+    assert hosts.generation_devices() == jax.devices()[:1]

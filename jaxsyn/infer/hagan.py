@@ -244,14 +244,16 @@ def write_volumes(
     chunk: int = 4,
     progress: bool = True,
     latents: np.ndarray | None = None,
+    devices=None,
 ) -> Path:
     """Generate `n` volumes in HU into `out`: `<id>.nii.gz` and/or `<id>.zarr`, and manifest.json.
 
     Volume i's noise is drawn from fold_in(key(seed), i), so any subset can be regenerated;
     `latents` [n, latent_dim] gives it instead (`jaxsyn generate --latents`).
     In a multi-process run (`jaxsyn.infer.hosts`) each process writes its own volumes into `out`
-    (a folder every process sees), and process 0 the manifest once all have finished: the same
-    files, byte for byte, as one process writes.
+    (a folder every process sees), and process 0 the manifest once all have finished; within a
+    process the volumes are spread over `devices` (default `hosts.generation_devices()`: every
+    local accelerator, one CPU device): the same files, byte for byte, as one device writes.
     """
     if bad := sorted(set(formats) - {"nifti", "zarr"}):
         raise ConfigError(
@@ -267,18 +269,21 @@ def write_volumes(
     out.mkdir(parents=True, exist_ok=True)
     to_hu = lambda x: np.clip(np.rint(unwindow(x, lo, hi)), -32768, 32767).astype(np.int16)  # noqa: E731
     affine = diagonal_affine((spacing,) * 3, (config.size,) * 3)
-    for i in tqdm(hosts.mine(range(n)), desc="generate", unit="vol", disable=not progress):
+    placed = {d: jax.device_put(params, d) for d in hosts.generation_devices(devices)}
+
+    def one(i: int, device) -> None:
         if latents is None:
             z = jax.random.normal(
                 jax.random.fold_in(jax.random.key(seed), i), (1, config.latent_dim)
             )
         else:
             z = jnp.asarray(latents[i : i + 1])
-        zc = jnp.concatenate([z, jnp.asarray(cond)[None]], axis=1)
+        zc = jax.device_put(jnp.concatenate([z, jnp.asarray(cond)[None]], axis=1), device)
+        g = placed[device]
         vid = synthetic_id(i)
         if "zarr" in formats:
             with atomic_dir(out / f"{vid}.zarr") as tmp:
-                generate_to_zarr(params, zc, config, tmp, chunk=chunk, transform=to_hu)
+                generate_to_zarr(g, zc, config, tmp, chunk=chunk, transform=to_hu)
             volume = (
                 ts.open(
                     {
@@ -292,10 +297,14 @@ def write_volumes(
             )
         else:
             volume = np.empty((config.size,) * 3, np.int16)
-            for first, block in generate_chunks(params, zc, config, chunk):
+            for first, block in generate_chunks(g, zc, config, chunk):
                 volume[first : first + block.shape[1]] = to_hu(block[0])
         if "nifti" in formats:
             save_nifti(out / f"{vid}.nii.gz", Volume(hu=volume, affine=affine, source=vid))
+
+    mine = hosts.mine(range(n))
+    with tqdm(total=len(mine), desc="generate", unit="vol", disable=not progress) as bar:
+        hosts.each_device(one, mine, list(placed), done=lambda: bar.update())
     hosts.barrier(f"jaxsyn generate hagan {out}")
     if not hosts.is_leader():
         return out

@@ -1,15 +1,19 @@
-"""Generation across processes (hosts): each process makes its own share of the samples into a
-shared `--out` folder; process 0 writes what covers them all once every process has finished.
+"""Generation across processes (hosts) and their local devices: each process makes its own share
+of the samples into a shared `--out` folder, spread over its local devices (`each_device`: one
+thread per device, each running the single-device program on its items); process 0 writes what
+covers them all once every process has finished.
 
 A sample's bits depend on its index alone (its noise is keyed by it) and, for families that
-generate in batches, on the batch it belongs to, so shares are whole batches: the merged output
-is the single-process output, byte for byte. With one process, `mine` is everything and
-`barrier` does nothing.
+generate in batches, on the batch it belongs to, so shares are whole batches and every device
+runs the program one device runs: the merged output is the single-process, single-device output,
+byte for byte. With one process, `mine` is everything and `barrier` does nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import jax
@@ -42,3 +46,49 @@ def barrier(name: str) -> None:
         from jax._src import distributed  # the client has no public accessor (Orbax does this)
 
         distributed.global_state.client.wait_at_barrier(f"jaxsyn:{name}", BARRIER_TIMEOUT_MS)
+
+
+def generation_devices(devices: Sequence[jax.Device] | None = None) -> list[jax.Device]:
+    """The local devices a process spreads its share over: `devices` if given, else every local
+    accelerator, or one CPU device (XLA:CPU's devices share the host's cores, and one device's
+    program already uses them all, so more would only add compilations)."""
+    if devices is not None:
+        if not devices:
+            raise ValueError("devices is empty; expected at least one local device")
+        return list(devices)
+    local = jax.local_devices()
+    return local if local[0].platform != "cpu" else local[:1]
+
+
+def each_device(
+    work: Callable[[T, jax.Device], None],
+    items: Sequence[T],
+    devices: Sequence[jax.Device],
+    done: Callable[[], None] = lambda: None,
+) -> None:
+    """`work(item, device)` for every item, item k on `devices[k % D]`: one thread per device runs
+    its items in order under `jax.default_device(device)` (one device: inline). `work` must put
+    what it reads on `device` (`jax.device_put`); `done()` follows each item. The first error
+    stops the other threads after their current item and is raised."""
+    devices = list(devices)
+    failed = threading.Event()
+
+    def run(d: int) -> None:
+        with jax.default_device(devices[d]):
+            for item in items[d :: len(devices)]:
+                if failed.is_set():
+                    return
+                try:
+                    work(item, devices[d])
+                except BaseException:
+                    failed.set()
+                    raise
+                done()
+
+    if len(devices) == 1:
+        run(0)
+        return
+    with ThreadPoolExecutor(len(devices), thread_name_prefix="jaxsyn-device") as pool:
+        futures = [pool.submit(run, d) for d in range(len(devices))]
+    for f in futures:
+        f.result()

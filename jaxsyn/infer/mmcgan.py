@@ -298,6 +298,7 @@ def write_cohort(
     chunk: int = 4,
     progress: bool = True,
     latents: np.ndarray | None = None,
+    devices=None,
 ) -> Path:
     """`out/synthetic.parquet` (patient_id + every clinical column), `out/<patient_id>.nii.gz`
     in HU and `out/manifest.json` (checksums, conditions, config) for n synthetic patients
@@ -307,8 +308,10 @@ def write_cohort(
     `out/.rows/` and its volumes beside them, so a rerun after an interruption skips them.
     In a multi-process run (`jaxsyn.infer.hosts`) each process makes its own share of the
     batches into `out` (a folder every process sees) and process 0 merges the table and writes
-    the manifest once all have finished: the same files, byte for byte, as one process writes
-    (a patient's volume depends on the batch it is made in, to 1 HU, so shares are batches).
+    the manifest once all have finished; within a process the batches are spread over `devices`
+    (default `hosts.generation_devices()`: every local accelerator, one CPU device): the same
+    files, byte for byte, as one process on one device writes (a patient's volume depends on the
+    batch it is made in, to 1 HU, so shares are batches).
     """
     if n < 1 or batch < 1:
         raise ConfigError(f"n is {n} and batch {batch}; expected both >= 1")
@@ -332,19 +335,30 @@ def write_cohort(
     spacing = syn.info["spacing_mm"]
     s = syn.config.image.size
     affine = diagonal_affine((spacing,) * 3, (s,) * 3)
-    mine = hosts.mine(range(0, n, batch))
-    for first in tqdm(mine, desc="generate", unit="batch", disable=not progress):
+    placed = {  # the synthesizer with its arrays on each device the share is spread over
+        d: dataclasses.replace(syn, params=jax.device_put(syn.params, d),
+                               stats=jax.device_put(syn.stats, d))
+        for d in hosts.generation_devices(devices)
+    }  # fmt: skip
+
+    def one(first: int, device) -> None:
         count = min(batch, n - first)
         part = parts / f"{first:08d}.parquet"
         ids = [synthetic_id(first + i) for i in range(count)]
         if part.is_file() and all((out / f"{p}.nii.gz").is_file() for p in ids):
-            continue  # finished before an interruption
+            return  # finished before an interruption
         z = None if latents is None else latents[first : first + count]
-        rows, vols = syn.sample(count, conditions, seed=seed, chunk=chunk, first=first, latents=z)
+        rows, vols = placed[device].sample(
+            count, conditions, seed=seed, chunk=chunk, first=first, latents=z
+        )
         for pid, vol in zip(ids, vols, strict=True):
             save_nifti(out / f"{pid}.nii.gz", Volume(hu=vol, affine=affine, source=pid))
         with files.atomic_path(part, ".parquet") as tmp:
             rows.to_parquet(tmp, index=False)
+
+    mine = hosts.mine(range(0, n, batch))
+    with tqdm(total=len(mine), desc="generate", unit="batch", disable=not progress) as bar:
+        hosts.each_device(one, mine, list(placed), done=lambda: bar.update())
     hosts.barrier(f"jaxsyn generate mmcgan {out} done")
     if not hosts.is_leader():
         return out
