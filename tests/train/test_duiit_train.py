@@ -283,3 +283,36 @@ def test_every_setting_trains(tmp_path, setting):
         assert rows[0]["pred"] is None and rows[-1]["g_ab"] is None
     assert (rows[-1]["dom"] is not None) == (setting == "dann")
     assert int(state.step) == 3
+
+
+@pytest.mark.parametrize("setting", ["tl", "cyclegan"])
+def test_two_phase_settings_compile_one_step_per_phase(setting, monkeypatch):
+    """tl and cyclegan-then-train: the host picks each step's phase from the step count (read
+    from the state once, also when resuming mid-run), never a lax.cond on the device."""
+    from jaxsyn.train import parallel
+
+    config = duiit.DUIITTrainConfig.tiny(setting, steps=6)  # phase 1: steps 0-2
+    picked = []
+
+    def cached_step(fn, cfg, mesh, **static):
+        assert fn is duiit.train_step and cfg is config
+        return lambda state, batch: picked.append(static["phase"]) or (state.step + 1, {})
+
+    monkeypatch.setattr(parallel, "cached_step", cached_step)
+
+    class State:
+        def __init__(self, step):
+            self.step = jnp.asarray(step)
+
+    mesh = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1])
+    step = duiit.make_step(config, mesh)
+    assert isinstance(step, duiit.PhasedStep) and config.phase_steps == 3
+    state = State(0)
+    for _ in range(6):
+        state = State(step(state, None)[0])
+    assert picked == [1, 1, 1, 2, 2, 2]
+    picked.clear()
+    resumed = duiit.make_step(config, mesh)  # from a checkpoint at step 2
+    for _ in range(3):
+        resumed(State(2), None)
+    assert picked == [1, 2, 2]
