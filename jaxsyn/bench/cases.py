@@ -29,7 +29,8 @@ from jaxsyn.train import state as state_lib
 FAMILIES = ("hagan", "mmcgan", "ctgan", "proggan", "cpdgan", "acgan", "duiit")
 WORKLOADS = ("train", "generate")
 GENERATES = ("hagan", "ctgan", "proggan", "cpdgan", "acgan")  # MMCGAN's images are HA-GAN's
-REMAT_FAMILIES = ("hagan", "mmcgan", "proggan", "cpdgan", "acgan")  # a `remat` config field
+# a `remat` config field
+REMAT_FAMILIES = ("hagan", "mmcgan", "proggan", "cpdgan", "acgan", "duiit")
 
 
 @dataclasses.dataclass
@@ -314,18 +315,22 @@ def acgan(common: dict, tiny: bool) -> Case:
 
 def duiit(common: dict, tiny: bool) -> Case:
     """DUIIT's joint setting (one source): both translators, their discriminators and the
-    predictor in one step; `size` the images' side, `batch` images per cohort."""
+    predictor in one step; `size` the images' side, `batch` images per cohort; `dtype` and
+    `remat` set on the translators and the predictor alike."""
     from jaxsyn.train import duiit as train
 
     size, batch = common["size"], common["batch"]
     if common["workload"] == "generate":
         raise ConfigError("duiit: no generation row (it trains translators and a predictor)")
-    if common["remat"] != "none" or common["dtype"] != "float32":
-        raise ConfigError("duiit: float32 and no remat only")
     # the lr schedule needs a planned length; a long one keeps the timed steps at the full rate
     config = train.setting_defaults("joint", tiny=tiny, batch_size=batch, steps=10**6)
     m = config.model
-    m = dataclasses.replace(m, translator=_with(m.translator, size=size))
+    fields = _model_fields(common["dtype"], common["remat"])
+    m = dataclasses.replace(
+        m,
+        translator=_with(m.translator, size=size, **fields),
+        predictor=_with(m.predictor, **fields),
+    )
     config = dataclasses.replace(config, model=m)
     rng = np.random.default_rng(0)
     shape = (batch, size, size, m.translator.channels)

@@ -16,6 +16,10 @@ the same.
 Discriminator (networks.py NLayerDiscriminator, n_layers=3): C64 (no norm), C128, C256 of 4x4
 convolutions of stride 2, C512 of stride 1, then a 4x4 convolution of stride 1 to one channel;
 LeakyReLU 0.2; padding 1. Each output sees a 70 x 70 patch (`receptive_field`).
+Precision: `dtype` is the convolutions' compute dtype; parameters, instance-norm statistics and
+bias sums (`jaxsyn.nn.dense.add_bias`) stay float32, and both networks return float32.
+Memory (ours): `remat` checkpoints the generator's encoder, each residual block and its decoder
+under a `jaxsyn.nn.remat` policy; the parameter tree and the values are the same.
 
 `init(key, config) -> {"g": ..., "d": ...}` for one direction; `translate(params, images)`.
 """
@@ -29,6 +33,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
+from jaxsyn.nn.layers import Conv
+from jaxsyn.nn.remat import POLICIES, as_field, checkpointed, per_stage
 
 INIT = nn.initializers.normal(0.02)  # networks.py init_weights: N(0, 0.02)
 DTYPES = ("float32", "bfloat16", "float16")
@@ -46,6 +52,11 @@ class CycleGANConfig:
     n_blocks: int | None = None  # appendix 7.2: 9 blocks at 256 px, 6 at 128 px; None = by size
     d_layers: int = 3  # networks.py n_layers_D = 3: the 70 x 70 PatchGAN
     dtype: str = "float32"  # compute dtype; params and norm statistics stay float32
+    # Ours (memory, not numbers): activation checkpointing of the generator, one jaxsyn.nn.remat
+    # policy ("none", "nothing_saveable", "dots_saveable") for all of it or one per stage group:
+    # the encoder (c7s1-64, d128, d256), each residual block, the decoder (u128, u64, c7s1-out).
+    # Same parameters and values.
+    remat: str | tuple[str, ...] = "none"
 
     def __post_init__(self):
         for name in ("channels", "g_width", "d_width", "d_layers"):
@@ -65,6 +76,12 @@ class CycleGANConfig:
             )
         if self.dtype not in DTYPES:
             raise ConfigError(f"CycleGANConfig.dtype is {self.dtype!r}; expected one of {DTYPES}")
+        object.__setattr__(self, "remat", as_field(self.remat))  # frozen: normalised in place
+        if self.remat_groups is None:
+            raise ConfigError(
+                f"CycleGANConfig.remat is {self.remat!r}; expected one of {POLICIES} or 3 of them "
+                "(the generator's encoder, residual blocks, decoder)"
+            )
 
     @property
     def blocks(self) -> int:
@@ -72,6 +89,11 @@ class CycleGANConfig:
         if self.n_blocks is not None:
             return self.n_blocks
         return 9 if self.size > 128 else 6
+
+    @property
+    def remat_groups(self) -> tuple[str, ...] | None:
+        """`remat` as one policy per group: encoder, residual blocks, decoder (None: invalid)."""
+        return per_stage(self.remat, 3)
 
     @classmethod
     def tiny(cls, **overrides) -> CycleGANConfig:
@@ -110,31 +132,60 @@ def reflect(x: jax.Array, p: int) -> jax.Array:
     return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
 
 
+def _conv(c: CycleGANConfig, features, kernel, name, stride=1, padding="VALID", bias=False):
+    return Conv(features, (kernel, kernel), (stride, stride), padding=padding, use_bias=bias,
+                kernel_init=INIT, dtype=c.dtype, name=name)  # fmt: skip
+
+
+def _encoder(module, x):
+    """c7s1-64, d128, d256 (Conv_0 .. Conv_2)."""
+    c, n = module.config, module.config.g_width
+    h = nn.relu(instance_norm(_conv(c, n, 7, "Conv_0")(reflect(x, 3))))
+    for i, mult in enumerate((2, 4), start=1):
+        h = nn.relu(instance_norm(_conv(c, n * mult, 3, f"Conv_{i}", 2, ((1, 1), (1, 1)))(h)))
+    return h
+
+
+def _residual(index: int):
+    """Residual block `index` (Conv_{3 + 2 index}, Conv_{4 + 2 index}) as `(module, h) -> h`."""
+
+    def block(module, h):
+        c = module.config
+        n = c.g_width * 4
+        r = nn.relu(instance_norm(_conv(c, n, 3, f"Conv_{3 + 2 * index}")(reflect(h, 1))))
+        return h + instance_norm(_conv(c, n, 3, f"Conv_{4 + 2 * index}")(reflect(r, 1)))
+
+    return block
+
+
+def _decoder(module, h):
+    """u128, u64 (torch ConvTranspose2d(k3, s2, p1, output_padding=1)), c7s1-out, tanh."""
+    c, n = module.config, module.config.g_width
+    for i, mult in enumerate((2, 1)):
+        up = nn.ConvTranspose(n * mult, (3, 3), (2, 2), padding=((1, 2), (1, 2)), use_bias=False,
+                              kernel_init=INIT, dtype=c.dtype, name=f"ConvTranspose_{i}")  # fmt: skip
+        h = nn.relu(instance_norm(up(h)))
+    out = _conv(c, c.channels, 7, f"Conv_{3 + 2 * c.blocks}", bias=True)(reflect(h, 3))
+    return jnp.tanh(out.astype(jnp.float32))
+
+
 class ResnetGenerator(nn.Module):
-    """[B, S, S, C] in [-1, 1] -> [B, S, S, C] in [-1, 1]."""
+    """[B, S, S, C] in [-1, 1] -> [B, S, S, C] in [-1, 1] (float32).
+
+    The encoder, each residual block and the decoder run under their `remat` policies; the
+    layers are named as flax names them inline (Conv_0 .. Conv_{2 n_blocks + 3},
+    ConvTranspose_0/1), the tree of checkpoints saved before `remat` existed."""
 
     config: CycleGANConfig
 
-    def conv(self, features, kernel, stride=1, padding="VALID", bias=False):
-        return nn.Conv(features, (kernel, kernel), (stride, stride), padding=padding,
-                       use_bias=bias, kernel_init=INIT, dtype=self.config.dtype)  # fmt: skip
-
     @nn.compact
     def __call__(self, x):
-        c, n = self.config, self.config.g_width
-        x = x.astype(c.dtype)
-        h = nn.relu(instance_norm(self.conv(n, 7)(reflect(x, 3))))  # c7s1-64
-        for mult in (2, 4):  # d128, d256
-            h = nn.relu(instance_norm(self.conv(n * mult, 3, 2, ((1, 1), (1, 1)))(h)))
-        for _ in range(c.blocks):  # R256
-            r = nn.relu(instance_norm(self.conv(n * 4, 3)(reflect(h, 1))))
-            h = h + instance_norm(self.conv(n * 4, 3)(reflect(r, 1)))
-        for mult in (2, 1):  # u128, u64: torch ConvTranspose2d(k3, s2, p1, output_padding=1)
-            up = nn.ConvTranspose(n * mult, (3, 3), (2, 2), padding=((1, 2), (1, 2)),
-                                  use_bias=False, kernel_init=INIT, dtype=c.dtype)  # fmt: skip
-            h = nn.relu(instance_norm(up(h)))
-        out = self.conv(c.channels, 7, bias=True)(reflect(h, 3))  # c7s1-out
-        return jnp.tanh(out.astype(jnp.float32))
+        c = self.config
+        encoder, blocks, decoder = c.remat_groups
+        h = checkpointed(_encoder, encoder)(self, x.astype(c.dtype))
+        for i in range(c.blocks):  # R256
+            h = checkpointed(_residual(i), blocks)(self, h)
+        return checkpointed(_decoder, decoder)(self, h)
 
 
 class PatchDiscriminator(nn.Module):
@@ -150,10 +201,10 @@ class PatchDiscriminator(nn.Module):
         for i in range(c.d_layers + 1):  # C64 .. C256 stride 2, then C512 stride 1
             stride = 2 if i < c.d_layers else 1
             width = c.d_width * min(2**i, 8)
-            h = nn.Conv(width, (4, 4), (stride, stride), padding=pad, use_bias=i == 0,
-                        kernel_init=INIT, dtype=c.dtype)(h)  # fmt: skip
+            h = Conv(width, (4, 4), (stride, stride), padding=pad, use_bias=i == 0,
+                     kernel_init=INIT, dtype=c.dtype)(h)  # fmt: skip
             h = nn.leaky_relu(h if i == 0 else instance_norm(h), 0.2)
-        out = nn.Conv(1, (4, 4), padding=pad, kernel_init=INIT, dtype=c.dtype)(h)
+        out = Conv(1, (4, 4), padding=pad, kernel_init=INIT, dtype=c.dtype)(h)
         return out.astype(jnp.float32)
 
 

@@ -13,6 +13,9 @@ on the batch or on running statistics, and 8 devices compute what 1 does.
 Domain classifier (DANN, Ganin & Lempitsky 2015, section 5.2.2's 1024-1024 MLP): the pooled
 features through `reverse_gradient` (forward identity, backward -factor x cotangent), two
 hidden ReLU layers, logits over the domains (target, then each source).
+Precision: `dtype` is the convolutions' compute dtype; parameters, group-norm statistics, the
+pooled features, the heads and the domain classifier stay float32. Memory (ours): `remat`
+checkpoints the stem and each residual block under its stage's `jaxsyn.nn.remat` policy.
 
 The translator lives in `jaxsyn.models.cyclegan`; the losses and steps in `jaxsyn.train.duiit`.
 """
@@ -29,6 +32,7 @@ import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
 from jaxsyn.models.cyclegan import CycleGANConfig
+from jaxsyn.nn.remat import POLICIES, as_field, checkpointed, per_stage, remat
 
 SETTINGS = ("joint", "pure", "cyclegan", "tl", "mtl", "dann", "augment", "autoaugment", "erasing")
 DEPTHS = {18: ("basic", (2, 2, 2, 2)), 50: ("bottleneck", (3, 4, 6, 3))}  # He et al. table 1
@@ -72,6 +76,11 @@ class PredictorConfig:
     domains: int = 0  # DANN: domains the classifier tells apart (0 = no domain classifier)
     domain_hidden: int = 1024  # DANN section 5.2.2: 1024-1024 domain classifier
     dtype: str = "float32"  # compute dtype; params and norm statistics stay float32
+    # Ours (memory, not numbers): activation checkpointing, one jaxsyn.nn.remat policy ("none",
+    # "nothing_saveable", "dots_saveable") for the whole network or one per stage: the stem (7x7
+    # convolution and max pool), then He et al.'s conv2_x .. conv5_x (each block checkpointed on
+    # its own). Same parameters and values.
+    remat: str | tuple[str, ...] = "none"
 
     def __post_init__(self):
         if self.depth not in DEPTHS:
@@ -81,6 +90,21 @@ class PredictorConfig:
                 raise ConfigError(f"PredictorConfig.{name} is {getattr(self, name)}; expected >= 1")
         if self.domains == 1 or self.domains < 0:
             raise ConfigError(f"PredictorConfig.domains is {self.domains}; expected 0 or >= 2")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(
+                f"PredictorConfig.dtype is {self.dtype!r}; expected float32, bfloat16 or float16"
+            )
+        object.__setattr__(self, "remat", as_field(self.remat))  # frozen: normalised in place
+        if self.remat_stages is None:
+            raise ConfigError(
+                f"PredictorConfig.remat is {self.remat!r}; expected one of {POLICIES} or 5 of them "
+                "(the stem, then each of the 4 stages)"
+            )
+
+    @property
+    def remat_stages(self) -> tuple[str, ...] | None:
+        """`remat` as one policy per stage: stem, conv2_x .. conv5_x (None: invalid)."""
+        return per_stage(self.remat, 5)
 
     @classmethod
     def tiny(cls, **overrides) -> PredictorConfig:
@@ -123,10 +147,19 @@ class Block(nn.Module):
         return nn.relu(x + h)
 
 
+def _stem(module, x):
+    """7x7/2 convolution (Conv_0), group norm, ReLU, 3x3/2 max pool."""
+    c = module.config
+    h = nn.Conv(c.width, (7, 7), (2, 2), use_bias=False, dtype=c.dtype, name="Conv_0")(x)
+    h = nn.relu(group_norm(h, "stem_norm"))
+    return nn.max_pool(h, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+
+
 class Predictor(nn.Module):
     """images [B, S, S, C] -> (features [B, F] float32, outputs [B, heads] float32, domain logits
     [B, domains] float32 or None). `reverse` is the gradient reversal factor before the domain
-    classifier."""
+    classifier. Named as flax names the layers inline (Conv_0, Block_0 ..): the tree of
+    checkpoints saved before `remat` existed."""
 
     config: PredictorConfig
 
@@ -134,13 +167,15 @@ class Predictor(nn.Module):
     def __call__(self, x, reverse: float = 1.0):
         c = self.config
         kind, stages = DEPTHS[c.depth]
-        h = nn.Conv(c.width, (7, 7), (2, 2), use_bias=False, dtype=c.dtype)(x.astype(c.dtype))
-        h = nn.relu(group_norm(h, "stem_norm"))
-        h = nn.max_pool(h, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+        policies = c.remat_stages
+        h = checkpointed(_stem, policies[0])(self, x.astype(c.dtype))
+        index = 0
         for i, n in enumerate(stages):
+            block = remat(Block, policies[1 + i])
             for j in range(n):
                 stride = 2 if i > 0 and j == 0 else 1
-                h = Block(c.width * 2**i, stride, kind, c.dtype)(h)
+                h = block(c.width * 2**i, stride, kind, c.dtype, name=f"Block_{index}")(h)
+                index += 1
         features = h.astype(jnp.float32).mean(axis=(1, 2))
         outputs = nn.Dense(c.heads, name="heads")(features)
         domain = None
@@ -259,7 +294,7 @@ class DUIITConfig:
         """The config saved in a run's config.json ("model")."""
         fields = dict(d)
         fields["translator"] = CycleGANConfig(**fields["translator"])
-        fields["predictor"] = PredictorConfig(**fields["predictor"])
+        fields["predictor"] = PredictorConfig(**fields["predictor"])  # remat lists: tuples
         return cls(**fields)
 
     @property

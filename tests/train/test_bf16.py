@@ -10,7 +10,8 @@ lr * sign(g), which hides gradient magnitudes and turns rounding-sized gradients
 Tolerances, from measurement (printed by `pytest -s`; the table in the README's bfloat16
 paragraph):
   * losses: |loss_bf16 - loss_f32| <= LOSS_RTOL * max(|loss_f32|, 1); measured <= 1e-3 relative
-    (bfloat16 keeps 8 mantissa bits, 2^-9 = 2e-3 relative rounding per operation).
+    (bfloat16 keeps 8 mantissa bits, 2^-9 = 2e-3 relative rounding per operation); DUIIT's
+    predictor loss, which reads a bfloat16 translator's output, has its own (LOSS_RTOL_OF).
   * updates: ||du_bf16 - du_f32|| / ||du_f32|| <= UPDATE_FLOOR_FACTOR * floor + UPDATE_ATOL per
     component, where floor is the same relative difference of the rounded-parameter float32 step.
     The tiny networks' gradients are ill-conditioned (HA-GAN's tiny generator: perturbing its
@@ -39,7 +40,7 @@ from jaxsyn.data.tabular.transformer import Layout, Span
 from jaxsyn.models import cpdgan, proggan
 from jaxsyn.models.hagan import HAGANConfig
 from jaxsyn.models.mmcgan import MMCGANConfig
-from jaxsyn.train import acgan, ctgan, gan2d, hagan, mmcgan, parallel
+from jaxsyn.train import acgan, ctgan, duiit, gan2d, hagan, mmcgan, parallel
 
 LOSS_RTOL = 3e-3
 UPDATE_FLOOR_FACTOR = 3.0
@@ -167,6 +168,33 @@ def cpdgan_case(dtype: str) -> Case:
     return _gan2d_case(gan2d.CPDGANTrainConfig.tiny(model=cpdgan.CPDGANConfig.tiny()), dtype)
 
 
+def duiit_case(dtype: str) -> Case:
+    """DUIIT's joint step (one source): G, F, both PatchGANs and the predictor, each in `dtype`
+    (the translators' and the predictor's configs alike). At 64 px, not the tiny 16: the tiny
+    ResNet-18's last stages see 1 x 1 maps there, where a group norm of 2 channels is nearly
+    sign(a - b) of two convolution outputs, so rounding alone moved its output 18 % (the floor)
+    and bfloat16 30 %; at 64 px the last map is 2 x 2 and bfloat16 measured 0.4 % (floor 0.3 %)."""
+    rng = np.random.default_rng(RNG_SEED)
+    config = duiit.DUIITTrainConfig.tiny("joint", steps=100)
+    m = config.model
+    m = dataclasses.replace(
+        m,
+        translator=dataclasses.replace(m.translator, size=64, dtype=dtype),
+        predictor=dataclasses.replace(m.predictor, dtype=dtype),
+    )
+    config = dataclasses.replace(config, model=m)
+    shape = (config.batch_size, m.size, m.size, m.translator.channels)
+    batch = {
+        k: {
+            "image": np.tanh(rng.standard_normal(shape)).astype(np.float32),
+            "label": rng.standard_normal(config.batch_size).astype(np.float32),
+        }
+        for k in ("target", *duiit.sources(config))
+    }
+    step = functools.partial(duiit.train_step, config=config)
+    return Case(duiit, "optimizers", step, functools.partial(duiit.init_state, config), batch)
+
+
 CASES = {
     "hagan": hagan_case,
     "mmcgan": mmcgan_case,
@@ -174,6 +202,7 @@ CASES = {
     "proggan": proggan_case,
     "cpdgan": cpdgan_case,
     "acgan": acgan_case,
+    "duiit": duiit_case,
 }
 
 
@@ -231,11 +260,17 @@ def _relative(a, b) -> float:
 # 0.40 vs 0.19): the floor rounds the weights only, not the hypercube the head reads, which
 # bfloat16 rounds too. Every other component of every family measured within 2x.
 FLOOR_FACTOR = {"mmcgan": 6.0}
+# DUIIT's predictor loss is a composition of two networks: it reads G's translated images, which
+# carry G's bfloat16 error (16 convolutions: 1.3 % relative, 1.6x its rounded-parameter floor
+# of 0.8 %), and the tiny ResNet-18's group norms about double a relative input change in its
+# outputs. Measured (seed 0): 2.5 % with everything in bfloat16, 2.8 % with only the translators
+# in bfloat16, 0.8 % with only the predictor; every other DUIIT loss <= 6.4e-4.
+LOSS_RTOL_OF = {("duiit", "pred"): 5e-2}
 # Each family compiles two steps (float32, bfloat16) with a gradient penalty or 3D networks: from
 # a cold cache on the loaded 2-core machine cpD-GAN took 75 s, CTGAN 43 s, AC-GAN 36 s; in the
 # quiet CI of 2026-12-07 CTGAN 17 s, AC-GAN 14 s, with `make test` at its 10-minute limit. CTGAN
 # stays in `make test`; the rest run in the slow target.
-SLOW = ("hagan", "mmcgan", "proggan", "cpdgan", "acgan")
+SLOW = ("hagan", "mmcgan", "proggan", "cpdgan", "acgan", "duiit")
 
 
 @pytest.mark.parametrize(
@@ -263,7 +298,8 @@ def test_bfloat16_step_is_within_tolerance_of_float32(family):
         print(
             f"{family} loss {name}: float32 {a:.6g} bfloat16 {b:.6g} rel {abs(a - b) / max(abs(a), 1):.2g}"
         )
-        assert abs(a - b) <= LOSS_RTOL * max(abs(a), 1.0), (family, name, a, b)
+        tol = LOSS_RTOL_OF.get((family, name), LOSS_RTOL)
+        assert abs(a - b) <= tol * max(abs(a), 1.0), (family, name, a, b)
     for component in d32:
         if not any(np.any(x) for x in jax.tree.leaves(d32[component])):
             continue  # not updated in this step
