@@ -349,6 +349,23 @@ def table_markdown(summary: dict, quality: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_scale(work: Path, scale: dict) -> None:
+    """runs.jsonl resumes only at the scale it was started with (else a table would mix runs of
+    different lengths or data): WORK/scale.json records it."""
+    path = work / "scale.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != json.loads(json.dumps(scale)):
+            diff = {k: (saved.get(k), scale.get(k)) for k in saved.keys() | scale.keys()
+                    if saved.get(k) != scale.get(k)}  # fmt: skip
+            raise SystemExit(f"{path}: this work folder's runs were made at another scale "
+                             f"(saved, now): {diff}; use another --work or the same options")  # fmt: skip
+        return
+    from jaxsyn.files import write_json
+
+    write_json(path, scale)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 split, tiny networks, few steps")
@@ -376,6 +393,9 @@ def main(argv=None) -> None:
         p.error(f"--settings {unknown}: unknown; expected some of {','.join(SETTINGS)}")
     work = args.work / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
+    check_scale(work, {**args.scale, "ct_patients": args.ct_patients, "slices": args.slices,
+                       "source_patients": args.source_patients, "seed": args.seed,
+                       "test_fraction": args.test_fraction})  # fmt: skip
     args.out = args.out or (work / "results" if args.quick else HERE)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
