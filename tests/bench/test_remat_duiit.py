@@ -13,6 +13,7 @@ per policy here: the default suite checks what a trace shows.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import jax
@@ -22,6 +23,8 @@ import numpy as np
 import optax
 import pytest
 
+from jaxsyn.bench import cases
+from jaxsyn.cli import bench
 from jaxsyn.cli.common import apply_overrides
 from jaxsyn.errors import ConfigError
 from jaxsyn.models import cyclegan
@@ -180,8 +183,9 @@ def test_set_from_the_command_line_and_read_back():
 # --- what a trace shows (default suite) ----------------------------------------------------------
 
 
-def policies(fn, *args) -> list[str]:
-    """The remat policies of `fn`'s traced program, in program order (nested ones too)."""
+def policies(fn, *args, jaxpr=None) -> list[str]:
+    """The remat policies of `fn`'s traced program (or of `jaxpr`), in program order (nested
+    ones too)."""
     names = {n: remat_lib.policy(n) for n in remat_lib.POLICIES if n != "none"}
     found = []
 
@@ -192,7 +196,7 @@ def policies(fn, *args) -> list[str]:
             for sub in jax.extend.core.jaxprs_in_params(eqn.params):
                 walk(sub)
 
-    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    walk(jaxpr or jax.make_jaxpr(fn)(*args).jaxpr)
     return found
 
 
@@ -228,3 +232,27 @@ def test_predictor_same_tree_and_each_block_under_its_policy():
         stem, *stages = c.remat_stages
         expected = [r for r in (stem, *(s for s in stages for _ in range(2))) if r != "none"]
         assert policies(lambda p, c=c: model.apply(p, x, c), shapes) == expected
+
+
+def test_bench_lists_duiit_rows_per_policy():
+    """`jaxsyn bench --family duiit --memory` lists a row for each policy and dtype."""
+    args = argparse.Namespace(family="duiit", workload="train,generate", size="16", batch="2",
+                              dtype="float32,bfloat16", steps=1, peak_flops=None, memory=True,
+                              remat=None, tiny=True)  # fmt: skip
+    rows = {(s["workload"], s["dtype"], s["remat"]) for s in bench.specs(args)}
+    assert rows == {("train", d, r) for d in ("float32", "bfloat16") for r in remat_lib.POLICIES}
+
+
+@pytest.mark.slow
+def test_bench_row_passes_dtype_and_remat():
+    """`jaxsyn bench --family duiit --dtype bfloat16 --remat ...` builds its row (it refused
+    both before): the traced step has the translators' and the predictor's blocks under the
+    policy and convolutions in bfloat16 (slow: tracing the joint step takes 3-5 s here)."""
+    case = cases.build("duiit", "train", 16, 2, "bfloat16", "nothing_saveable", tiny=True,
+                       devices=jax.devices()[:1])  # fmt: skip
+    state, batch = case.make_args(True)
+    jaxpr = jax.make_jaxpr(case.make_fn())(state, batch).jaxpr  # traced once: ~2 s
+    found = policies(None, jaxpr=jaxpr)
+    # G and F: encoder, 2 blocks, decoder each; the predictor: stem and 8 blocks
+    assert len(found) >= 2 * 4 + 9 and set(found) == {"nothing_saveable"}, found
+    assert "bf16[" in str(jaxpr)
