@@ -328,6 +328,7 @@ def _tree_bytes(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
 
 
+@pytest.mark.slow  # make test's budget: HA-GAN's writer checks the same threads by default
 def test_a_cohort_spread_over_local_devices_is_the_one_device_cohort(run, tmp_path):
     """Batches spread over two devices (one thread each, jaxsyn.infer.hosts.each_device) give the
     files one device writes, byte for byte; the default on a CPU is one device. (Batches of 1:

@@ -72,16 +72,14 @@ def test_tstr_of_a_copy_of_the_real_set_has_no_gap(heart_sets):
 def test_tstr_of_label_shuffled_images_has_a_clear_gap(heart_sets):
     train, test = heart_sets
     shuffled = (train[0], np.random.default_rng(0).permutation(train[1]))
-    result = utility.tstr(
-        train, shuffled, test, model=CONFIG, seeds=(0, 1, 2), augment=True, **TRAIN
-    )
+    result = utility.tstr(train, shuffled, test, model=CONFIG, seeds=(0, 1), augment=True, **TRAIN)
     assert result.difference.mean > 0.2, result
     assert min(result.auc_real) > max(result.auc_syn)
-    assert result.test.pvalue == pytest.approx(0.05)  # the smallest one-sided U p for 3 vs 3 ...
-    assert result.test.min_pvalue == pytest.approx(0.05)  # ... which the report says beside it
-    assert result.paired_test.pvalue == result.paired_test.min_pvalue == pytest.approx(0.125)
-    assert result.difference_ci is None and "3 per-seed gaps" in result.difference_ci_note
-    assert len(result.auc_augmented) == 3
+    assert result.test.pvalue == pytest.approx(1 / 6)  # the smallest one-sided U p for 2 vs 2 ...
+    assert result.test.min_pvalue == pytest.approx(1 / 6)  # ... which the report says beside it
+    assert result.paired_test.pvalue == result.paired_test.min_pvalue == pytest.approx(0.25)
+    assert result.difference_ci is None and "2 per-seed gaps" in result.difference_ci_note
+    assert len(result.auc_augmented) == 2
 
 
 def test_tstr_selects_each_model_on_its_own_kind_of_validation_data(heart_sets, monkeypatch):

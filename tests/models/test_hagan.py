@@ -155,6 +155,7 @@ def test_encode_high_is_the_reference_slab_by_slab_encoding(models):
     np.testing.assert_allclose(z, z_hand, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # an opt-in layer (off by default); 12 s of make test's budget
 def test_minibatch_std_lets_d_l_see_the_rest_of_the_batch(models):
     """Off (the reference): an example's logit does not depend on the rest of its batch. On:
     D^L gets the batch's feature spread, so the same example scores differently beside a copy

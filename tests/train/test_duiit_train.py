@@ -134,7 +134,7 @@ def test_predictor_gradient_reaches_the_translator_in_joint(joint_parts):
         return jax.grad(l_pred)(gen["g"])
 
     by_hand = pred_grad(params["gen"])
-    for lam in (1.0, 0.5):
+    for lam in (1.0,):  # (0.5 too measured the same; one compile each, so make test keeps one)
         lam_config = dataclasses.replace(config, model=dataclasses.replace(m, lam=lam))
         joint = _g_grad(lam_config, params, batch, joint=True)
         for j, t, h in zip(jax.tree.leaves(joint), jax.tree.leaves(trans),
