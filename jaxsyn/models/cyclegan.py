@@ -37,7 +37,8 @@ from jaxsyn.nn.layers import Conv
 from jaxsyn.nn.remat import POLICIES, as_field, checkpointed, per_stage
 
 INIT = nn.initializers.normal(0.02)  # networks.py init_weights: N(0, 0.02)
-DTYPES = ("float32", "bfloat16", "float16")
+# No float16: DUIIT has no loss scaling (jaxsyn.train.loss_scale); bfloat16 needs none.
+DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

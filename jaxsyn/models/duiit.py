@@ -90,9 +90,9 @@ class PredictorConfig:
                 raise ConfigError(f"PredictorConfig.{name} is {getattr(self, name)}; expected >= 1")
         if self.domains == 1 or self.domains < 0:
             raise ConfigError(f"PredictorConfig.domains is {self.domains}; expected 0 or >= 2")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
+        if self.dtype not in ("float32", "bfloat16"):  # no float16: DUIIT has no loss scaling
             raise ConfigError(
-                f"PredictorConfig.dtype is {self.dtype!r}; expected float32, bfloat16 or float16"
+                f"PredictorConfig.dtype is {self.dtype!r}; expected float32 or bfloat16"
             )
         object.__setattr__(self, "remat", as_field(self.remat))  # frozen: normalised in place
         if self.remat_stages is None:

@@ -42,7 +42,7 @@ from jaxsyn.errors import ConfigError, DataError
 # Reading a run back lives in jaxsyn.infer.acgan (no Optax or Grain); re-exported for callers here.
 from jaxsyn.infer.acgan import class_index, load_generator, read_info  # noqa: F401
 from jaxsyn.models import acgan as model
-from jaxsyn.train import loop, parallel
+from jaxsyn.train import loop, loss_scale, parallel
 from jaxsyn.train import state as state_lib
 
 FAMILY = "acgan"  # config.json "family" (jaxsyn.infer.acgan checks it)
@@ -330,21 +330,37 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
     d_key, g_key = jax.random.split(jax.random.fold_in(key, state.step))
     params, opt_state = state.params, state.opt_state
     stats = state.stats.get("batch_stats", {})
-    (dl, (d_metrics, stats)), grads = parallel.mean_value_and_grad(d_loss, has_aux=True)(
-        params["d"], params["g"], stats, batch, fakes(d_key, n, config), config
+    # float16: each component's loss scaled dynamically (loss_scale); other dtypes: None
+    scaled = loss_scale.wanted(config.model.dtype)
+    scales = state.stats.get("loss_scale", {})
+    (dl, (d_metrics, new_stats)), grads, d_ok = loss_scale.mean_value_and_grad(
+        d_loss, scales.get("d"), has_aux=True
+    )(params["d"], params["g"], stats, batch, fakes(d_key, n, config), config)
+    stats = loss_scale.keep_if(d_ok, new_stats, stats) if scaled else new_stats
+    d_params, d_opt = loss_scale.apply_gradients(
+        params["d"], opt_state["d"], grads, opts["d"], d_ok, scaled
     )
-    d_params, d_opt = state_lib.apply_gradients(params["d"], opt_state["d"], grads, opts["d"])
-    (gl, (g_metrics, stats)), grads = parallel.mean_value_and_grad(g_loss, has_aux=True)(
-        params["g"], d_params, stats, fakes(g_key, n, config), config
+    (gl, (g_metrics, new_stats)), grads, g_ok = loss_scale.mean_value_and_grad(
+        g_loss, scales.get("g"), has_aux=True
+    )(params["g"], d_params, stats, fakes(g_key, n, config), config)
+    stats = loss_scale.keep_if(g_ok, new_stats, stats) if scaled else new_stats
+    g_params, g_opt = loss_scale.apply_gradients(
+        params["g"], opt_state["g"], grads, opts["g"], g_ok, scaled
     )
-    g_params, g_opt = state_lib.apply_gradients(params["g"], opt_state["g"], grads, opts["g"])
+    new_stats, metrics = {"batch_stats": stats} if stats else {}, {}
+    if scaled:
+        new_stats["loss_scale"] = {"d": loss_scale.next_scale(scales["d"], d_ok),
+                                   "g": loss_scale.next_scale(scales["g"], g_ok)}  # fmt: skip
+        metrics = {"d_loss_scale": scales["d"]["scale"], "g_loss_scale": scales["g"]["scale"],
+                   "d_skipped": 1 - d_ok.astype(jnp.float32),
+                   "g_skipped": 1 - g_ok.astype(jnp.float32)}  # fmt: skip
     new_state = state.replace(
         params={"g": g_params, "d": d_params},
         opt_state={"g": g_opt, "d": d_opt},
         step=state.step + 1,
-        stats={"batch_stats": stats} if stats else {},
+        stats=new_stats,
     )
-    metrics = {"d_loss": dl, "g_loss": gl, **_pmean({**d_metrics, **g_metrics})}
+    metrics = {"d_loss": dl, "g_loss": gl, **metrics, **_pmean({**d_metrics, **g_metrics})}
     return new_state, metrics
 
 
@@ -355,10 +371,11 @@ def init_state(config: ACGANTrainConfig) -> state_lib.TrainState:
     """The state before step 1, from `config.seed` alone."""
     init_key, run_key = jax.random.split(jax.random.key(config.seed))
     params = model.init(init_key, config.model)
-    stats = model.init_stats(config.model)
-    return state_lib.create(
-        params, optimizers(config), run_key, stats={"batch_stats": stats} if stats else {}
-    )
+    stats = {"batch_stats": model.init_stats(config.model)}
+    if loss_scale.wanted(config.model.dtype):
+        stats["loss_scale"] = loss_scale.initial(("d", "g"))
+    stats = {k: v for k, v in stats.items() if v}
+    return state_lib.create(params, optimizers(config), run_key, stats=stats)
 
 
 def make_state(config: ACGANTrainConfig, mesh) -> state_lib.TrainState:

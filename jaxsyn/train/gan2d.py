@@ -53,7 +53,7 @@ import optax
 from jaxsyn.checkpoint import as_json
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.models import cpdgan, proggan
-from jaxsyn.train import acgan, loop, parallel
+from jaxsyn.train import acgan, loop, loss_scale, parallel
 from jaxsyn.train import state as state_lib
 
 FAMILIES = ("proggan", "cpdgan")
@@ -325,17 +325,30 @@ def train_step(state, batch: dict, key: jax.Array, *, config: Config, stage: int
         args = (config.model, stage, config.stable_images, config.fade_images)
         alpha = extra["alpha"] = proggan.fade_alpha(images, *args)
     params, opt_state = state.params, state.opt_state
-    (dl, d_metrics), grads = parallel.mean_value_and_grad(d_loss, has_aux=True)(
-        params["d"], params["g"], batch, z_d, u, config, stage, alpha
+    # float16: each component's loss scaled dynamically (loss_scale); other dtypes: None
+    scaled = loss_scale.wanted(config.model.dtype)
+    scales = state.stats.get("loss_scale", {})
+    (dl, d_metrics), grads, d_ok = loss_scale.mean_value_and_grad(
+        d_loss, scales.get("d"), has_aux=True
+    )(params["d"], params["g"], batch, z_d, u, config, stage, alpha)
+    d_params, d_opt = loss_scale.apply_gradients(
+        params["d"], opt_state["d"], grads, opt, d_ok, scaled
     )
-    d_params, d_opt = state_lib.apply_gradients(params["d"], opt_state["d"], grads, opt)
-    (gl, g_metrics), grads = parallel.mean_value_and_grad(g_loss, has_aux=True)(
-        params["g"], d_params, batch, z_g, config, stage, alpha
+    (gl, g_metrics), grads, g_ok = loss_scale.mean_value_and_grad(
+        g_loss, scales.get("g"), has_aux=True
+    )(params["g"], d_params, batch, z_g, config, stage, alpha)
+    g_params, g_opt = loss_scale.apply_gradients(
+        params["g"], opt_state["g"], grads, opt, g_ok, scaled
     )
-    g_params, g_opt = state_lib.apply_gradients(params["g"], opt_state["g"], grads, opt)
     stats = dict(state.stats)
     if config.g_smoothing:  # the average of the generator this step started from
         stats["g_ema"] = smooth(stats["g_ema"], params["g"], config.g_smoothing)
+    if scaled:
+        stats["loss_scale"] = {"d": loss_scale.next_scale(scales["d"], d_ok),
+                               "g": loss_scale.next_scale(scales["g"], g_ok)}  # fmt: skip
+        extra.update(d_loss_scale=scales["d"]["scale"], g_loss_scale=scales["g"]["scale"],
+                     d_skipped=1 - d_ok.astype(jnp.float32),
+                     g_skipped=1 - g_ok.astype(jnp.float32))  # fmt: skip
     new_state = state.replace(
         params={"g": g_params, "d": d_params}, opt_state={"g": g_opt, "d": d_opt},
         step=state.step + 1, stats=stats,
@@ -365,6 +378,8 @@ def init_state(config: Config) -> state_lib.TrainState:
     module = proggan if isinstance(config, ProgGANTrainConfig) else cpdgan
     params = module.init(init_key, config.model)
     stats = {"g_ema": params["g"]} if config.g_smoothing else {}  # born equal to G
+    if loss_scale.wanted(config.model.dtype):
+        stats["loss_scale"] = loss_scale.initial(("d", "g"))
     opts = {"g": optimizer(config), "d": optimizer(config)}
     return state_lib.create(params, opts, run_key, stats)
 
