@@ -402,21 +402,15 @@ def make_step(config: DUIITTrainConfig, mesh):
     return parallel.cached_step(train_step, config, mesh)
 
 
-class PhasedStep:
+class PhasedStep(parallel.HostCountedStep):
     """`(state, batch) -> (state, metrics)` of a two-phase setting: the step compiled for the
-    phase the step count selects (once per phase), counted on the host (read from the state
-    once, so it never waits on the device)."""
+    phase the step count selects (once per phase), counted on the host."""
 
     def __init__(self, config: DUIITTrainConfig, mesh):
-        self.config, self.mesh, self.step = config, mesh, None
-
-    def __call__(self, state, batch):
-        if self.step is None:
-            with jax.transfer_guard("allow"):
-                self.step = int(jax.device_get(state.step))
-        phase = 1 if self.step < self.config.phase_steps else 2
-        self.step += 1
-        return parallel.cached_step(train_step, self.config, self.mesh, phase=phase)(state, batch)
+        super().__init__(
+            lambda step: 1 if step < config.phase_steps else 2,
+            lambda phase: parallel.cached_step(train_step, config, mesh, phase=phase),
+        )
 
 
 def run_info(config: DUIITTrainConfig, cohorts: duiit_data.Cohorts, label: str | None) -> dict:

@@ -388,39 +388,25 @@ def make_state(config: Config, mesh) -> state_lib.TrainState:
     return state_lib.born_replicated(functools.partial(init_state, config), mesh)
 
 
-class StagedStep:
+class StagedStep(parallel.HostCountedStep):
     """`(state, batch) -> (state, metrics)`: the jitted data-parallel step of the stage that the
-    images seen so far select (compiled once per stage), resetting Adam when the phase changes.
-
-    It counts steps on the host (read from the state once), so it never waits on the device.
-    """
+    images seen so far select (compiled once per stage), resetting Adam when the phase (stage or
+    fade-in) changes if the config says so. Steps are counted on the host."""
 
     def __init__(self, config: Config, mesh):
         parallel.check_divisible(
             f"{type(config).__name__}.batch_size", config.batch_size, mesh.size
         )
-        self.config, self.mesh, self.step, self._compiled = config, mesh, None, {}
         opt = optimizer(config)
-        self._reset = jax.jit(
+        reset = jax.jit(
             lambda s: s.replace(opt_state={k: opt.init(p) for k, p in s.params.items()}),
             out_shardings=parallel.replicated(mesh), donate_argnums=(0,),
         )  # fmt: skip
-
-    def __call__(self, state, batch):
-        if self.step is None:
-            with jax.transfer_guard("allow"):
-                self.step = int(jax.device_get(state.step))
-        phase = stage_of(self.config, self.step)
-        reset = getattr(self.config, "reset_optimizer", False)
-        if reset and self.step > 0 and phase != stage_of(self.config, self.step - 1):
-            state = self._reset(state)
-        stage = phase[0]
-        if stage not in self._compiled:  # shared with other runs of this process
-            self._compiled[stage] = parallel.cached_step(
-                train_step, self.config, self.mesh, stage=stage
-            )
-        self.step += 1
-        return self._compiled[stage](state, batch)
+        super().__init__(
+            lambda step: stage_of(config, step),
+            lambda phase: parallel.cached_step(train_step, config, mesh, stage=phase[0]),
+            reset if getattr(config, "reset_optimizer", False) else None,
+        )
 
 
 def run_info(config: Config, cohort: Cohort) -> dict:

@@ -173,6 +173,34 @@ def mean_value_and_grad(
     return jax.value_and_grad(mean_loss, has_aux=True)
 
 
+class HostCountedStep:
+    """`(state, batch) -> (state, metrics)` that runs the step compiled for the phase the step
+    count selects: `phase_of(step)` (a hashable phase: a prog-GAN stage, a DUIIT phase) picks
+    `step_for(phase)`, which should be cached (`cached_step`). The count is read from the state
+    once and then kept on the host, so choosing never waits on the device; a `lax.cond` on the
+    device instead ran XLA:CPU several times slower. `on_change(state)`, if given, transforms the
+    state before the first step of a new phase (prog-GAN's Adam reset)."""
+
+    def __init__(
+        self,
+        phase_of: Callable[[int], Any],
+        step_for: Callable[[Any], Callable],
+        on_change: Callable[[Any], Any] | None = None,
+    ):
+        self.phase_of, self.step_for, self.on_change = phase_of, step_for, on_change
+        self.step: int | None = None  # steps completed, once read from the state
+
+    def __call__(self, state, batch):
+        if self.step is None:
+            with jax.transfer_guard("allow"):
+                self.step = int(jax.device_get(state.step))
+        phase = self.phase_of(self.step)
+        if self.on_change and self.step > 0 and phase != self.phase_of(self.step - 1):
+            state = self.on_change(state)
+        self.step += 1
+        return self.step_for(phase)(state, batch)
+
+
 def example_keys(key: jax.Array, n: int) -> jax.Array:
     """Keys for this device's `n` examples, one per example, from its index in the global batch.
 
