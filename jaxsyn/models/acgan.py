@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jaxsyn.errors import ConfigError
 from jaxsyn.nn.dense import BatchStats, TorchDense, torch_uniform
 from jaxsyn.nn.layers import Conv
-from jaxsyn.nn.remat import POLICIES, as_field, checkpointed, per_stage
+from jaxsyn.nn.remat import check_field, checkpointed, per_stage
 
 # Reference fixed_architecture.py: conv weights N(0, 0.02) (the DCGAN initialisation).
 CONV_INIT = nn.initializers.normal(0.02)
@@ -77,12 +77,7 @@ class ACGANConfig:
             raise ConfigError(
                 f"ACGANConfig.dtype is {self.dtype!r}; expected float32, bfloat16 or float16"
             )
-        object.__setattr__(self, "remat", as_field(self.remat))  # frozen: normalised in place
-        if self.remat_blocks is None:
-            raise ConfigError(
-                f"ACGANConfig.remat is {self.remat!r}; expected one of {POLICIES} or "
-                f"{self.doublings + 1} of them (one per resolution 4..{self.size})"
-            )
+        check_field(self, self.doublings + 1, f"one per resolution 4..{self.size}")
 
     @classmethod
     def tiny(cls, **overrides) -> ACGANConfig:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
+from jaxsyn.errors import ConfigError
+
 POLICIES = ("none", "nothing_saveable", "dots_saveable")
 
 
@@ -65,6 +67,17 @@ def as_field(value) -> str | tuple[str, ...]:
     if isinstance(value, str) and "," in value:
         return tuple(r.strip() for r in value.split(","))
     return tuple(value) if isinstance(value, list) else value
+
+
+def check_field(config, stages: int, what: str) -> None:
+    """Normalise a frozen config's `remat` field in place (`as_field`) and refuse a value that is
+    neither one policy nor `stages` of them, naming the config and `what` its stages are."""
+    object.__setattr__(config, "remat", as_field(config.remat))
+    if per_stage(config.remat, stages) is None:
+        raise ConfigError(
+            f"{type(config).__name__}.remat is {config.remat!r}; expected one of {POLICIES} or "
+            f"{stages} of them ({what})"
+        )
 
 
 def checkpointed(fn, name: str):
