@@ -41,14 +41,24 @@ def trained(tmp_path_factory):
     return df, TableSynthesizer.load(out)
 
 
+# A GAN this short is a random draw: P(b=1 | a) over seeds 0-3 (real 0.9 / 0.1), measured
+# 2026-12-07 under the suite's XLA flags on an AVX2 EPYC: x 0.61-0.87, z 0.07-0.36; at 3000 steps
+# still x 0.71-0.91, z 0.03-0.37. An AVX-512 machine passed the old per-value bound (0.25) with
+# seed 0, this one gave x 0.61. So the check is the gap a model that learnt nothing would not
+# have (0.0 +- 0.03 sampling noise; real 0.8; measured 0.25-0.72), and the free category
+# frequencies within 0.15 of 1/3 (measured deviations <= 0.13; a collapse onto one is 0.67).
+MIN_CONDITIONAL_GAP = 0.2
+FREE_TOLERANCE = 0.15
+
+
 def test_learns_the_conditional_distribution(trained):
     df, synth = trained
-    means = {}
-    for value, p_real in (("x", 0.92), ("z", 0.1)):
+    means, p_b = {}, {}
+    for value in ("x", "z"):
         out = synth.sample(2000, conditions={"a": value}, key=1)
         assert (out["a"] == value).all()  # exact, no rejection
-        assert abs(out["b"].mean() - p_real) < 0.25, (value, out["b"].mean())
-        means[value] = out["c"].mean()
+        p_b[value], means[value] = out["b"].mean(), out["c"].mean()
+    assert p_b["x"] - p_b["z"] >= MIN_CONDITIONAL_GAP, p_b
     assert means["z"] - means["x"] > 10, means  # real: 20.3 - 2.7
     # two columns at once: c | (a = y, b = 1) ~ N(13, 1)
     both = synth.sample(1000, conditions={"a": "y", "b": 1}, key=2)
@@ -67,7 +77,7 @@ def test_samples_keep_missingness_bounds_and_dtypes(trained):
     assert out["c"].min() >= df["c"].min() and out["c"].max() <= df["c"].max()
     assert set(out["a"]) <= {"x", "y", "z"}
     free = out["a"].value_counts(normalize=True)
-    assert (abs(free - 1 / 3) < 0.1).all()
+    assert (abs(free - 1 / 3) < FREE_TOLERANCE).all(), free
 
 
 def test_range_conditions_reject_within_bounds(trained):
