@@ -1,7 +1,7 @@
 """DUIIT's Tables 2-5 (Wang, Xie et al., ICLR 2021 submission) at CPU scale on the head phantoms.
 
     .venv/bin/python experiments/duiit/run.py --quick        # 1 split, few steps: it runs end to end
-    .venv/bin/python experiments/duiit/run.py                # 10 splits, sized for ~2 h on 2 cores
+    .venv/bin/python experiments/duiit/run.py                # 10 splits x 11 settings (~2.7 h, README)
     .venv/bin/python experiments/duiit/run.py --report-only  # tables, tests and figure from runs.jsonl
 
 Data (`jaxsyn phantom head`, one anatomy in three contrasts, age driving atrophy and PET uptake):
@@ -64,7 +64,8 @@ PAPER_MSE = {  # Tables 2-4: mean (sd) over 10 splits, years^2
 # Sizing (CPU seconds measured on the loaded 2-core machine, startup and compilation included):
 # pure at 64 px, predictor 16 wide, 300 steps: 77 s; joint at 64 px, translator 16 wide with 3
 # blocks, batch 16, 30 steps: 98 s (about 2 s a step). Hence the translators at width 8 and
-# batch 8 (about a quarter of that a step) to bring 10 splits x 11 settings near 2 hours.
+# batch 8 (about a quarter of that a step) meant to bring 10 splits x 11 settings near 2 hours;
+# measured on the quiet machine, 2.7 h (README "Sizing").
 FULL = dict(size=64, steps=300, g_width=8, d_width=8, n_blocks=3, p_width=16, p_depth=18,
             translator_batch=8)  # fmt: skip
 QUICK = dict(size=32, steps=8, g_width=4, d_width=8, n_blocks=1, p_width=4, p_depth=18,
