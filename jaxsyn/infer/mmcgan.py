@@ -68,6 +68,9 @@ def model_config(info: dict) -> MMCGANConfig:
         bottleneck_channels=tuple(m["bottleneck_channels"]),
         bottleneck_dim=m["bottleneck_dim"],
         row_noise=m.get("row_noise", 0),  # runs from before the field: the bottleneck alone
+        # runs from before the field had no row classifier (a training-only network: sampling
+        # never reads it, but the parameter tree then matches their checkpoints)
+        lambda_row_class=m.get("lambda_row_class", 0.0),
     )
 
 

@@ -28,6 +28,20 @@ Choices the paper leaves open (its Figs. A.1/A.2 are not available), each a conf
     patient's row and image one draw (and imputation reads it back from E^G's ẑ).
   * E^G ends in latent_dim + num_classes + num_continuous outputs: [ẑ; class logits; continuous];
     generation from an encoding feeds softmax(class logits) as the one-hot condition.
+  * tabular auxiliary classifier (`lambda_row_class`; 0 = none, as runs from before the field):
+    the paper's §2.4 adds "an auxiliary classifier ... to the discriminator" (AC-GAN). HA-GAN's
+    D^H/D^L have theirs; the tabular critic gets one too, `RowClassifier`: an MLP beside the
+    critic, in the tabular discriminator's parameters, that predicts the class from a row whose
+    named condition columns are hidden (with hard conditions a fake's class column is the
+    condition itself, so only the rest of the row can tell). It learns on real rows; the
+    generator's loss adds `lambda_row_class` x its cross-entropy on fakes, so a class-k row must
+    look like class k in its other columns (issue 22: BMI inside the class's range). Without it
+    the critic, which sees [row; condition] as CTGAN's, was measured blind to the class in
+    practice: after 400 steps a real row scored the same whatever class it was labelled with,
+    up to a per-class offset, so nothing taught the generator BMI given the class. With it the
+    class means come out ordered, but AC-GAN's push away from class boundaries sends the edge
+    classes to the ends of the real range (the decoder clips there), so it is off by default
+    (figures: tests/train/test_mmcgan_rows.py).
   * pac: the paper does not say; CTGAN's 10 would need 10 patients per device in a 3D batch, so
     the default is 1 (a plain WGAN-GP critic on single rows).
 """
@@ -46,10 +60,13 @@ from jaxsyn.errors import ConfigError
 from jaxsyn.models import ctgan, hagan
 from jaxsyn.models.ctgan import CTGANConfig
 from jaxsyn.models.hagan import EncoderGlobal, Generator, HAGANConfig
+from jaxsyn.nn.dense import TorchDense
 from jaxsyn.nn.layers import ConvGNReLU
 
 # The HA-GAN generator's parameters that form the shared generator (G^A); the rest are the heads.
 SHARED_PREFIXES = ("fc", "trunk_")
+# The key of the tabular auxiliary classifier's parameters inside the tabular discriminator's.
+ROW_CLASSIFIER = "row_classifier"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -65,6 +82,11 @@ class MMCGANConfig:
     bottleneck_channels: tuple[int, ...] = (64, 128, 128)  # ours (module docstring)
     bottleneck_dim: int = 128  # = CTGAN's embedding_dim (ctgan.py CTGAN(embedding_dim=128))
     row_noise: int = 128  # ours (module docstring): CTGAN's embedding_dim entries of z; 0 = off
+    # weight of the tabular auxiliary classifier's loss in the generator's (module docstring;
+    # paper §2.4's auxiliary classifier; 0.1, HA-GAN's image lambda_class, measured best of
+    # 0.1 / 0.3 / 1); 0 = no classifier: the default (and runs from before it), as it was not
+    # measured clearly better (issue 22; tests/train/test_mmcgan_rows.py)
+    lambda_row_class: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "bottleneck_channels", tuple(self.bottleneck_channels))
@@ -82,6 +104,10 @@ class MMCGANConfig:
             raise ConfigError(
                 f"MMCGANConfig.row_noise is {self.row_noise}; expected 0..{self.image.latent_dim} (entries of z)"
             )
+        if self.lambda_row_class < 0:
+            raise ConfigError(
+                f"MMCGANConfig.lambda_row_class is {self.lambda_row_class}; expected >= 0 (0 = no row classifier)"
+            )
         want = self.bottleneck_dim + self.row_noise + self.image.num_continuous
         if self.table.embedding_dim != want:  # CTGAN's noise slot holds [v; z; continuous]
             object.__setattr__(self, "table", dataclasses.replace(self.table, embedding_dim=want))
@@ -89,6 +115,12 @@ class MMCGANConfig:
     @property
     def cond_dim(self) -> int:
         return self.image.cond_dim
+
+    @property
+    def row_classifier(self) -> bool:
+        """Whether the tabular discriminator has an auxiliary classifier (a class condition and
+        a positive `lambda_row_class`)."""
+        return self.lambda_row_class > 0 and self.image.num_classes > 0
 
     def bind(self, layout: Any) -> MMCGANConfig:
         return dataclasses.replace(self, table=self.table.bind(layout))
@@ -122,6 +154,48 @@ class Bottleneck(nn.Module):
         return nn.Dense(c.bottleneck_dim)(x)
 
 
+class RowClassifier(nn.Module):
+    """Encoded rows [B, data_dim] (named columns hidden: `hide_named`) -> class logits
+    [B, num_classes]: the critic's widths and LeakyReLU, no dropout (module docstring)."""
+
+    config: MMCGANConfig
+
+    @nn.compact
+    def __call__(self, rows: jax.Array) -> jax.Array:
+        t = self.config.table
+        h = rows.astype(jnp.float32)
+        for width in t.discriminator_dim:
+            h = nn.leaky_relu(TorchDense(width)(h), t.negative_slope)
+        return TorchDense(self.config.image.num_classes)(h)
+
+
+def hide_named(rows: jax.Array, tab_cond: jax.Array, table: CTGANConfig) -> jax.Array:
+    """Rows [B, data_dim] with the span of every discrete column that its condition vector
+    [B, cond_dim] names set to 0 (condition slots follow `table.discrete`, as CTGAN's)."""
+    keep = jnp.ones(rows.shape, jnp.float32)
+    at = 0
+    for i in table.discrete:
+        start, width, _ = table.spans[i]
+        named = tab_cond[:, at : at + width].sum(-1, keepdims=True) > 0
+        keep = keep.at[:, start : start + width].set(jnp.where(named, 0.0, 1.0))
+        at += width
+    return rows * keep
+
+
+def critic_params(tab_d: dict) -> dict:
+    """The tabular discriminator's parameters without its auxiliary classifier: CTGAN's critic."""
+    return {k: v for k, v in tab_d.items() if k != ROW_CLASSIFIER}
+
+
+def row_class_logits(
+    tab_d: dict, rows: jax.Array, tab_cond: jax.Array, config: MMCGANConfig
+) -> jax.Array:
+    """The auxiliary classifier's logits [B, num_classes] for encoded rows [B, data_dim] under
+    their tabular conditions [B, cond_dim] (the columns these name are hidden from it)."""
+    x = hide_named(rows, tab_cond, config.table)
+    return RowClassifier(config).apply({"params": tab_d[ROW_CLASSIFIER]}, x)
+
+
 def encoder_config(config: MMCGANConfig) -> HAGANConfig:
     """E^G's config: HA-GAN's, with room for the conditions after z in its output."""
     return dataclasses.replace(config.image, latent_dim=config.image.latent_dim + config.cond_dim)
@@ -138,7 +212,8 @@ def split_generator(g_params: dict) -> tuple[dict, dict]:
 def init(key: jax.Array, config: MMCGANConfig) -> dict[str, Any]:
     """{component: params}, plus "spectral" (D's vectors) and "batch_stats" (the tabular
     generator's running statistics). Components: shared, image_g, image_d, eh, eg, bottleneck,
-    tab_g, tab_d. Compiled once per config, as `hagan.init`."""
+    tab_g, tab_d (CTGAN's critic, and under ROW_CLASSIFIER the auxiliary classifier when the
+    config has one). Compiled once per config, as `hagan.init`."""
     k_img, k_eg, k_b, k_tab = jax.random.split(key, 4)
     image = hagan.init(k_img, config.image)
     shared, heads = split_generator(image["g"]["params"])
@@ -146,6 +221,11 @@ def init(key: jax.Array, config: MMCGANConfig) -> dict[str, Any]:
     h = jnp.zeros((1, cube, cube, cube, config.image.hypercube_channels))
     eg = EncoderGlobal(encoder_config(config)).init(k_eg, h)["params"]
     tab = ctgan.init(k_tab, config.table)
+    tab_d = tab["d"]
+    if config.row_classifier:  # its own key: the other components' draws stay as without it
+        rows = jnp.zeros((1, config.table.data_dim))
+        k_c = jax.random.fold_in(k_tab, 1)
+        tab_d = {**tab_d, ROW_CLASSIFIER: RowClassifier(config).init(k_c, rows)["params"]}
     return {
         "params": {
             "shared": shared,
@@ -155,7 +235,7 @@ def init(key: jax.Array, config: MMCGANConfig) -> dict[str, Any]:
             "eg": eg,
             "bottleneck": Bottleneck(config).init(k_b, h)["params"],
             "tab_g": tab["g"],
-            "tab_d": tab["d"],
+            "tab_d": tab_d,
         },
         "spectral": image["d"]["spectral"],
         "batch_stats": ctgan.init_stats(config.table),

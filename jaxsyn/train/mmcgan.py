@@ -4,8 +4,10 @@
 
 One step on a batch of patient records (a volume and its patient's clinical row):
   tabular D   WGAN-GP: D_tab(real row ⊕ c) vs D_tab(G_tab(B(G^A(z, c)), z) ⊕ c)   every step
+              [+ CE of the auxiliary row classifier on real rows, `lambda_row_class` > 0]
   image D     HA-GAN's D step on G^L/G^H of the same hypercubes           every `image_d_every`
   joint G     L_tab(G^A, B, G_tab) [+ L_img(G^A, G^L, G^H) when due]: one gradient for G^A, so
+              (L_tab: critic + CTGAN's condition loss + lambda_row_class x the classifier's CE)
               every head's gradient reaches the shared generator (paper §2.1)
   E^H, E^G    HA-GAN's encoder steps; E^G also recovers the conditions   with the image heads
 The image heads update every 5th step (paper §2.5, `image_every`). Whether their discriminator
@@ -14,8 +16,11 @@ D^H/D^L only see fakes of the image heads, and training them four times for ever
 (at 4× G's learning rate, Table 1) would let them run far ahead of a generator that does not
 move, while costing the 3D compute the schedule exists to save.
 Optimisers are the paper's Table 1, one per component; the encoders, absent from the table,
-take HA-GAN's (1e-4, betas (0, 0.999)). The tabular critic and generator add CTGAN's coupled
-L2 decay (1e-6). Skipped components keep their parameters and optimiser state bit for bit.
+take HA-GAN's (1e-4, betas (0, 0.999)); the tabular discriminator's auxiliary row classifier,
+absent too, learns at `lr_row_class` (2e-3) beside the critic's 2e-4: a supervised classifier of
+real rows, which at 2e-4 stayed near the class prior for 400 steps (its CE 1.1-1.4; issue 22)
+and at 2e-3 fits the 48 phantom rows by step 250. The tabular critic and generator add CTGAN's
+coupled L2 decay (1e-6). Skipped components keep their parameters and optimiser state bit for bit.
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ def optimizers(config: MMCGANTrainConfig) -> dict[str, optax.GradientTransformat
         return optax.chain(*parts, optax.scale_by_adam(*betas, eps=1e-8), optax.scale(-lr))
 
     c = config
+    tab_d = adam(c.lr_tab_d, c.betas_tab_d, c.tab_decay)
+    if c.model.row_classifier:  # the critic at Table 1's rate, its auxiliary classifier at its own
+        row_class = adam(c.lr_row_class, c.betas_tab_d, c.tab_decay)
+        labels = lambda p: {k: k == model.ROW_CLASSIFIER for k in p}  # noqa: E731
+        tab_d = optax.multi_transform({False: tab_d, True: row_class}, labels)
     return {
         "shared": adam(c.lr_shared, c.betas_shared),
         "image_g": adam(c.lr_image_g, c.betas_image_g),
@@ -69,7 +79,7 @@ def optimizers(config: MMCGANTrainConfig) -> dict[str, optax.GradientTransformat
         "eg": adam(c.lr_encoders, c.betas_encoders),
         "bottleneck": adam(c.lr_bottleneck, c.betas_bottleneck),
         "tab_g": adam(c.lr_tab_g, c.betas_tab_g, c.tab_decay),
-        "tab_d": adam(c.lr_tab_d, c.betas_tab_d, c.tab_decay),
+        "tab_d": tab_d,
     }
 
 
@@ -109,6 +119,7 @@ def _extra_rows(batch: dict, key: jax.Array, img, m: MMCGANConfig) -> dict:
     return {
         "row": batch["extra_row"],
         "tab_cond": batch["extra_tab_cond"],
+        "labels": labels,
         "continuous": continuous,
         "cond": img_train.condition_vector(img, labels, continuous),
         "z_d": draw(0, lambda k: jax.random.normal(k, (img.latent_dim,))),
@@ -168,10 +179,18 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
         zc_d = jnp.concatenate([zc_d, jnp.concatenate([x["z_d"], x["cond"]], 1)], 0)
         continuous_all = jnp.concatenate([continuous, x["continuous"]], 0)
         tab_cond_all = jnp.concatenate([tab_cond, x["tab_cond"]], 0)
+        real_all = jnp.concatenate([real_row, x["row"]], 0)
+        labels_all = None if labels is None else jnp.concatenate([labels, x["labels"]], 0)
         gumbel_d = jnp.concatenate([gumbel_d, x["gumbel_d"]], 0)
         gumbel_g = jnp.concatenate([gumbel_g, x["gumbel_g"]], 0)
     else:
         continuous_all, tab_cond_all = continuous, tab_cond
+        real_all, labels_all = real_row, labels
+
+    def row_class_loss(tab_d, rows):
+        """The auxiliary row classifier's mean CE on rows (the batch's, then the extra ones)."""
+        logits = model.row_class_logits(tab_d, rows, tab_cond_all, m)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels_all).mean()
 
     # 1. Critics, on fakes of one G^A forward (a constant for them).
     h_all = jax.lax.stop_gradient(model.hypercube(params, zc_d, m))
@@ -182,16 +201,20 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
     fake_row = jax.lax.stop_gradient(fake_row)
 
     def tab_d_loss(dp):
+        critic = model.critic_params(dp)
         loss, aux = tab_train.d_loss(
-            dp, real_row, tab_cond, fake_row[:b], tab_cond, k_dgroups, config.tabular
+            critic, real_row, tab_cond, fake_row[:b], tab_cond, k_dgroups, config.tabular
         )
-        if x is None:
-            return loss, aux
-        loss_x, aux_x = tab_train.d_loss(
-            dp, x["row"], x["tab_cond"], fake_row[b:], x["tab_cond"], x["d_groups"],
-            config.tabular,
-        )  # fmt: skip
-        return _by_groups((loss, aux), (loss_x, aux_x), b, x["row"].shape[0])
+        if x is not None:
+            loss_x, aux_x = tab_train.d_loss(
+                critic, x["row"], x["tab_cond"], fake_row[b:], x["tab_cond"], x["d_groups"],
+                config.tabular,
+            )  # fmt: skip
+            loss, aux = _by_groups((loss, aux), (loss_x, aux_x), b, x["row"].shape[0])
+        if m.row_classifier:  # AC-GAN: the classifier learns on real rows only, as HA-GAN's D
+            aux = {**aux, "row_class_real": row_class_loss(dp, real_all)}
+            loss = loss + aux["row_class_real"]
+        return loss, aux
 
     (tab_dl, tab_d_aux), grads = parallel.mean_value_and_grad(tab_d_loss, has_aux=True)(
         params["tab_d"]
@@ -230,13 +253,18 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
         logits, fake, stats = _tab_fake(
             p, stats, h_all, zc_g[:, : img.latent_dim], continuous_all, tab_cond_all, gumbel_g, m
         )
-        d_tab = functools.partial(tab_model.apply_discriminator, params["tab_d"], config=m.table)
+        critic = model.critic_params(params["tab_d"])
+        d_tab = functools.partial(tab_model.apply_discriminator, critic, config=m.table)
         adversarial = -jnp.mean(d_tab(fake[:b], tab_cond, keys=k_ggroups))
         if x is not None:
             adv_x = -jnp.mean(d_tab(fake[b:], x["tab_cond"], keys=x["g_groups"]))
             adversarial, _ = _by_groups((adversarial, {}), (adv_x, {}), b, x["row"].shape[0])
         ce = jnp.mean(tab_model.cond_loss(logits, tab_cond_all, m.table))
         tab = adversarial + ce
+        extra = {}
+        if m.row_classifier:  # fake rows must look like their class beyond the class column
+            extra["row_class_fake"] = row_class_loss(params["tab_d"], fake)
+            tab = tab + m.lambda_row_class * extra["row_class_fake"]
 
         def image_loss(h, spectral):
             f_low, f_slab = _image_fakes(m, model.generator_params(p), h, idx)
@@ -250,12 +278,14 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
             return jax.lax.pcast(jnp.zeros((), jnp.float32), parallel.DATA, to="varying"), spectral
 
         image, spectral = jax.lax.cond(due_img, image_loss, no_image, h, spectral)
-        return tab + image, (stats, spectral, tab, ce, image)
+        return tab + image, (stats, spectral, tab, ce, extra, image)
 
     trained = ("shared", "image_g", "bottleneck", "tab_g")
-    (g_total, (bstats, spectral, tab_gl, ce, img_gl)), grads = parallel.mean_value_and_grad(
-        g_loss, has_aux=True
-    )({k: params[k] for k in trained}, bstats, spectral)
+    (g_total, (bstats, spectral, tab_gl, ce, g_extra, img_gl)), grads = (
+        parallel.mean_value_and_grad(g_loss, has_aux=True)(
+            {k: params[k] for k in trained}, bstats, spectral
+        )
+    )
     for name in ("shared", "bottleneck", "tab_g"):
         params[name], opt_state[name] = update(name, grads[name])
 
@@ -308,7 +338,9 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
         "g_loss": g_total,
         **d_metrics,
         **e_metrics,
-        **jax.lax.pmean({**tab_d_aux, "tab_g_loss": tab_gl, "cond_loss": ce}, parallel.DATA),
+        **jax.lax.pmean(
+            {**tab_d_aux, **g_extra, "tab_g_loss": tab_gl, "cond_loss": ce}, parallel.DATA
+        ),
         "image_g_loss": jnp.where(due_img, jax.lax.pmean(img_gl, parallel.DATA), nan),
     }
     new = state.replace(

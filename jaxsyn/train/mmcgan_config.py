@@ -31,6 +31,9 @@ class MMCGANTrainConfig:
     betas_tab_g: tuple[float, float] = (0.5, 0.9)
     lr_tab_d: float = 2e-4  # Table 1: tabular discriminator
     betas_tab_d: tuple[float, float] = (0.5, 0.9)
+    # the tabular discriminator's auxiliary row classifier (model.lambda_row_class > 0), not in
+    # Table 1: a supervised classifier of real rows, faster than the critic (train.mmcgan)
+    lr_row_class: float = 2e-3
     lr_bottleneck: float = 2e-4  # Table 1: tabular bottleneck
     betas_bottleneck: tuple[float, float] = (0.5, 0.9)
     lr_encoders: float = 1e-4  # not in Table 1: HA-GAN's train.py

@@ -30,6 +30,7 @@ def variables():
 def test_components_and_shapes(variables):
     p = variables["params"]
     assert set(p) == {"shared", "image_g", "image_d", "eh", "eg", "bottleneck", "tab_g", "tab_d"}
+    assert model.ROW_CLASSIFIER not in p["tab_d"]  # off by default (its test below)
     # shared + heads is exactly HA-GAN's generator
     g = jax.eval_shape(lambda k: hagan.init(k, CONFIG.image), jax.random.key(0))["g"]["params"]
     assert set(model.generator_params(p)) == set(g)
@@ -122,3 +123,48 @@ def test_rows_vary_with_the_noise_of_one_class(variables):
         p0, h, z, jnp.zeros((4, 0)), cond, off, stats=ctgan.init_stats(off.table)
     )
     np.testing.assert_allclose(same[1:], np.broadcast_to(same[:1], same[1:].shape), atol=1e-6)
+
+
+def test_row_classifier_learns_the_class_from_the_row_not_its_class_column():
+    """The tabular discriminator's auxiliary classifier (issue 22, `lambda_row_class` > 0): it
+    sits beside CTGAN's critic in tab_d (the critic's draws unchanged by it), the class column a
+    condition names is hidden from it, and its loss's gradient reaches a row through the other
+    columns, so a generator trained on it must make a class-k row look like class k beyond its
+    class column."""
+    on = MMCGANConfig.tiny(lambda_row_class=0.1).bind(LAYOUT)
+    assert on.row_classifier
+    shapes = jax.eval_shape(lambda k: model.init(k, on), jax.random.key(0))["params"]["tab_d"]
+    critic = jax.eval_shape(lambda k: ctgan.init(k, on.table), jax.random.key(0))["d"]
+    assert shapes.keys() == {*critic, model.ROW_CLASSIFIER}
+    assert model.critic_params(shapes).keys() == critic.keys()
+    rows = jax.random.uniform(jax.random.key(4), (3, LAYOUT.dim))
+    tab_d = {model.ROW_CLASSIFIER: model.RowClassifier(on).init(jax.random.key(5), rows)["params"]}
+    named = jnp.tile(jax.nn.one_hot(jnp.array([2]), 4), (3, 1))
+    free = jnp.zeros((3, 4))
+    np.testing.assert_array_equal(model.hide_named(rows, named, on.table)[:, 4:], 0.0)
+    np.testing.assert_array_equal(model.hide_named(rows, named, on.table)[:, :4], rows[:, :4])
+    np.testing.assert_array_equal(model.hide_named(rows, free, on.table), rows)
+
+    def loss(r, cond):
+        logits = model.row_class_logits(tab_d, r, cond, on)
+        assert logits.shape == (3, on.image.num_classes)
+        return -jnp.sum(jax.nn.log_softmax(logits)[:, 2])
+
+    g = np.asarray(jax.grad(loss)(rows, named))
+    np.testing.assert_array_equal(g[:, 4:], 0.0)  # the named class column tells it nothing
+    assert np.all(np.abs(g[:, :4]).max(axis=1) > 1e-4)  # the rest of each row does
+    assert np.abs(np.asarray(jax.grad(loss)(rows, free))[:, 4:]).max() > 1e-4
+    # a small step against that gradient (along the unnamed columns alone) lowers the loss by
+    # about the step times the gradient's norm, as a first-order change does
+    norm = float(np.linalg.norm(g))
+    drop = loss(rows, named) - loss(rows - 0.01 * g / norm, named)
+    np.testing.assert_allclose(drop, 0.01 * norm, rtol=0.2)
+
+
+def test_row_classifier_is_off_by_default_for_old_runs_and_without_classes():
+    assert not MMCGANConfig.tiny().row_classifier  # the default, and runs from before the field
+    assert not MMCGANConfig().row_classifier
+    no_class = dataclasses.replace(CONFIG.image, num_classes=0)
+    assert not MMCGANConfig.tiny(image=no_class, lambda_row_class=0.1).row_classifier
+    with pytest.raises(ConfigError, match="lambda_row_class is -1"):
+        MMCGANConfig.tiny(lambda_row_class=-1.0)
