@@ -221,14 +221,25 @@ def as_json(config: Any) -> dict:
 VALUE_NEUTRAL = frozenset({"remat"})
 
 
+# Fields added after runs were saved with them absent, and the value that trains as those runs
+# did: such a run resumes when the current config holds that value (for MMCGAN's row noise, pass
+# `--config.model.row_noise=0`). ANY: the field only acts with another that is off in old runs.
+ANY = object()
+ABSENT_MEANS = {"row_noise": 0, "extra_rows": 0, "lambda_row_class": 0.0, "lr_row_class": ANY}
+
+
 def config_diff(saved: Any, current: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
     """[(dotted field, saved value, current value)] for every field that differs (fields named in
-    VALUE_NEUTRAL are not compared)."""
+    VALUE_NEUTRAL are not compared; a field absent from `saved` matches its ABSENT_MEANS value)."""
     if isinstance(saved, dict) and isinstance(current, dict):
         diffs = []
         for k in sorted((saved.keys() | current.keys()) - VALUE_NEUTRAL):
             name = f"{prefix}.{k}" if prefix else k
             missing = "<absent>"
+            if k not in saved and k in ABSENT_MEANS:
+                if ABSENT_MEANS[k] is ANY or ABSENT_MEANS[k] == current[k]:
+                    continue
+                missing = f"<absent: trained as {ABSENT_MEANS[k]!r}>"
             diffs += config_diff(saved.get(k, missing), current.get(k, missing), name)
         return diffs
     return [] if saved == current else [(prefix or "config", saved, current)]

@@ -114,6 +114,21 @@ def test_config_diff_names_nested_fields():
     assert np.isscalar(saved["seed"])
 
 
+def test_fields_added_later_match_the_value_that_trains_as_old_runs_did():
+    """A run saved before MMCGAN's row_noise / extra_rows / row classifier existed resumes when
+    the current config trains as it did, and is refused, saying how it trained, otherwise."""
+    old = {"model": {"bottleneck_dim": 8}, "batch_size": 4}
+    same = {"model": {"bottleneck_dim": 8, "row_noise": 0, "lambda_row_class": 0.0},
+            "batch_size": 4, "extra_rows": 0, "lr_row_class": 5e-3}  # fmt: skip
+    assert config_diff(old, same) == []
+    now = {**same, "model": {**same["model"], "row_noise": 16}, "extra_rows": 8}
+    assert config_diff(old, now) == [
+        ("extra_rows", "<absent: trained as 0>", 8),
+        ("model.row_noise", "<absent: trained as 0>", 16),
+    ]
+    assert config_diff({"a": 1}, {"a": 1, "depth": 3}) == [("depth", "<absent>", 3)]
+
+
 def test_truncated_array_files_are_a_one_line_error(one_step_run, tmp_path):
     """A damaged checkpoint (array files cut short) is refused naming the checkpoint, by the
     full restore (resume) and by the partial one generation uses, not with Orbax's traceback."""
