@@ -3,6 +3,8 @@
     .venv/bin/python experiments/duiit/run.py --quick        # 1 split, few steps: it runs end to end
     .venv/bin/python experiments/duiit/run.py                # 10 splits x 11 settings (~2.7 h, README)
     .venv/bin/python experiments/duiit/run.py --report-only  # tables, tests and figure from runs.jsonl
+    .venv/bin/python experiments/duiit/run.py --continue-from experiments/duiit/results.json \
+        --work NEW   # a later session: only the runs results.json lacks
 
 Data (`jaxsyn phantom head`, one anatomy in three contrasts, age driving atrophy and PET uptake):
 a scarce CT cohort (--ct-patients patients x --slices axial slices) and plentiful MRI and PET
@@ -367,6 +369,26 @@ def check_scale(work: Path, scale: dict) -> None:
     write_json(path, scale)
 
 
+def continue_from(results: Path, work: Path, scale: dict) -> None:
+    """WORK/runs.jsonl from `results`' runs, when WORK has none and `results` is at `scale`.
+    The runs' folders are not in it: Table 5 and the figure need split 0's translators, so their
+    runs are left out, to be trained again."""
+    from jaxsyn.files import write_text
+
+    if (work / "runs.jsonl").exists():
+        raise SystemExit(f"--continue-from: {work / 'runs.jsonl'} exists; use a new --work")
+    saved = json.loads(results.read_text())
+    was = {**saved["scale"], **{k: saved[k] for k in ("ct_patients", "slices", "source_patients",
+                                                       "test_fraction")}}  # fmt: skip
+    now = {k: v for k, v in scale.items() if k != "seed"}  # results.json predates the seed key
+    if json.loads(json.dumps(now)) != was:
+        raise SystemExit(f"--continue-from {results}: made at {was}, not at {now}")
+    keep = [r for r in saved["runs"]
+            if not (r["split"] == 0 and r["setting"].startswith(("joint", "cyclegan")))]  # fmt: skip
+    write_text(work / "runs.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
+    print(f"{work / 'runs.jsonl'}: {len(keep)} runs from {results}", flush=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 split, tiny networks, few steps")
@@ -382,6 +404,9 @@ def main(argv=None) -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/jaxsyn-duiit-experiment"))
     p.add_argument("--out", type=Path, help="results folder (default: this folder)")
     p.add_argument("--report-only", action="store_true", help="no training: tables from runs.jsonl")
+    p.add_argument("--continue-from", type=Path, metavar="RESULTS_JSON",
+                   help="start a new work folder's runs.jsonl from a results.json's runs (same "
+                        "scale), so a later session runs only what is missing")  # fmt: skip
     args = p.parse_args(argv)
     args.scale = dict(QUICK if args.quick else FULL)
     if args.steps:
@@ -394,9 +419,12 @@ def main(argv=None) -> None:
         p.error(f"--settings {unknown}: unknown; expected some of {','.join(SETTINGS)}")
     work = args.work / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
-    check_scale(work, {**args.scale, "ct_patients": args.ct_patients, "slices": args.slices,
-                       "source_patients": args.source_patients, "seed": args.seed,
-                       "test_fraction": args.test_fraction})  # fmt: skip
+    scale = {**args.scale, "ct_patients": args.ct_patients, "slices": args.slices,
+             "source_patients": args.source_patients, "seed": args.seed,
+             "test_fraction": args.test_fraction}  # fmt: skip
+    if args.continue_from:
+        continue_from(args.continue_from, work, scale)
+    check_scale(work, scale)
     args.out = args.out or (work / "results" if args.quick else HERE)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
