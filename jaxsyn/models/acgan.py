@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jaxsyn.errors import ConfigError
 from jaxsyn.nn.dense import BatchStats, TorchDense, torch_uniform
 from jaxsyn.nn.layers import Conv
-from jaxsyn.nn.remat import check_field, checkpointed, per_stage
+from jaxsyn.nn.remat import checkpointed, field_error, per_stage
 
 # Reference fixed_architecture.py: conv weights N(0, 0.02) (the DCGAN initialisation).
 CONV_INIT = nn.initializers.normal(0.02)
@@ -77,7 +77,8 @@ class ACGANConfig:
             raise ConfigError(
                 f"ACGANConfig.dtype is {self.dtype!r}; expected float32, bfloat16 or float16"
             )
-        check_field(self, self.doublings + 1, f"one per resolution 4..{self.size}")
+        if error := field_error(self, self.doublings + 1, f"one per resolution 4..{self.size}"):
+            raise ConfigError(error)
 
     @classmethod
     def tiny(cls, **overrides) -> ACGANConfig:

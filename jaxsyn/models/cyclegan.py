@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
 from jaxsyn.nn.layers import Conv
-from jaxsyn.nn.remat import check_field, checkpointed, per_stage
+from jaxsyn.nn.remat import checkpointed, field_error, per_stage
 
 INIT = nn.initializers.normal(0.02)  # networks.py init_weights: N(0, 0.02)
 # No float16: DUIIT has no loss scaling (jaxsyn.train.loss_scale); bfloat16 needs none.
@@ -77,7 +77,8 @@ class CycleGANConfig:
             )
         if self.dtype not in DTYPES:
             raise ConfigError(f"CycleGANConfig.dtype is {self.dtype!r}; expected one of {DTYPES}")
-        check_field(self, 3, "the generator's encoder, residual blocks, decoder")
+        if error := field_error(self, 3, "the generator's encoder, residual blocks, decoder"):
+            raise ConfigError(error)
 
     @property
     def blocks(self) -> int:

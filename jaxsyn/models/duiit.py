@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from jaxsyn.errors import ConfigError
 from jaxsyn.models.cyclegan import CycleGANConfig
-from jaxsyn.nn.remat import check_field, checkpointed, per_stage, remat
+from jaxsyn.nn.remat import checkpointed, field_error, per_stage, remat
 
 SETTINGS = ("joint", "pure", "cyclegan", "tl", "mtl", "dann", "augment", "autoaugment", "erasing")
 DEPTHS = {18: ("basic", (2, 2, 2, 2)), 50: ("bottleneck", (3, 4, 6, 3))}  # He et al. table 1
@@ -94,7 +94,8 @@ class PredictorConfig:
             raise ConfigError(
                 f"PredictorConfig.dtype is {self.dtype!r}; expected float32 or bfloat16"
             )
-        check_field(self, 5, "the stem, then each of the 4 stages")
+        if error := field_error(self, 5, "the stem, then each of the 4 stages"):
+            raise ConfigError(error)
 
     @property
     def remat_stages(self) -> tuple[str, ...] | None:

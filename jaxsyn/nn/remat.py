@@ -22,8 +22,6 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from jaxsyn.errors import ConfigError
-
 POLICIES = ("none", "nothing_saveable", "dots_saveable")
 
 
@@ -69,15 +67,17 @@ def as_field(value) -> str | tuple[str, ...]:
     return tuple(value) if isinstance(value, list) else value
 
 
-def check_field(config, stages: int, what: str) -> None:
-    """Normalise a frozen config's `remat` field in place (`as_field`) and refuse a value that is
-    neither one policy nor `stages` of them, naming the config and `what` its stages are."""
+def field_error(config, stages: int, what: str) -> str | None:
+    """Normalise a frozen config's `remat` field in place (`as_field`); the message for a value
+    that is neither one policy nor `stages` of them (naming the config and `what` its stages
+    are), else None. The config raises it as its ConfigError (nn imports no other layer)."""
     object.__setattr__(config, "remat", as_field(config.remat))
     if per_stage(config.remat, stages) is None:
-        raise ConfigError(
+        return (
             f"{type(config).__name__}.remat is {config.remat!r}; expected one of {POLICIES} or "
             f"{stages} of them ({what})"
         )
+    return None
 
 
 def checkpointed(fn, name: str):
