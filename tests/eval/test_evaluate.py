@@ -258,6 +258,7 @@ def test_table_utility(tmp_path):
         table_utility(None, "real.csv", "syn.csv", "test.csv", ["hypertension"], False, "resnet18")
 
 
+@pytest.mark.slow  # 15 s of make test's 10 minutes on the AVX2 machine (2026-12-07)
 def test_volume_report_2_5d(tmp_path):
     from jaxsyn.data.phantoms import ct
 

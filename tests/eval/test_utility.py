@@ -69,6 +69,7 @@ def test_tstr_of_a_copy_of_the_real_set_has_no_gap(heart_sets):
     assert dataclasses.asdict(result)["settings"]["n_train_syn"] == 192
 
 
+@pytest.mark.slow  # 21 s of make test's 10 minutes on the AVX2 machine (2026-12-07)
 def test_tstr_of_label_shuffled_images_has_a_clear_gap(heart_sets):
     train, test = heart_sets
     shuffled = (train[0], np.random.default_rng(0).permutation(train[1]))
