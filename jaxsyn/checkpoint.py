@@ -46,6 +46,7 @@ class Checkpointer:
             raise ConfigError(f"keep is {keep}; expected >= 1 checkpoints to keep")
         self.directory = Path(directory).absolute()
         self.config = as_json(config)
+        self.absent_means = added_fields(config)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
             create=True,
@@ -132,7 +133,7 @@ class Checkpointer:
         self.close()
 
     def _check_config(self, saved: dict, where: Path) -> None:
-        diffs = config_diff(saved, self.config)
+        diffs = config_diff(saved, self.config, absent_means=self.absent_means)
         if diffs:
             raise CheckpointError(
                 f"{where} was saved with a different config: "
@@ -221,26 +222,40 @@ def as_json(config: Any) -> dict:
 VALUE_NEUTRAL = frozenset({"remat"})
 
 
-# Fields added after runs were saved with them absent, and the value that trains as those runs
-# did: such a run resumes when the current config holds that value (for MMCGAN's row noise, pass
-# `--config.model.row_noise=0`). ANY: the field only acts with another that is off in old runs.
+# A config class may name fields added after runs were saved without them, with the value that
+# trains as those runs did: `ADDED_FIELDS = {"row_noise": 0}` (a plain class attribute, not a
+# field). Such a run resumes when the current config holds that value; ANY: the field only acts
+# with another that is off in old runs.
 ANY = object()
-ABSENT_MEANS = {"row_noise": 0, "extra_rows": 0, "lambda_row_class": 0.0, "lr_row_class": ANY}
 
 
-def config_diff(saved: Any, current: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+def added_fields(config: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted field: its ADDED_FIELDS value} over `config` and every config nested in it."""
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        return {}
+    out = {f"{prefix}{k}": v for k, v in getattr(type(config), "ADDED_FIELDS", {}).items()}
+    for f in dataclasses.fields(config):
+        out.update(added_fields(getattr(config, f.name), f"{prefix}{f.name}."))
+    return out
+
+
+def config_diff(
+    saved: Any, current: Any, prefix: str = "", absent_means: dict[str, Any] | None = None
+) -> list[tuple[str, Any, Any]]:
     """[(dotted field, saved value, current value)] for every field that differs (fields named in
-    VALUE_NEUTRAL are not compared; a field absent from `saved` matches its ABSENT_MEANS value)."""
+    VALUE_NEUTRAL are not compared; a field absent from `saved` matches its `absent_means` value,
+    see `added_fields`)."""
+    absent_means = absent_means or {}
     if isinstance(saved, dict) and isinstance(current, dict):
         diffs = []
         for k in sorted((saved.keys() | current.keys()) - VALUE_NEUTRAL):
             name = f"{prefix}.{k}" if prefix else k
             missing = "<absent>"
-            if k not in saved and k in ABSENT_MEANS:
-                if ABSENT_MEANS[k] is ANY or ABSENT_MEANS[k] == current[k]:
+            if k not in saved and name in absent_means:
+                if absent_means[name] is ANY or absent_means[name] == current[k]:
                     continue
-                missing = f"<absent: trained as {ABSENT_MEANS[k]!r}>"
-            diffs += config_diff(saved.get(k, missing), current.get(k, missing), name)
+                missing = f"<absent: trained as {absent_means[name]!r}>"
+            diffs += config_diff(saved.get(k, missing), current.get(k, missing), name, absent_means)
         return diffs
     return [] if saved == current else [(prefix or "config", saved, current)]
 

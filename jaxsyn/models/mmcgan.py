@@ -87,6 +87,9 @@ class MMCGANConfig:
     # 0.1 / 0.3 / 1); 0 = no classifier: the default (and runs from before it), as it was not
     # measured clearly better (issue 22; tests/train/test_mmcgan_rows.py)
     lambda_row_class: float = 0.0
+    # fields added after runs were saved without them: the value that trains as those runs did
+    # (jaxsyn.checkpoint.added_fields; a class attribute, not a field)
+    ADDED_FIELDS = {"row_noise": 0, "lambda_row_class": 0.0}
 
     def __post_init__(self):
         object.__setattr__(self, "bottleneck_channels", tuple(self.bottleneck_channels))

@@ -69,8 +69,8 @@ def mean_value_and_grad(
     Returns `(value, grads, finite)`: value as `parallel.mean_value_and_grad` gives it (the loss
     unscaled), the unscaled gradients and whether they are all finite (the same on every device:
     the gradients are already all-reduced)."""
-    plain = parallel.mean_value_and_grad(loss_fn, has_aux=has_aux)
     if scale is None:
+        plain = parallel.mean_value_and_grad(loss_fn, has_aux=has_aux)
         return lambda *args: (*plain(*args), jnp.bool_(True))
     s = scale["scale"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from jaxsyn.checkpoint import ANY
 from jaxsyn.data.tabular import TransformerConfig
 from jaxsyn.errors import ConfigError
 from jaxsyn.models.mmcgan import MMCGANConfig
@@ -46,6 +47,9 @@ class MMCGANTrainConfig:
     # patient table beyond the batch's own (0 = the paper's one row per volume; see train.mmcgan)
     extra_rows: int = 0
     read_threads: int = 4
+    # fields added after runs were saved without them: the value that trains as those runs did
+    # (jaxsyn.checkpoint.added_fields; lr_row_class acts only with the row classifier)
+    ADDED_FIELDS = {"extra_rows": 0, "lr_row_class": ANY}
 
     def __post_init__(self):
         for name in ("betas_shared", "betas_image_g", "betas_image_d", "betas_tab_g",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 
 import jax
@@ -116,17 +117,31 @@ def test_config_diff_names_nested_fields():
 
 def test_fields_added_later_match_the_value_that_trains_as_old_runs_did():
     """A run saved before MMCGAN's row_noise / extra_rows / row classifier existed resumes when
-    the current config trains as it did, and is refused, saying how it trained, otherwise."""
-    old = {"model": {"bottleneck_dim": 8}, "batch_size": 4}
-    same = {"model": {"bottleneck_dim": 8, "row_noise": 0, "lambda_row_class": 0.0},
-            "batch_size": 4, "extra_rows": 0, "lr_row_class": 5e-3}  # fmt: skip
-    assert config_diff(old, same) == []
-    now = {**same, "model": {**same["model"], "row_noise": 16}, "extra_rows": 8}
-    assert config_diff(old, now) == [
-        ("extra_rows", "<absent: trained as 0>", 8),
-        ("model.row_noise", "<absent: trained as 0>", 16),
+    the current config trains as it did, and is refused, saying how it trained, otherwise. The
+    values come from the configs' ADDED_FIELDS (`added_fields`)."""
+    from jaxsyn.checkpoint import added_fields
+    from jaxsyn.train.mmcgan import MMCGANTrainConfig
+
+    config = MMCGANTrainConfig.tiny()
+    absent = added_fields(config)
+    assert absent["model.row_noise"] == 0 and absent["extra_rows"] == 0
+    current = as_json(config)
+    now = as_json(dataclasses.replace(config, model=dataclasses.replace(config.model, row_noise=0)))
+    old = json.loads(json.dumps(now))  # a run saved before the fields existed (no row noise)
+    for key in ("extra_rows", "lr_row_class"):
+        del old[key]
+    for key in ("row_noise", "lambda_row_class"):
+        del old["model"][key]
+    assert config_diff(old, now, absent_means=absent) == []
+    emb = config.model.table.embedding_dim  # grows with row_noise
+    assert config_diff(old, current, absent_means=absent) == [
+        ("model.row_noise", "<absent: trained as 0>", config.model.row_noise),
+        ("model.table.embedding_dim", emb - config.model.row_noise, emb),
     ]
-    assert config_diff({"a": 1}, {"a": 1, "depth": 3}) == [("depth", "<absent>", 3)]
+    assert config_diff(old, now) != []  # without the configs' word, absent is a difference
+    assert config_diff({"a": 1}, {"a": 1, "depth": 3}, absent_means=absent) == [
+        ("depth", "<absent>", 3)
+    ]
 
 
 def test_truncated_array_files_are_a_one_line_error(one_step_run, tmp_path):
