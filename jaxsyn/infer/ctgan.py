@@ -44,7 +44,13 @@ from tqdm.auto import tqdm
 
 from jaxsyn import files
 from jaxsyn.checkpoint import restore_subtree
-from jaxsyn.data.tabular import TableTransformer, condition_vector
+from jaxsyn.data.tabular import (
+    DecodeIndex,
+    TableTransformer,
+    choice_parts,
+    condition_vector,
+    decode_parts,
+)
 from jaxsyn.errors import ConfigError, DataError
 from jaxsyn.infer import check_latents, latents_digest, run_info
 from jaxsyn.models import ctgan as model
@@ -163,6 +169,12 @@ class TableSynthesizer:
         With running statistics rows are independent: drawn in chunks of `chunk_rows` by
         `models.ctgan.sample_rows`, all in one device call. Without (the reference), in batches of the training batch
         size, each normalised with its own statistics, many per device call."""
+        return self._draw(n, key, conditions, latents, None)[0]
+
+    def _draw(self, n, key, conditions, latents, parts: DecodeIndex | None) -> list[np.ndarray]:
+        """`sample_encoded`'s draws: [encoded rows] when `parts` is None, else `decode_parts`'
+        four arrays, decoded on the device chunk by chunk (what crosses to the host is a few
+        numbers a column instead of every one-hot entry)."""
         key = jax.random.key(key) if isinstance(key, int) else key
         k_cond, k_gen = jax.random.split(key)
         if self.stats is None:
@@ -182,11 +194,9 @@ class TableSynthesizer:
             z = np.zeros((batches * b, self.config.embedding_dim), np.float32)
             z[:n] = check_latents(latents, n, self.config.embedding_dim)
             z = jnp.asarray(z.reshape(batches, b, -1))
-        if self.stats is None:
-            out = np.asarray(_generate(self.params, keys, cond, z, self.config))
-        else:
-            out = np.asarray(_sample(self.params, self.stats, keys, cond, z, self.config))
-        return out.reshape(batches * b, -1)[:n]
+        fn = _generate if self.stats is None else functools.partial(_sample, stats=self.stats)
+        out = fn(self.params, keys=keys, cond=cond, z=z, parts=parts, config=self.config)
+        return [np.asarray(a).reshape(batches * b, *a.shape[2:])[:n] for a in out]
 
     def sample(
         self,
@@ -210,18 +220,23 @@ class TableSynthesizer:
             raise ConfigError(f"n is {n}; expected >= 1")
         discrete, ranges = self._split(conditions or {})
         key = jax.random.key(key) if isinstance(key, int) else key
-        decode = functools.partial(self.transformer.inverse_transform, progress=progress)
+        index = self.transformer.decode_index
+
+        def draw(n, key, discrete, latents=None, ids=False) -> pd.DataFrame:
+            parts = self._draw(n, key, discrete, latents, index)
+            return self.transformer.from_parts(*parts, ids=ids)
+
         if latents is not None and ranges:
             raise ConfigError(
                 f"--latents with a numeric range condition ({', '.join(ranges)}): rejection "
                 "sampling discards rows, so given noise cannot map to rows; expected one or the other"
             )
         if not ranges:
-            return decode(self.sample_encoded(n, key, discrete, latents), ids=ids)
+            return draw(n, key, discrete, latents, ids=ids)
         kept, found = [], 0
         per_round = max(n, self.batch_size)
         for i in tqdm(range(max_batches), "sample", disable=not progress):
-            rows = decode(self.sample_encoded(per_round, jax.random.fold_in(key, i), discrete))
+            rows = draw(per_round, jax.random.fold_in(key, i), discrete)
             ok = np.ones(len(rows), bool)
             for name, (lo, hi) in ranges.items():
                 ok &= rows[name].between(lo, hi).to_numpy(dtype=bool, na_value=False)
@@ -244,26 +259,37 @@ class TableSynthesizer:
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _generate(params, keys, cond, z, config: CTGANConfig):
-    """[M] keys, cond [M, B, cond_dim] (z [M, B, L] or None: drawn) -> rows [M, B, data_dim];
-    each batch normalised with its own statistics (the reference's sampling)."""
+def _generate(params, keys, cond, z, parts, config: CTGANConfig):
+    """[M] keys, cond [M, B, cond_dim] (z [M, B, L] or None: drawn) -> (rows [M, B, data_dim],),
+    or with `parts` their `decode_parts`; each batch normalised with its own statistics (the
+    reference's sampling)."""
+
+    def one(k, c, zb):
+        return _finish(model.generate(params, k, c, config, z=zb), parts)
+
     if z is None:
-        return jax.vmap(lambda k, c: model.generate(params, k, c, config))(keys, cond)
-    return jax.vmap(lambda k, c, zb: model.generate(params, k, c, config, z=zb))(keys, cond, z)
+        return jax.vmap(lambda k, c: one(k, c, None))(keys, cond)
+    return jax.vmap(one)(keys, cond, z)
 
 
 @functools.partial(jax.jit, static_argnames="config")
-def _sample(params, stats, keys, cond, z, config: CTGANConfig):
-    """[M] keys, cond [M, B, cond_dim] (z [M, B, L] or None: drawn) -> rows [M, B, data_dim], one
-    chunk after another (a chunk's activations stay in cache: 2048-row chunks ran 1.6x faster
-    than 100k rows at once)."""
+def _sample(params, stats, keys, cond, z, parts, config: CTGANConfig):
+    """As `_generate`, from the running statistics, one chunk after another (a chunk's
+    activations stay in cache: 2048-row chunks ran 1.6x faster than 100k rows at once)."""
+
+    def one(k, c, zb):
+        if parts is None:
+            return (model.sample_rows(params, k, c, config, stats, z=zb),)
+        logits, choice = model.sample_choices(params, k, c, config, stats, z=zb)
+        return choice_parts(logits, choice, parts, jnp)  # no one-hots built
+
     if z is None:
-        return jax.lax.map(
-            lambda kc: model.sample_rows(params, kc[0], kc[1], config, stats), (keys, cond)
-        )
-    return jax.lax.map(
-        lambda a: model.sample_rows(params, a[0], a[1], config, stats, z=a[2]), (keys, cond, z)
-    )
+        return jax.lax.map(lambda a: one(a[0], a[1], None), (keys, cond))
+    return jax.lax.map(lambda a: one(*a), (keys, cond, z))
+
+
+def _finish(rows: jax.Array, parts: DecodeIndex | None) -> tuple[jax.Array, ...]:
+    return (rows,) if parts is None else tuple(decode_parts(rows, parts, jnp))
 
 
 def _range(name: str, value: Any) -> tuple[float, float]:

@@ -337,18 +337,42 @@ def sample_rows(
     trick), so each one-hot span is drawn by inverse CDF with one uniform per span instead of one
     Gumbel per entry, and comes out as an exact one-hot (named conditions included). `z` [B, L]
     replaces the drawn noise (`generate` likewise)."""
+    logits, choice = sample_choices(params, key, cond, config, stats, z)
+    return rows_from_choices(logits, choice, config)
+
+
+def sample_choices(
+    params: Any,
+    key: jax.Array,
+    cond: jax.Array,
+    config: CTGANConfig,
+    stats: Any,
+    z: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """`sample_rows` before its one-hots are built: (logits [B, data_dim] float32, choice [B, S]
+    each one-hot span's drawn entry). Decoding can read these directly
+    (`data.tabular.choice_parts`) instead of building rows and taking their argmax."""
     kz, ku = jax.random.split(key)
     z = jax.random.normal(kz, (cond.shape[0], config.embedding_dim)) if z is None else z
-    return draw_rows(apply_generator(params, z, cond, config, stats=stats), cond, ku, config)
+    logits = apply_generator(params, z, cond, config, stats=stats).astype(jnp.float32)
+    return logits, draw_choices(logits, cond, ku, config)
 
 
 def draw_rows(logits: jax.Array, cond: jax.Array, key: jax.Array, config: CTGANConfig) -> jax.Array:
     """Raw generator logits [B, data_dim] -> decodable rows: tanh scalars, one exact one-hot per
     span drawn by inverse CDF from softmax(logits) (named conditions respected)."""
+    logits = logits.astype(jnp.float32)
+    return rows_from_choices(logits, draw_choices(logits, cond, key, config), config)
+
+
+def draw_choices(
+    logits: jax.Array, cond: jax.Array, key: jax.Array, config: CTGANConfig
+) -> jax.Array:
+    """Raw generator logits [B, data_dim] -> [B, S] int: each one-hot span's entry, drawn by
+    inverse CDF from softmax(logits) over the span (named conditions respected)."""
     idx = config.index
     n = cond.shape[0]
-    logits = logits.astype(jnp.float32)
-    y = jnp.take(logits, idx.pos, axis=-1)  # [B, S, W]
+    y = jnp.take(logits.astype(jnp.float32), idx.pos, axis=-1)  # [B, S, W]
     excluded = jnp.broadcast_to(~idx.valid, y.shape)  # padding slots; [B, S, W] in both modes
     if config.hard_conditions:
         spread = _spread_cond(cond, idx)
@@ -357,10 +381,15 @@ def draw_rows(logits: jax.Array, cond: jax.Array, key: jax.Array, config: CTGANC
     u = jax.random.uniform(key, (n, idx.pos.shape[0], 1))
     last = jnp.asarray(idx.valid.sum(-1) - 1)  # guards cum[-1] rounding below u
     choice = jnp.minimum(jnp.sum(u > cum, axis=-1), last)
-    choice = jnp.where(jnp.take_along_axis(excluded, choice[..., None], -1)[..., 0],
-                       jnp.argmax(jnp.where(excluded, -jnp.inf, y), -1), choice)  # fmt: skip
+    return jnp.where(jnp.take_along_axis(excluded, choice[..., None], -1)[..., 0],
+                     jnp.argmax(jnp.where(excluded, -jnp.inf, y), -1), choice)  # fmt: skip
+
+
+def rows_from_choices(logits: jax.Array, choice: jax.Array, config: CTGANConfig) -> jax.Array:
+    """float32 logits [B, data_dim], choice [B, S] -> rows: tanh scalars, exact one-hots."""
+    idx = config.index
     hot = (jnp.arange(idx.pos.shape[1]) == choice[..., None]).astype(jnp.float32)
-    hot = jnp.take(hot.reshape(n, -1), idx.flat, axis=-1)
+    hot = jnp.take(hot.reshape(choice.shape[0], -1), idx.flat, axis=-1)
     return jnp.where(idx.is_scalar, jnp.tanh(logits), hot)
 
 
@@ -381,11 +410,14 @@ __all__: Sequence[str] = (
     "apply_discriminator",
     "apply_generator",
     "cond_loss",
+    "draw_choices",
     "draw_rows",
     "generate",
     "init",
     "init_stats",
     "noise",
     "param_count",
+    "rows_from_choices",
+    "sample_choices",
     "sample_rows",
 )

@@ -17,9 +17,20 @@ from jaxsyn.data.tabular.sampler import (
     draw,
 )
 from jaxsyn.data.tabular.schema import KINDS, ColumnSchema, TableSchema, infer_schema
-from jaxsyn.data.tabular.transformer import Layout, Span, TableTransformer, TransformerConfig
+from jaxsyn.data.tabular.transformer import (
+    DecodeIndex,
+    Layout,
+    Span,
+    TableTransformer,
+    TransformerConfig,
+    choice_parts,
+    decode_parts,
+)
 
 __all__ = [
+    "DecodeIndex",
+    "choice_parts",
+    "decode_parts",
     "KINDS",
     "ColumnSchema",
     "CondBatch",

@@ -251,15 +251,41 @@ class TableTransformer:
         if data.ndim != 2 or data.shape[1] != self.layout.dim:
             raise DataError(f"data has shape {data.shape}; expected [N, {self.layout.dim}]")
         n, chunk = len(data), self.config.chunk_rows
-        c, d = len(self.shift), len(self._index.disc)
-        values, missing = np.empty((c, n)), np.zeros((c, n), bool)
-        codes = np.empty((d, n), int)
-        starts = range(0, n, chunk)
-        for lo in tqdm(starts, "decode", disable=not progress or len(starts) < 2):
-            hi = min(lo + chunk, n)
-            values[:, lo:hi], missing[:, lo:hi], codes[:, lo:hi] = self._decode(data[lo:hi])
-        values = self._enforce(values)
-        columns, num, disc = {}, iter(range(c)), iter(range(d))
+        starts = range(0, max(n, 1), chunk)  # one empty chunk for no rows
+        chunks = [decode_parts(data[lo : lo + chunk], self.decode_index)
+                  for lo in tqdm(starts, "decode", disable=not progress or len(starts) < 2)]  # fmt: skip
+        return self.from_parts(*(np.concatenate(p) for p in zip(*chunks, strict=True)), ids=ids)
+
+    @functools.cached_property
+    def decode_index(self) -> DecodeIndex:
+        """What `decode_parts` reads from an encoded row (arrays, so it can run under `jit`)."""
+        ix, spans = self._index, self.layout.spans
+        onehot = {s.start: i for i, s in enumerate(x for x in spans if x.kind == "onehot")}
+        starts = [s.start for s in spans]  # a numeric column's modes follow its scalar span
+        mode_span = [onehot[spans[starts.index(p) + 1].start] for p in ix.scalar]
+        missing_span = [onehot[p] if p >= 0 else -1 for p in ix.missing]
+        mode_of = np.zeros(self.valid.shape, np.int32)  # the j-th valid mode's component index
+        for c, row in enumerate(self.valid):
+            mode_of[c, : row.sum()] = np.flatnonzero(row)
+        i32 = functools.partial(np.asarray, dtype=np.int32)
+        return DecodeIndex(
+            scalar=i32(ix.scalar), mode=i32(ix.mode), missing=i32(ix.missing), disc=i32(ix.disc),
+            mode_span=i32(mode_span), mode_of=mode_of, missing_span=i32(missing_span),
+            disc_span=i32([onehot[d[0]] for d in ix.disc]) if len(ix.disc) else i32([]),
+        )  # fmt: skip
+
+    def from_parts(self, scalar, mode, missing, codes, *, ids: bool = False) -> pd.DataFrame:
+        """`decode_parts`' four arrays ([N, C] scalars, modes, missing flags; [N, Dd] codes) ->
+        the DataFrame: each value mapped back through its mode (float64), clipped to the
+        observed bounds, rounded to the observed decimals."""
+        mix, n = self.mixture, len(scalar)
+        scalar, mode = np.asarray(scalar, np.float32).T, np.asarray(mode).T  # [C, N]
+        rows = np.arange(len(mode))[:, None]
+        sigma = np.sqrt(mix.covariances.astype(np.float64))[rows, mode]
+        z = scalar * self.config.std_multiplier * sigma + mix.means[rows, mode]
+        values = self._enforce(self.shift[:, None] + self.scale[:, None] * z)
+        missing, codes = np.asarray(missing, bool).T, np.asarray(codes).T
+        columns, num, disc = {}, iter(range(len(values))), iter(range(len(codes)))
         if ids and self.schema.id_column is not None:
             columns[self.schema.id_column] = self.schema.synthetic_ids(n)
         for col in self.schema.columns:
@@ -269,20 +295,6 @@ class TableTransformer:
                 i = next(num)
                 columns[col.name] = numeric_series(col, values[i], missing[i])
         return pd.DataFrame(columns)
-
-    def _decode(self, block: np.ndarray):
-        """[m, D] -> numeric values [C, m] (original units), missing [C, m], codes [Dd, m]."""
-        ix, mix = self._index, self.mixture
-        scalar = np.clip(block[:, ix.scalar], -1.0, 1.0).T
-        mode = _argmax_spans(block, ix.mode).T  # [C, m] component index
-        rows = np.arange(len(ix.scalar))[:, None]
-        sigma = np.sqrt(mix.covariances.astype(np.float64))[rows, mode]
-        z = scalar * self.config.std_multiplier * sigma + mix.means[rows, mode]
-        values = self.shift[:, None] + self.scale[:, None] * z
-        missing = np.zeros(values.shape, bool)
-        has = ix.missing >= 0
-        missing[has] = (block[:, ix.missing[has] + 1] > block[:, ix.missing[has]]).T
-        return values, missing, _argmax_spans(block, ix.disc).T
 
     def _enforce(self, values: np.ndarray) -> np.ndarray:
         """Clip to the observed bounds and round to the observed decimals, per column."""
@@ -335,12 +347,51 @@ def _chunk(n: int, chunk_rows: int) -> int:
     return min(chunk_rows, 1 << max(8, (max(n, 1) - 1).bit_length()))
 
 
-def _argmax_spans(block: np.ndarray, positions: np.ndarray) -> np.ndarray:
+class DecodeIndex(NamedTuple):
+    """Positions in an encoded row that decoding reads."""
+
+    scalar: np.ndarray  # [C] numeric columns' scalar
+    mode: np.ndarray  # [C, K] each valid mode's one-hot entry, -1 if pruned
+    missing: np.ndarray  # [C] the [present, missing] span's start, -1 if none
+    disc: np.ndarray  # [Dd, W] discrete spans' entries, padded with -1
+    # The same for rows given as one drawn entry per one-hot span (`choice_parts`), S spans:
+    mode_span: np.ndarray  # [C] numeric columns' mode span
+    mode_of: np.ndarray  # [C, K] the component index of each column's j-th valid mode
+    missing_span: np.ndarray  # [C] the [present, missing] span, -1 if none
+    disc_span: np.ndarray  # [Dd] discrete columns' span
+
+
+def decode_parts(block, ix: DecodeIndex, xp=np):
+    """Encoded rows [m, D] -> (scalars clipped to [-1, 1] [m, C], mode index [m, C], missing
+    flags [m, C], category codes [m, Dd]): each span's argmax. `xp` is numpy, or jax.numpy to
+    decode on the device inside the sampler's `jit` (the same integers and float32 scalars, so
+    `TableTransformer.from_parts` gives the same table either way)."""
+    block = xp.asarray(block, xp.float32)
+    scalar = xp.clip(xp.take(block, ix.scalar, axis=1), -1.0, 1.0)
+    start = xp.maximum(ix.missing, 0)
+    nxt = xp.take(block, start + 1, axis=1, mode="clip")
+    missing = (ix.missing >= 0) & (nxt > xp.take(block, start, axis=1))
+    return scalar, _argmax_spans(block, ix.mode, xp), missing, _argmax_spans(block, ix.disc, xp)
+
+
+def choice_parts(logits, choice, ix: DecodeIndex, xp=np):
+    """`decode_parts` for rows given as generator logits [m, D] (float32) and each one-hot span's
+    drawn entry choice [m, S] (`models.ctgan.sample_choices`), without building the one-hots:
+    the same four arrays as `decode_parts` of those rows (`models.ctgan.rows_from_choices`)."""
+    scalar = xp.clip(xp.tanh(xp.take(logits, ix.scalar, axis=1)), -1.0, 1.0)
+    mode = ix.mode_of[xp.arange(len(ix.mode_span))[None, :], xp.take(choice, ix.mode_span, axis=1)]
+    has = ix.missing_span >= 0
+    missing = has & (xp.take(choice, xp.maximum(ix.missing_span, 0), axis=1) == 1)
+    codes = xp.take(choice, ix.disc_span, axis=1).astype(xp.int32)
+    return scalar, mode.astype(xp.int32), missing, codes
+
+
+def _argmax_spans(block, positions, xp=np):
     """Argmax within each padded span: block [m, D], positions [S, W] (-1 pads) -> [m, S]."""
     if positions.shape[-1] == 0:  # no spans (a table without discrete columns)
-        return np.zeros((len(block), positions.shape[0]), int)
-    gathered = block[:, np.maximum(positions, 0)]
-    return np.where(positions >= 0, gathered, -np.inf).argmax(-1)
+        return xp.zeros((block.shape[0], positions.shape[0]), xp.int32)
+    gathered = xp.take(block, xp.maximum(positions, 0), axis=1)
+    return xp.where(positions >= 0, gathered, -xp.inf).argmax(-1).astype(xp.int32)
 
 
 def _numeric_matrix(df: pd.DataFrame, schema: TableSchema) -> tuple[np.ndarray, np.ndarray]:
