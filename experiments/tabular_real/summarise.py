@@ -1,7 +1,7 @@
 """The study's table from the records `run.py` wrote (whatever part of the run is done).
 
     .venv/bin/python experiments/tabular_real/summarise.py /tmp/tabular_real/records.json \
-        [/tmp/tabular_real/tune.json]
+        [/tmp/tabular_real/tune.json ...]           # each tune.py records file its own table
 
 Writes results.json (every record and the summary) and RESULTS.md beside this file. Per epoch
 count, table and arm: mean ± sd over seeds (sample sd) of the quality scores, the utility and
@@ -160,7 +160,8 @@ def tuning(state: dict) -> str:
     recs = state["records"]
     lines = [
         "",
-        f"## Tuning table (flchain, not reported with the four): `{state['command']}`",
+        f"## Tuning table (flchain, not reported with the four): `{state['command']}`"
+        + (f" ({state['note']})" if state.get("note") else ""),
         "",
         "| variant | sampling | n | quality | shapes | pair trends | utility (AUC) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -189,10 +190,10 @@ def main() -> None:
     summ = summary(state["records"])
     text = markdown(state, summ)
     out = {**state, "summary": summ}
-    if len(sys.argv) > 2:
-        tune = json.loads(Path(sys.argv[2]).read_text())
-        text += tuning(tune)
-        out["tuning"] = tune
+    tunes = [json.loads(Path(p).read_text()) for p in sys.argv[2:]]  # each its own table
+    text += "".join(tuning(t) for t in tunes)
+    if tunes:
+        out["tuning"] = tunes
     files.write_json(HERE / "results.json", out)
     files.write_text(HERE / "RESULTS.md", text)
     print(text)

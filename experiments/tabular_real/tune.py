@@ -9,6 +9,8 @@ Trained variants (each otherwise jaxsyn's defaults):
   defaults       CTGANTrainConfig(seed=...)
   single         extra_condition_p = 0: hard conditions, but one named column per training row
   soft           hard_conditions False and extra_condition_p 0 (the reference's training)
+  iters300       the mode-specific normalisation's mixtures fitted for 300 variational
+  iters1000      (1000) iterations instead of the reference's 100 (see RESULTS.md: modes)
 Each trained model is sampled two ways: `running` (the defaults: BatchNorm running statistics,
 empirical free conditions) and `batch` (each 500-row batch's own statistics, empirical
 conditions). Scores as run.py (quality, utility, DCR).
@@ -34,7 +36,8 @@ import tables as tables_lib  # noqa: E402
 
 from jaxsyn import files  # noqa: E402
 from jaxsyn.cli import cache  # noqa: E402
-from jaxsyn.data.tabular import infer_schema  # noqa: E402
+from jaxsyn.data.tabular import TransformerConfig, infer_schema  # noqa: E402
+from jaxsyn.data.tabular.mixture import MixtureConfig  # noqa: E402
 from jaxsyn.infer.ctgan import TableSynthesizer  # noqa: E402
 from jaxsyn.models.ctgan import CTGANConfig  # noqa: E402
 from jaxsyn.train import ctgan as train  # noqa: E402
@@ -43,6 +46,8 @@ VARIANTS = {
     "defaults": {},
     "single": {"extra_condition_p": 0.0},
     "soft": {"extra_condition_p": 0.0, "model": CTGANConfig(hard_conditions=False)},
+    "iters300": {"transformer": TransformerConfig(mixture=MixtureConfig(n_iter=300))},
+    "iters1000": {"transformer": TransformerConfig(mixture=MixtureConfig(n_iter=1000))},
 }
 
 
