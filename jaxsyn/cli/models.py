@@ -13,6 +13,7 @@ $JAXSYN_MODELS.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -55,16 +56,28 @@ def show(args) -> None:
 
 
 def rank(args) -> None:
+    """Ranked within each output kind: one list when the models share a kind (or `--kind`),
+    else a list per kind under a `# kind` line (a volume FID and a radiograph FID do not
+    compare)."""
     g = _generators(args)
     if args.values:
         ranked = g.find_models_and_rank(args.values, args.operator, metric=args.metric,
-                                        order=args.order)  # fmt: skip
+                                        order=args.order, kind=args.kind)  # fmt: skip
     else:
-        ranked = g.rank_models_by_performance(None, args.metric, args.order)
+        ranked = g.rank_models_by_performance(None, args.metric, args.order, args.kind)
+    by_kind: dict[str, list[dict]] = {}
     for r in ranked:
-        print(f"{r['model_id']:36s} {args.metric} = {r[args.metric]:.6g}")
+        by_kind.setdefault(g.output_kind(r["model_id"]), []).append(r)
+    for kind, group in sorted(by_kind.items()):
+        if len(by_kind) > 1:
+            print(f"# {kind}")
+        for r in group:
+            print(f"{r['model_id']:36s} {args.metric} = {r[args.metric]:.6g}")
+    if len(by_kind) > 1:
+        print(f"note: {args.metric} ranked within each output kind ({', '.join(sorted(by_kind))}); "
+              "--kind KIND for one", file=sys.stderr)  # fmt: skip
     if not ranked:
-        print(f"no model records {args.metric}")
+        print(f"no model records {args.metric}" + (f" among {args.kind}" if args.kind else ""))
 
 
 def generate(args) -> None:
@@ -154,6 +167,8 @@ def add_parsers(verbs) -> None:
     search_flags(a, "*")
     a.add_argument("--metric", default="FID", help="e.g. FID, FID_ratio, CLF.trained_on_fake.auc")
     a.add_argument("--order", choices=("asc", "desc"), default="asc")
+    a.add_argument("--kind", help="only models of this output kind: volumes, cohort, images, "
+                   "table, translations (default: every kind, ranked within each)")  # fmt: skip
     a = action("generate", generate, "generate from a model (the layout of `jaxsyn generate`)")
     a.add_argument("id")
     a.add_argument("--n", type=int, default=1)

@@ -187,14 +187,23 @@ class Generators:
                 matches.append(cand)
         return matches
 
+    def output_kind(self, model_id: str | int) -> str:
+        """What a model generates: its card's execution.output.kind ("volumes", "cohort",
+        "images", "table", "translations"). A metric compares models of one kind only: an FID of
+        volumes and an FID of radiographs are not on one scale."""
+        return self._card(self.resolve(model_id))["execution"]["output"]["kind"]
+
     def rank_models_by_performance(self, model_ids: list | None = None, metric: str = "FID",
-                                   order: str = "asc") -> list[dict]:  # fmt: skip
+                                   order: str = "asc", kind: str | None = None) -> list[dict]:  # fmt: skip
         """[{"model_id": id, metric: value}] sorted by `metric` (a dotted key of
         selection.performance, e.g. "CLF.trained_on_fake.auc"); models without it are left out.
-        A list value counts as its best: min for "asc", max for "desc"."""
+        A list value counts as its best: min for "asc", max for "desc". `kind`: only models with
+        that output kind (`output_kind`)."""
         if order not in ("asc", "desc"):
             raise ConfigError(f"order is {order!r}; expected 'asc' or 'desc'")
         ids = self.list_models() if model_ids is None else [self.resolve(m) for m in model_ids]
+        if kind is not None:
+            ids = [m for m in ids if self.output_kind(m) == kind]
         ranked = []
         for model_id in ids:
             value: Any = self._card(model_id)["selection"]["performance"]
@@ -209,11 +218,12 @@ class Generators:
 
     def find_models_and_rank(self, values: list | str, target_values_operator: str = "AND",
                              are_keys_also_matched: bool = False, is_case_sensitive: bool = False,
-                             metric: str = "FID", order: str = "asc") -> list[dict]:  # fmt: skip
+                             metric: str = "FID", order: str = "asc",
+                             kind: str | None = None) -> list[dict]:  # fmt: skip
         found = self.find_matching_models_by_values(values, target_values_operator,
                                                     are_keys_also_matched, is_case_sensitive)  # fmt: skip
         return (
-            self.rank_models_by_performance([m.model_id for m in found], metric, order)
+            self.rank_models_by_performance([m.model_id for m in found], metric, order, kind)
             if found
             else []
         )

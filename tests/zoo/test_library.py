@@ -127,6 +127,31 @@ def test_rank_order_and_dotted_metrics(lib):
         "00001_HAGAN_CT_A", "00002_MMCGAN_CT_B"]  # fmt: skip
 
 
+def test_rank_within_each_output_kind(lib, capsys):
+    """FIDs of volumes and of radiographs are not on one scale: `--kind` ranks one kind, and
+    without it the CLI ranks within each kind under its own heading and says so."""
+    xray = lib / "00003_ACGAN_XRAY_C" / "model.json"
+    c = json.loads(xray.read_text())
+    c["execution"]["output"] = {"kind": "images", "shape": [8, 8, 1], "labels": ["0", "1"]}
+    files.write_json(xray, c)
+    g = Generators(library=lib)
+    assert g.output_kind(3) == "images" and g.output_kind("00001") == "volumes"
+    assert [r["model_id"] for r in g.rank_models_by_performance(kind="volumes")] == [
+        "00002_MMCGAN_CT_B", "00001_HAGAN_CT_A"]  # fmt: skip
+    assert g.rank_models_by_performance(kind="images") == [
+        {"model_id": "00003_ACGAN_XRAY_C", "FID": 20.0}]  # fmt: skip
+    assert g.find_models_and_rank(["CT"], metric="FID", kind="images") == []
+    assert main(["models", "rank", "--metric", "FID", "--library", str(lib)]) == 0
+    out = capsys.readouterr()
+    assert out.out.split() == [
+        "#", "images", "00003_ACGAN_XRAY_C", "FID", "=", "20",
+        "#", "volumes", "00002_MMCGAN_CT_B", "FID", "=", "10", "00001_HAGAN_CT_A", "FID", "=", "30",
+    ]  # fmt: skip
+    assert "ranked within each output kind (images, volumes)" in out.err
+    assert main(["models", "rank", "--kind", "table", "--library", str(lib)]) == 0
+    assert capsys.readouterr().out.strip() == "no model records FID among table"
+
+
 def test_short_ids_and_config(lib):
     g = Generators(library=lib)
     for short in (3, "3", "00003", "00003_ACGAN_XRAY_C"):
