@@ -23,8 +23,8 @@ from jaxsyn.cli.common import apply_overrides
 from jaxsyn.errors import ConfigError
 from jaxsyn.models import acgan as acgan_model
 from jaxsyn.models import cpdgan, proggan
-from jaxsyn.nn import remat as remat_lib
 from jaxsyn.train import acgan, gan2d, parallel
+from tests.bench.remat_trace import policies
 
 pytestmark = pytest.mark.xdist_group("bench_remat2d")
 
@@ -197,22 +197,6 @@ def networks(name: str, remat):
         lambda p: module.apply_generator(p["g"], z, y, c, *stage),
         disc,
     )
-
-
-def policies(fn, *args) -> list[str]:
-    """The remat policies of `fn`'s traced program, in program order (nested ones too)."""
-    names = {n: remat_lib.policy(n) for n in remat_lib.POLICIES if n != "none"}
-    found = []
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name.startswith("remat"):
-                found.append(next(n for n, p in names.items() if p == eqn.params["policy"]))
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                walk(sub)
-
-    walk(jax.make_jaxpr(fn)(*args).jaxpr)
-    return found
 
 
 @pytest.mark.parametrize("name", FAMILIES)

@@ -31,6 +31,7 @@ from jaxsyn.models import cyclegan
 from jaxsyn.models import duiit as model
 from jaxsyn.nn import remat as remat_lib
 from jaxsyn.train import duiit, parallel
+from tests.bench.remat_trace import policies
 
 pytestmark = pytest.mark.xdist_group("bench_remat_duiit")
 
@@ -181,23 +182,6 @@ def test_set_from_the_command_line_and_read_back():
 
 
 # --- what a trace shows (default suite) ----------------------------------------------------------
-
-
-def policies(fn, *args, jaxpr=None) -> list[str]:
-    """The remat policies of `fn`'s traced program (or of `jaxpr`), in program order (nested
-    ones too)."""
-    names = {n: remat_lib.policy(n) for n in remat_lib.POLICIES if n != "none"}
-    found = []
-
-    def walk(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name.startswith("remat"):
-                found.append(next(n for n, p in names.items() if p == eqn.params["policy"]))
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                walk(sub)
-
-    walk(jaxpr or jax.make_jaxpr(fn)(*args).jaxpr)
-    return found
 
 
 GROUPS = ("nothing_saveable", "dots_saveable", "none")  # encoder, residual blocks, decoder
