@@ -11,6 +11,8 @@ Trained variants (each otherwise jaxsyn's defaults):
   soft           hard_conditions False and extra_condition_p 0 (the reference's training)
   iters300       the mode-specific normalisation's mixtures fitted for 300 variational
   iters1000      (1000) iterations instead of the reference's 100 (see RESULTS.md: modes)
+  lr5e-4, lr1e-3 both Adam learning rates (the reference's 2e-4): a small table gets one step an
+                 epoch at batch 500, so 100 epochs are 100-200 steps
 Each trained model is sampled two ways: `running` (the defaults: BatchNorm running statistics,
 empirical free conditions) and `batch` (each 500-row batch's own statistics, empirical
 conditions). Scores as run.py (quality, utility, DCR).
@@ -48,6 +50,8 @@ VARIANTS = {
     "soft": {"extra_condition_p": 0.0, "model": CTGANConfig(hard_conditions=False)},
     "iters300": {"transformer": TransformerConfig(mixture=MixtureConfig(n_iter=300))},
     "iters1000": {"transformer": TransformerConfig(mixture=MixtureConfig(n_iter=1000))},
+    "lr5e-4": {"g_lr": 5e-4, "d_lr": 5e-4},
+    "lr1e-3": {"g_lr": 1e-3, "d_lr": 1e-3},
 }
 
 
