@@ -24,6 +24,12 @@ mode (each batch's own statistics), which normalises away a condition that a who
 its conditional samples ignore their condition (`jaxsyn.models.ctgan.generate`). Pass
 `stats=None` to the constructor for the reference's behaviour. Rows are generated in batches of
 the training batch size, many batches per device call.
+
+`sample` decodes on the device: with running statistics the sampler keeps the entry it drew in
+each one-hot span and turns it into a mode index, missing flag and category code in the same
+call (`data.tabular.choice_parts`), so only a few numbers a column reach the host, where
+`TableTransformer.from_parts` maps them to values (float64) and builds the DataFrame. The table
+is the one `inverse_transform(sample_encoded(...))` gives.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ outputs), clips numeric values to the observed bounds, rounds them to the observ
 restores each column's dtype; nullable ints keep NA and missing values come back from the
 indicator. Numeric columns are standardised before the mixture fit (`mixture.py`), which runs for
 all columns at once; transform and inverse work in row chunks with a progress bar when large.
+The inverse is two steps: `decode_parts` (each span's argmax: numpy, or jax.numpy inside a
+sampler's jit; `choice_parts` when the sampler already holds each span's drawn entry) and
+`from_parts` (values in original units, bounds, decimals, dtypes).
 """
 
 from __future__ import annotations
