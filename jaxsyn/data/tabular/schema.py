@@ -268,8 +268,11 @@ def discrete_series(col: ColumnSchema, codes: np.ndarray) -> pd.Series:
         cats = list(col.categories)
         return pd.Series(pd.Categorical.from_codes(np.where(codes < len(cats), codes, -1), cats))
     one_type = len({type(c) for c in col.categories}) == 1
-    if one_type and codes.max(initial=0) < len(col.categories):  # a typed array is faster
-        return pd.Series(np.asarray(col.categories)[codes]).astype(dtype)
+    if one_type and codes.max(initial=0) < len(col.categories):
+        # a typed array for numbers is faster; text stays in an object array (a numpy str array
+        # would be converted element by element)
+        kind = object if dtype == np.dtype(object) else None
+        return pd.Series(np.asarray(col.categories, dtype=kind)[codes]).astype(dtype)
     values = np.array([*col.categories, None], dtype=object)[codes]
     return pd.Series(values).astype(_nullable(dtype))
 
