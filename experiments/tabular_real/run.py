@@ -13,7 +13,9 @@ as ctgan counts them (batch 500, pac 10, its network sizes; every fit on one CPU
   reference  jaxsyn in the reference's mode: soft single-column conditions (hard_conditions
              False, extra_condition_p 0), log-frequency training conditions, and the reference's
              sampling: BatchNorm with each 500-row batch's own statistics, free conditions drawn
-             with the log-frequency probabilities (ctgan's `sample`).
+             with the log-frequency probabilities (ctgan's `sample`). The mode-specific
+             normalisation is jaxsyn's, whose mixtures keep more modes on small tables than
+             the reference's (jaxsyn/data/tabular/mixture.py).
   defaults   jaxsyn's defaults (`CTGANTrainConfig(seed=...)`, `TableSynthesizer.load`).
   ctgan      the `ctgan` package 0.12.1, `CTGAN(epochs=..., enable_gpu=False)`,
              `set_random_state(seed)` and `torch.manual_seed(seed)`, one torch thread (on
