@@ -57,10 +57,21 @@ class MixtureConfig:
     degrees_of_freedom_prior: float = 1.0  # sklearn default: n_features
     reg_covar: float = 1e-6  # sklearn default (here in standardised units)
     n_iter: int = 100  # sklearn max_iter, which the reference's fits mostly hit
-    n_kmeans_iter: int = 10  # ours: Lloyd steps after the quantile start
+    n_kmeans_iter: int = 10  # ours: Lloyd steps after the start
     chunk_rows: int = 8192  # ours: [C, K, chunk] temporaries stay in cache (fastest on CPU)
+    # The start: "quantiles" (ours, no randomness) or "kmeans++" (the reference's: scikit-learn's
+    # k-means, k-means++ seeding drawn with `init_seed`; give it n_kmeans_iter ~300, as its Lloyd
+    # runs to convergence).
+    init: str = "quantiles"
+    init_seed: int = 0
+
+    ADDED_FIELDS = {"init": "quantiles", "init_seed": 0}  # runs saved before these fields
 
     def __post_init__(self):
+        if self.init not in ("quantiles", "kmeans++"):
+            raise ConfigError(
+                f"MixtureConfig.init is {self.init!r}; expected 'quantiles' or 'kmeans++'"
+            )
         if self.n_components < 1 or self.n_iter < 1 or self.chunk_rows < 1:
             raise ConfigError(
                 f"n_components {self.n_components}, n_iter {self.n_iter}, chunk_rows"
@@ -204,8 +215,25 @@ def _fit_small(x, w, centre, prior: Prior, config: MixtureConfig) -> Mixture:
     return _iterate(_initialise(x, w, centre, prior, config), x, w, prior, config, config.n_iter)
 
 
-def quantile_centres(values: np.ndarray, counts: np.ndarray, k: int) -> np.ndarray:
-    """[C, K] weighted quantiles (k + 1/2) / K of sorted `values` [C, U] with `counts` [C, U].
+def kmeanspp_centres(values: np.ndarray, counts: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """[C, K] k-means++ seeds (Arthur & Vassilvitskii 2007) of `values` [C, U] weighted by
+    `counts` [C, U]: the first drawn with probability proportional to its count, each next one to
+    count x squared distance to the nearest seed so far (the reference's k-means start; not its
+    random stream: scikit-learn also tries 2 + log k candidates a seed and keeps the best)."""
+    out = np.zeros((values.shape[0], k), values.dtype)
+    for c, (v, w) in enumerate(zip(values, counts.astype(float), strict=True)):
+        rng = np.random.default_rng((seed, c))
+        centres = [v[rng.choice(len(v), p=w / w.sum())]] if w.sum() > 0 else [v[0]]
+        for _ in range(k - 1):
+            p = w * np.min((v[:, None] - np.array(centres)[None]) ** 2, axis=1)
+            centres.append(v[rng.choice(len(v), p=p / p.sum())] if p.sum() > 0 else centres[-1])
+        out[c] = centres
+    return out
+
+
+def quantile_centres(values: np.ndarray, counts: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """[C, K] weighted quantiles (k + 1/2) / K of sorted `values` [C, U] with `counts` [C, U]
+    (`seed` unused: this start has no randomness).
 
     One searchsorted for all columns: each column's cumulative count is offset past the last.
     """
@@ -275,9 +303,13 @@ def fit(
     over iterations appears when over a million distinct values remain (`progress=False` hides it).
     """
     distinct, counts = compress(values, weight)
-    centre = jnp.asarray(quantile_centres(distinct, counts, config.n_components), jnp.float32)
+    start = quantile_centres if config.init == "quantiles" else kmeanspp_centres
+    centre = jnp.asarray(
+        start(distinct, counts, config.n_components, config.init_seed), jnp.float32
+    )
     x, w = map(jnp.asarray, chunk_rows(distinct, counts, config.chunk_rows))
     prior = _prior(x, w)
+    config = dataclasses.replace(config, init="quantiles", init_seed=0)  # started: one compile
     if x.shape[0] * x.shape[2] < _LARGE_ROWS:
         return Mixture(*(np.asarray(a) for a in _fit_small(x, w, centre, prior, config)))
     mix = _initialise_jit(x, w, centre, prior, config)
