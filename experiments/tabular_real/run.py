@@ -7,15 +7,17 @@
 Tables (tables.py, fixed before any tuning): diabetes, whas500, actg175, gbsg2; `--tables
 flchain` is the tuning table, never reported with them. Per table and seed the real rows are
 split 75 / 25 (stratified on a binary target, `random_state` = seed): every arm trains on the
-same 75 % and is judged against it and the 25 % hold-out. Three arms, each at `--epochs` epochs
+same 75 % and is judged against it and the 25 % hold-out. Four arms, each at `--epochs` epochs
 as ctgan counts them (batch 500, pac 10, its network sizes; every fit on one CPU device):
 
   reference  jaxsyn in the reference's mode: soft single-column conditions (hard_conditions
              False, extra_condition_p 0), log-frequency training conditions, and the reference's
              sampling: BatchNorm with each 500-row batch's own statistics, free conditions drawn
-             with the log-frequency probabilities (ctgan's `sample`). The mode-specific
-             normalisation is jaxsyn's, whose mixtures keep more modes on small tables than
-             the reference's (jaxsyn/data/tabular/mixture.py).
+             with the log-frequency probabilities (ctgan's `sample`), and the reference's
+             mixture start (k-means++ seeds, Lloyd to convergence; `MixtureConfig(init=
+             "kmeans++")`), which keeps about the reference's mode counts.
+  reference-quantiles  the same with jaxsyn's mixture start (quantiles; more modes on small
+             tables: jaxsyn/data/tabular/mixture.py): the reference arm of the first runs.
   defaults   jaxsyn's defaults (`CTGANTrainConfig(seed=...)`, `TableSynthesizer.load`).
   ctgan      the `ctgan` package 0.12.1, `CTGAN(epochs=..., enable_gpu=False)`,
              `set_random_state(seed)` and `torch.manual_seed(seed)`, one torch thread (on
@@ -59,14 +61,15 @@ import tables as tables_lib  # noqa: E402
 
 from jaxsyn import files  # noqa: E402
 from jaxsyn.cli import cache  # noqa: E402
-from jaxsyn.data.tabular import infer_schema  # noqa: E402
+from jaxsyn.data.tabular import TransformerConfig, infer_schema  # noqa: E402
+from jaxsyn.data.tabular.mixture import MixtureConfig  # noqa: E402
 from jaxsyn.eval import privacy, utility  # noqa: E402
 from jaxsyn.eval import tabular as metrics  # noqa: E402
 from jaxsyn.infer.ctgan import TableSynthesizer  # noqa: E402
 from jaxsyn.models.ctgan import CTGANConfig  # noqa: E402
 from jaxsyn.train import ctgan as train  # noqa: E402
 
-ARMS = ("reference", "defaults", "ctgan")
+ARMS = ("reference", "reference-quantiles", "defaults", "ctgan")
 HOLDOUT = 0.25
 
 
@@ -79,11 +82,14 @@ def split(table: tables_lib.Table, seed: int) -> tuple[pd.DataFrame, pd.DataFram
     return tr.reset_index(drop=True), ho.reset_index(drop=True)
 
 
-def reference_config(seed: int) -> train.CTGANTrainConfig:
-    """The reference's training: one soft condition per row, log-frequency conditions."""
+def reference_config(seed: int, start: str = "kmeans++") -> train.CTGANTrainConfig:
+    """The reference's training: one soft condition per row, log-frequency conditions, and its
+    mixtures' k-means++ start (`start="quantiles"`: jaxsyn's, the first runs' reference arm)."""
+    mixture = MixtureConfig(init="kmeans++", init_seed=seed, n_kmeans_iter=300)
     return train.CTGANTrainConfig(
         seed=seed, extra_condition_p=0.0, log_frequency=True,
         model=CTGANConfig(hard_conditions=False),
+        transformer=TransformerConfig(mixture=mixture if start == "kmeans++" else MixtureConfig()),
     )  # fmt: skip
 
 
@@ -97,13 +103,17 @@ def reference_sampler(synth: TableSynthesizer) -> TableSynthesizer:
 
 
 def fit_jaxsyn(table, train_df, arm: str, epochs: int, seed: int, work: Path) -> pd.DataFrame:
-    config = reference_config(seed) if arm == "reference" else train.CTGANTrainConfig(seed=seed)
+    config = (
+        reference_config(seed) if arm == "reference"
+        else reference_config(seed, "quantiles") if arm == "reference-quantiles"
+        else train.CTGANTrainConfig(seed=seed)
+    )  # fmt: skip
     schema = infer_schema(train_df, kinds=table.kinds(), detect_id=False)
     run_dir = work / f"{table.name}-{arm}-{epochs}-{seed}"
     train.run(run_dir, train_df, epochs=epochs, config=config, schema=schema, progress=False,
               checkpoint_every=10**9, keep=1, devices=jax.devices()[:1])  # fmt: skip
     synth = TableSynthesizer.load(run_dir)
-    if arm == "reference":
+    if arm.startswith("reference"):
         synth = reference_sampler(synth)
     return synth.sample(len(train_df), key=seed + 1000, ids=False)
 

@@ -13,6 +13,7 @@ the DCR figures. Two comparisons, on quality and on utility:
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import sys
@@ -24,7 +25,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 from jaxsyn import files  # noqa: E402
 from jaxsyn.eval.stats import mann_whitney  # noqa: E402
 
-ARMS = ("reference", "defaults", "ctgan")
+ARMS = ("reference", "reference-quantiles", "defaults", "ctgan")
+REFERENCE_ARMS = ("reference", "reference-quantiles")
 FIELDS = {
     "overall": lambda r: r["overall"],
     "shapes": lambda r: r["column_shapes"],
@@ -56,14 +58,15 @@ def summary(records: list[dict]) -> dict:
         entry = {"arms": by_arm}
         if "ctgan" in by_arm:
             c = by_arm["ctgan"]
-            for metric in ("overall", "utility"):
-                if "reference" in by_arm:
-                    diff = by_arm["reference"][metric]["mean"] - c[metric]["mean"]
-                    entry[f"reference_{metric}"] = {
+            for metric, ref in itertools.product(("overall", "utility"), REFERENCE_ARMS):
+                if ref in by_arm:
+                    diff = by_arm[ref][metric]["mean"] - c[metric]["mean"]
+                    entry[f"{ref}_{metric}"] = {
                         "difference": diff,
                         "ctgan_sd": c[metric]["sd"],
                         "within_spread": abs(diff) <= c[metric]["sd"],
                     }
+            for metric in ("overall", "utility"):
                 if "defaults" in by_arm and c[metric]["n"] > 1 < by_arm["defaults"][metric]["n"]:
                     d = by_arm["defaults"][metric]
                     test = mann_whitney(d["values"], c[metric]["values"], "greater")
@@ -115,20 +118,30 @@ def markdown(state: dict, summ: dict) -> str:
             )
     lines += [
         "",
-        "Reference mode vs ctgan (faithful: |mean difference| ≤ ctgan's sd) and jaxsyn's "
-        "defaults vs ctgan (one-sided Mann–Whitney, H1 defaults > ctgan; min p = the smallest p "
-        "the seed counts allow):",
+        "Reference mode vs ctgan (faithful: |mean difference| ≤ ctgan's sd; reference = the "
+        "reference's mixture start, reference-quantiles = jaxsyn's) and jaxsyn's defaults vs "
+        "ctgan (one-sided Mann–Whitney, H1 defaults > ctgan; min p = the smallest p the seed "
+        "counts allow):",
         "",
-        "| epochs | table | ref − ctgan quality (ctgan sd) | within | ref − ctgan utility "
-        "(ctgan sd) | within | defaults − ctgan quality, p (min p) | defaults − ctgan "
-        "utility, p (min p) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| epochs | table | arm − ctgan quality (ctgan sd) | within | arm − ctgan utility "
+        "(ctgan sd) | within |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for key, e in summ.items():
+    for (key, e), arm in itertools.product(summ.items(), ("defaults", *REFERENCE_ARMS)):
         epochs, table = key.split("/")
+        if arm == "defaults":
+            cells = []
+            for metric in ("overall", "utility"):
+                d = e.get(f"defaults_{metric}")
+                cells += [f"{d['difference']:+.3f}, p {d['p']:.3f} (min {d['min_p']:.3f})"
+                          if d else "-", ""]  # fmt: skip
+            lines.append(f"| {epochs} | {table} | defaults: " + " | ".join(cells) + " |")
+            continue
+        if f"{arm}_overall" not in e:
+            continue
         cells = []
         for metric in ("overall", "utility"):
-            r = e.get(f"reference_{metric}")
+            r = e.get(f"{arm}_{metric}")
             cells += (
                 [
                     f"{r['difference']:+.3f} ({r['ctgan_sd']:.3f})",
@@ -137,10 +150,7 @@ def markdown(state: dict, summ: dict) -> str:
                 if r
                 else ["-", "-"]  # fmt: skip
             )
-        for metric in ("overall", "utility"):
-            d = e.get(f"defaults_{metric}")
-            cells.append(f"{d['difference']:+.3f}, {d['p']:.3f} ({d['min_p']:.3f})" if d else "-")
-        lines.append(f"| {epochs} | {table} | " + " | ".join(cells) + " |")
+        lines.append(f"| {epochs} | {table} | {arm}: " + " | ".join(cells) + " |")
     sd = [
         e["sdmetrics_max_abs_difference"]
         for e in summ.values()
