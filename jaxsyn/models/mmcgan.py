@@ -60,13 +60,15 @@ from jaxsyn.errors import ConfigError
 from jaxsyn.models import ctgan, hagan
 from jaxsyn.models.ctgan import CTGANConfig
 from jaxsyn.models.hagan import EncoderGlobal, Generator, HAGANConfig
-from jaxsyn.nn.dense import TorchDense
+from jaxsyn.nn.dense import TorchDense, torch_uniform
 from jaxsyn.nn.layers import ConvGNReLU
 
 # The HA-GAN generator's parameters that form the shared generator (G^A); the rest are the heads.
 SHARED_PREFIXES = ("fc", "trunk_")
-# The key of the tabular auxiliary classifier's parameters inside the tabular discriminator's.
+# The keys of the tabular auxiliary classifier's and of the projection term's parameters inside
+# the tabular discriminator's (beside CTGAN's critic).
 ROW_CLASSIFIER = "row_classifier"
+ROW_PROJECTION = "row_projection"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,9 +89,13 @@ class MMCGANConfig:
     # 0.1 / 0.3 / 1); 0 = no classifier: the default (and runs from before it), as it was not
     # measured clearly better (issue 22; tests/train/test_mmcgan_rows.py)
     lambda_row_class: float = 0.0
+    # weight of the tabular critic's projection term (module docstring; Miyato & Koyama 2018's
+    # projection discriminator, ours on CTGAN's critic); 0 = none: the default (and runs from
+    # before it)
+    row_projection: float = 0.0
     # fields added after runs were saved without them: the value that trains as those runs did
     # (jaxsyn.checkpoint.added_fields; a class attribute, not a field)
-    ADDED_FIELDS = {"row_noise": 0, "lambda_row_class": 0.0}
+    ADDED_FIELDS = {"row_noise": 0, "lambda_row_class": 0.0, "row_projection": 0.0}
 
     def __post_init__(self):
         object.__setattr__(self, "bottleneck_channels", tuple(self.bottleneck_channels))
@@ -111,6 +117,10 @@ class MMCGANConfig:
             raise ConfigError(
                 f"MMCGANConfig.lambda_row_class is {self.lambda_row_class}; expected >= 0 (0 = no row classifier)"
             )
+        if self.row_projection < 0:
+            raise ConfigError(
+                f"MMCGANConfig.row_projection is {self.row_projection}; expected >= 0 (0 = no projection term)"
+            )
         want = self.bottleneck_dim + self.row_noise + self.image.num_continuous
         if self.table.embedding_dim != want:  # CTGAN's noise slot holds [v; z; continuous]
             object.__setattr__(self, "table", dataclasses.replace(self.table, embedding_dim=want))
@@ -124,6 +134,12 @@ class MMCGANConfig:
         """Whether the tabular discriminator has an auxiliary classifier (a class condition and
         a positive `lambda_row_class`)."""
         return self.lambda_row_class > 0 and self.image.num_classes > 0
+
+    @property
+    def projection(self) -> bool:
+        """Whether the tabular critic has a projection term (a class condition and a positive
+        `row_projection`)."""
+        return self.row_projection > 0 and self.image.num_classes > 0
 
     def bind(self, layout: Any) -> MMCGANConfig:
         return dataclasses.replace(self, table=self.table.bind(layout))
@@ -172,6 +188,24 @@ class RowClassifier(nn.Module):
         return TorchDense(self.config.image.num_classes)(h)
 
 
+class RowProjection(nn.Module):
+    """The projection term <embed(y), phi(x)> [B] of encoded rows x [B, data_dim] (named columns
+    hidden: `hide_named`) under class labels y [B]: phi the critic's widths and LeakyReLU, no
+    dropout; embed [num_classes, last width], initialised as a PyTorch Linear's weights."""
+
+    config: MMCGANConfig
+
+    @nn.compact
+    def __call__(self, rows: jax.Array, labels: jax.Array) -> jax.Array:
+        t = self.config.table
+        h = rows.astype(jnp.float32)
+        for width in t.discriminator_dim:
+            h = nn.leaky_relu(TorchDense(width)(h), t.negative_slope)
+        shape = (self.config.image.num_classes, h.shape[-1])
+        embed = self.param("embed", torch_uniform(h.shape[-1]), shape)
+        return jnp.sum(embed[labels] * h, axis=-1)
+
+
 def hide_named(rows: jax.Array, tab_cond: jax.Array, table: CTGANConfig) -> jax.Array:
     """Rows [B, data_dim] with the span of every discrete column that its condition vector
     [B, cond_dim] names set to 0 (condition slots follow `table.discrete`, as CTGAN's)."""
@@ -186,8 +220,26 @@ def hide_named(rows: jax.Array, tab_cond: jax.Array, table: CTGANConfig) -> jax.
 
 
 def critic_params(tab_d: dict) -> dict:
-    """The tabular discriminator's parameters without its auxiliary classifier: CTGAN's critic."""
-    return {k: v for k, v in tab_d.items() if k != ROW_CLASSIFIER}
+    """The tabular discriminator's parameters without its auxiliary classifier and projection
+    term: CTGAN's critic."""
+    return {k: v for k, v in tab_d.items() if k not in (ROW_CLASSIFIER, ROW_PROJECTION)}
+
+
+def critic_score(
+    tab_d: dict, x: jax.Array, labels: jax.Array, keys: jax.Array | None, config: MMCGANConfig
+) -> jax.Array:
+    """The tabular critic's scores [B / pac] of inputs x = [row; condition] [B, data_dim +
+    cond_dim] of class labels [B] (dropout keys [B / pac] or None): CTGAN's score, plus
+    `row_projection` x the projection term of the row (named columns hidden) when the config has
+    one, summed over each pac group. The signature `tab_train.d_loss` takes for its critic, so
+    the gradient penalty's interpolates are scored by all of it."""
+    t = config.table
+    score = ctgan.Discriminator(t).apply({"params": critic_params(tab_d)}, x, keys)
+    if not config.projection:
+        return score
+    rows = hide_named(x[:, : t.data_dim], x[:, t.data_dim :], t)
+    term = RowProjection(config).apply({"params": tab_d[ROW_PROJECTION]}, rows, labels)
+    return score + config.row_projection * term.reshape(-1, t.pac).sum(-1)
 
 
 def row_class_logits(
@@ -215,8 +267,8 @@ def split_generator(g_params: dict) -> tuple[dict, dict]:
 def init(key: jax.Array, config: MMCGANConfig) -> dict[str, Any]:
     """{component: params}, plus "spectral" (D's vectors) and "batch_stats" (the tabular
     generator's running statistics). Components: shared, image_g, image_d, eh, eg, bottleneck,
-    tab_g, tab_d (CTGAN's critic, and under ROW_CLASSIFIER the auxiliary classifier when the
-    config has one). Compiled once per config, as `hagan.init`."""
+    tab_g, tab_d (CTGAN's critic, and under ROW_CLASSIFIER the auxiliary classifier and under
+    ROW_PROJECTION the projection term when the config has them). Compiled once per config, as `hagan.init`."""
     k_img, k_eg, k_b, k_tab = jax.random.split(key, 4)
     image = hagan.init(k_img, config.image)
     shared, heads = split_generator(image["g"]["params"])
@@ -229,6 +281,10 @@ def init(key: jax.Array, config: MMCGANConfig) -> dict[str, Any]:
         rows = jnp.zeros((1, config.table.data_dim))
         k_c = jax.random.fold_in(k_tab, 1)
         tab_d = {**tab_d, ROW_CLASSIFIER: RowClassifier(config).init(k_c, rows)["params"]}
+    if config.projection:  # its own key too
+        rows, labels = jnp.zeros((1, config.table.data_dim)), jnp.zeros((1,), jnp.int32)
+        k_p = jax.random.fold_in(k_tab, 2)
+        tab_d = {**tab_d, ROW_PROJECTION: RowProjection(config).init(k_p, rows, labels)["params"]}
     return {
         "params": {
             "shared": shared,

@@ -145,24 +145,31 @@ def _fake(g_params, stats, keys, table: TableArrays, config: CTGANTrainConfig):
     return cb.cond, logits, model.activate(logits, cb.cond, k_gumbel, m), stats
 
 
-def d_loss(d_params, real, real_cond, fake, fake_cond, group_keys, config: CTGANTrainConfig):
-    """Wasserstein critic loss + gradient penalty, over this device's pac groups."""
+def d_loss(
+    d_params, real, real_cond, fake, fake_cond, group_keys, config: CTGANTrainConfig, critic=None
+):
+    """Wasserstein critic loss + gradient penalty, over this device's pac groups. `critic(d_params,
+    x, keys)` scores inputs x = [row; condition] [B, data_dim + cond_dim] -> [B / pac] (None:
+    CTGAN's Discriminator; MMCGAN passes its critic with the projection term): real rows, fakes
+    and the penalty's interpolates all go through it."""
     m = config.model
+    if critic is None:
+        critic = lambda p, x, keys: model.Discriminator(m).apply({"params": p}, x, keys)  # noqa: E731
     k_real, k_fake, k_gp, k_alpha = split_each(group_keys, 4)
-    y_real = model.apply_discriminator(d_params, real, real_cond, m, k_real)
-    y_fake = model.apply_discriminator(d_params, fake, fake_cond, m, k_fake)
-    wasserstein = -(jnp.mean(y_real) - jnp.mean(y_fake))
     real_in = jnp.concatenate([real, real_cond], -1)
     fake_in = jnp.concatenate([fake, fake_cond], -1)
+    y_real = critic(d_params, real_in, k_real)
+    y_fake = critic(d_params, fake_in, k_fake)
+    wasserstein = -(jnp.mean(y_real) - jnp.mean(y_fake))
     groups = real_in.shape[0] // m.pac
     alpha = jax.vmap(jax.random.uniform)(k_alpha)  # one weight per pac group
     alpha = jnp.repeat(alpha, m.pac)[:, None]
     mixed = alpha * real_in + (1 - alpha) * fake_in
 
-    def critic(x):
-        return jnp.sum(model.Discriminator(m).apply({"params": d_params}, x, k_gp))
+    def total(x):
+        return jnp.sum(critic(d_params, x, k_gp))
 
-    grad = jax.grad(critic)(mixed).reshape(groups, -1)
+    grad = jax.grad(total)(mixed).reshape(groups, -1)
     norm = jnp.sqrt(jnp.sum(jnp.square(grad), axis=-1))
     penalty = config.gp_lambda * jnp.mean(jnp.square(norm - 1.0))
     return wasserstein + penalty, {"wasserstein": wasserstein, "gp": penalty}

@@ -4,6 +4,8 @@
 
 One step on a batch of patient records (a volume and its patient's clinical row):
   tabular D   WGAN-GP: D_tab(real row ⊕ c) vs D_tab(G_tab(B(G^A(z, c)), z) ⊕ c)   every step
+              [D_tab + row_projection x <embed(y), phi(row)> everywhere, penalty included,
+              `row_projection` > 0]
               [+ CE of the auxiliary row classifier on real rows, `lambda_row_class` > 0]
   image D     HA-GAN's D step on G^L/G^H of the same hypercubes           every `image_d_every`
   joint G     L_tab(G^A, B, G_tab) [+ L_img(G^A, G^L, G^H) when due]: one gradient for G^A, so
@@ -200,15 +202,24 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
     )
     fake_row = jax.lax.stop_gradient(fake_row)
 
+    def scorer(lab):
+        """`tab_train.d_loss`'s critic for rows of class labels `lab`: with the projection term,
+        MMCGAN's full critic on the whole tabular discriminator (real, fake and the penalty's
+        interpolates); without, None (CTGAN's, on `critic_params`)."""
+        if not m.projection:
+            return None
+        return lambda dp, x_in, keys: model.critic_score(dp, x_in, lab, keys, m)
+
     def tab_d_loss(dp):
-        critic = model.critic_params(dp)
+        critic = dp if m.projection else model.critic_params(dp)
         loss, aux = tab_train.d_loss(
-            critic, real_row, tab_cond, fake_row[:b], tab_cond, k_dgroups, config.tabular
-        )
+            critic, real_row, tab_cond, fake_row[:b], tab_cond, k_dgroups, config.tabular,
+            scorer(labels),
+        )  # fmt: skip
         if x is not None:
             loss_x, aux_x = tab_train.d_loss(
                 critic, x["row"], x["tab_cond"], fake_row[b:], x["tab_cond"], x["d_groups"],
-                config.tabular,
+                config.tabular, scorer(x["labels"]),
             )  # fmt: skip
             loss, aux = _by_groups((loss, aux), (loss_x, aux_x), b, x["row"].shape[0])
         if m.row_classifier:  # AC-GAN: the classifier learns on real rows only, as HA-GAN's D
@@ -253,11 +264,17 @@ def train_step(state: state_lib.TrainState, batch: dict, key: jax.Array, *, conf
         logits, fake, stats = _tab_fake(
             p, stats, h_all, zc_g[:, : img.latent_dim], continuous_all, tab_cond_all, gumbel_g, m
         )
-        critic = model.critic_params(params["tab_d"])
-        d_tab = functools.partial(tab_model.apply_discriminator, critic, config=m.table)
-        adversarial = -jnp.mean(d_tab(fake[:b], tab_cond, keys=k_ggroups))
+
+        def d_tab(rows, cond, lab, keys):  # the critic of tab_d_loss (projection included)
+            if m.projection:
+                x_in = jnp.concatenate([rows, cond], -1)
+                return model.critic_score(params["tab_d"], x_in, lab, keys, m)
+            critic = model.critic_params(params["tab_d"])
+            return tab_model.apply_discriminator(critic, rows, cond, m.table, keys)
+
+        adversarial = -jnp.mean(d_tab(fake[:b], tab_cond, labels, k_ggroups))
         if x is not None:
-            adv_x = -jnp.mean(d_tab(fake[b:], x["tab_cond"], keys=x["g_groups"]))
+            adv_x = -jnp.mean(d_tab(fake[b:], x["tab_cond"], x["labels"], x["g_groups"]))
             adversarial, _ = _by_groups((adversarial, {}), (adv_x, {}), b, x["row"].shape[0])
         ce = jnp.mean(tab_model.cond_loss(logits, tab_cond_all, m.table))
         tab = adversarial + ce
