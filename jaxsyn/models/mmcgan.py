@@ -42,6 +42,17 @@ Choices the paper leaves open (its Figs. A.1/A.2 are not available), each a conf
     class means come out ordered, but AC-GAN's push away from class boundaries sends the edge
     classes to the ends of the real range (the decoder clips there), so it is off by default
     (figures: tests/train/test_mmcgan_rows.py).
+  * tabular projection critic (ours; `row_projection`, 0 = none, as runs from before the field):
+    Miyato & Koyama's (2018) projection discriminator on CTGAN's critic. The critic's score of a
+    row x under class y is CTGAN's plus row_projection x <embed(y), phi(x)>, phi an MLP of the
+    critic's widths (LeakyReLU, no dropout) on the row with its named condition columns hidden,
+    embed a [num_classes, width] table (`RowProjection`, under ROW_PROJECTION in the tabular
+    discriminator's parameters, learning with the critic). `critic_score` is that critic, used
+    for real rows, fakes, the gradient penalty's interpolates and the generator's term. It does
+    make the critic use the class (the class-by-label score matrix of real rows gains a
+    diagonal, +0.1 to +0.4 where CTGAN's critic gives 0.00), but the rows do not follow: at 400
+    and 800 steps of the rows test's command some class still has almost no row in range and
+    whole classes sit on the clip (figures: tests/train/test_mmcgan_rows.py), so it is off.
   * pac: the paper does not say; CTGAN's 10 would need 10 patients per device in a 3D batch, so
     the default is 1 (a plain WGAN-GP critic on single rows).
 """

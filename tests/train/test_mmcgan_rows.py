@@ -44,7 +44,25 @@ probability, and the classifier, which has one class-0 row, calls the lowest BMI
 Variants measured at 400 steps, seed 0: classifier loss only while p(class) < 0.5, 0.16 / 0.31
 / 0.84; a twin classifier on fakes (TAC-GAN, L = 1) 0.16 / 0.53 / 0.94 (seed 1 0.34 / 0.47 /
 0.69), at L = 0.1 to step 800 0.72 / 0.47 / 1.00 with class 3 on the clip again. So the classifier
-stays off by default, and the goal is not met."""
+stays off by default, and the goal is not met.
+A projection critic (Miyato & Koyama 2018; `--config.model.row_projection=P`, the command above
+to step 800, seeds 0 and 1, 2026-12-07, same machine; the baseline P = 0 seed 0 rerun gives the
+figures above, 0.16 / 0.25 / 0.47 at 400 and 0.09 / 0.19 / 0.06 at 800) makes the critic use the
+class: the class-by-label matrix of real rows' mean scores (each label's column centred) gains a
+diagonal (mean +0.11 / +0.12 at steps 400 / 800 with P = 1 seed 0, +0.21 / +0.39 seed 1; P = 0:
+-0.001 / +0.004). The rows do not follow:
+  P = 1    seed 0  step 400 0.16 / 0.00 / 1.00 (29.4 / 37.0 / 36.9); 800 0.06 / 0.00 / 0.38
+                   (17.9 / 37.0 / 29.4)
+           seed 1  step 400 0.38 / 0.00 / 0.03 (25.9 / 18.7 / 25.6); 800 0.41 / 0.06 / 0.97
+                   (22.4 / 34.4 / 34.7)
+  P = 0.3  seed 0  step 400 0.06 / 0.12 / 0.94 (31.4 / 33.4 / 33.9); 800 0.31 / 0.00 / 0.28
+                   (19.1 / 34.3 / 28.3)
+           seed 1  step 400 0.34 / 0.03 / 0.03 (26.8 / 19.8 / 25.1); 800 0.00 / 0.38 / 0.97
+                   (33.8 / 29.4 / 34.8)
+(seed 1's real means 22.7 / 27.2 / 33.6). Class 2 is the worst in most runs (P = 1 seed 0:
+class 2's mean is the clip, 37.0, at both steps; 63 and 58 of the 96 rows at 17.3 or 37.0), so
+the projection stays off by default (not tried with extra rows, as it did not help) and the
+goal is not met."""
 
 from __future__ import annotations
 
