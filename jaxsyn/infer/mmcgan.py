@@ -71,6 +71,7 @@ def model_config(info: dict) -> MMCGANConfig:
         # runs from before the field had no row classifier (a training-only network: sampling
         # never reads it, but the parameter tree then matches their checkpoints)
         lambda_row_class=m.get("lambda_row_class", 0.0),
+        row_projection=m.get("row_projection", 0.0),  # likewise (training only)
     )
 
 
