@@ -131,6 +131,9 @@ def test_umap_figure_and_umap_space_attacks(folders, tmp_path):
     assert sum("_umap_spread keys in ours" in n for n in notes) == 1  # once, not per space
 
 
+# make test is at its 10-minute limit (11 min 1 s on 2026-12-07's AVX-512 machine): the utility
+# itself is tested in tests/eval/test_utility.py, the table utility in this file
+@pytest.mark.slow
 def test_utility_in_the_report(folders, tmp_path):
     cxr.write_cohort(tmp_path / "test", n=48, size=32, seed=9, progress=False)
     evaluate(

@@ -88,11 +88,14 @@ def _steps(store, n_devices: int, base=CONFIG) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def runs(store):
-    return {n: _steps(store, n) for n in (1, 8)}
+    return {1: _steps(store, 1)}
 
 
-def test_eight_devices_equal_one(runs):
-    (one, m1, _), (eight, m8, _) = runs[1], runs[8]
+# make test is at its 10-minute limit (11 min 1 s on 2026-12-07's AVX-512 machine): the 8-device
+# run is built only here; sharding is checked in the default suite on HA-GAN, AC-GAN, the toy GAN
+@pytest.mark.slow
+def test_eight_devices_equal_one(runs, store):
+    (one, m1, _), (eight, m8, _) = runs[1], _steps(store, 8)
     assert_trees_close(one[-1], eight[-1], **TOL)
     for a, b in zip(m1, m8, strict=True):
         assert a.keys() == b.keys()
