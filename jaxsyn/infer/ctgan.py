@@ -271,7 +271,8 @@ def _generate(params, keys, cond, z, parts, config: CTGANConfig):
     reference's sampling)."""
 
     def one(k, c, zb):
-        return _finish(model.generate(params, k, c, config, z=zb), parts)
+        rows = model.generate(params, k, c, config, z=zb)
+        return (rows,) if parts is None else tuple(decode_parts(rows, parts, jnp))
 
     if z is None:
         return jax.vmap(lambda k, c: one(k, c, None))(keys, cond)
@@ -292,10 +293,6 @@ def _sample(params, stats, keys, cond, z, parts, config: CTGANConfig):
     if z is None:
         return jax.lax.map(lambda a: one(a[0], a[1], None), (keys, cond))
     return jax.lax.map(lambda a: one(*a), (keys, cond, z))
-
-
-def _finish(rows: jax.Array, parts: DecodeIndex | None) -> tuple[jax.Array, ...]:
-    return (rows,) if parts is None else tuple(decode_parts(rows, parts, jnp))
 
 
 def _range(name: str, value: Any) -> tuple[float, float]:
