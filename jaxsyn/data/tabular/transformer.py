@@ -274,7 +274,7 @@ class TableTransformer:
         return DecodeIndex(
             scalar=i32(ix.scalar), mode=i32(ix.mode), missing=i32(ix.missing), disc=i32(ix.disc),
             mode_span=i32(mode_span), mode_of=mode_of, missing_span=i32(missing_span),
-            disc_span=i32([onehot[d[0]] for d in ix.disc]) if len(ix.disc) else i32([]),
+            disc_span=i32([onehot[d[0]] for d in ix.disc]),
         )  # fmt: skip
 
     def from_parts(self, scalar, mode, missing, codes, *, ids: bool = False) -> pd.DataFrame:
