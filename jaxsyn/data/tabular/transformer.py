@@ -17,6 +17,10 @@ outputs), clips numeric values to the observed bounds, rounds them to the observ
 restores each column's dtype; nullable ints keep NA and missing values come back from the
 indicator. Numeric columns are standardised before the mixture fit (`mixture.py`), which runs for
 all columns at once; transform and inverse work in row chunks with a progress bar when large.
+With `TransformerConfig.centre_by` (ours; MMCGAN sets it to its class column) each numeric value
+first loses its class's mean (shrunk towards the column's mean by `centre_prior` pseudo-rows), the
+mixtures model what is left, and decoding adds the decoded class's mean back before the bounds:
+a generator then learns one within-class shape, not a shape per class from a few rows each.
 The inverse is two steps: `decode_parts` (each span's argmax: numpy, or jax.numpy inside a
 sampler's jit; `choice_parts` when the sampler already holds each span's drawn entry) and
 `from_parts` (values in original units, bounds, decimals, dtypes).
@@ -83,12 +87,22 @@ class TransformerConfig:
     std_multiplier: float = 4.0  # RDT ClusterBasedNormalizer STD_MULTIPLIER
     clip: float = 0.99  # RDT ClusterBasedNormalizer: normalised values clipped to +-0.99
     chunk_rows: int = 1 << 17  # ours: rows per transform/inverse chunk
+    # ours (MMCGAN, issue 22): a discrete column whose class means are taken out of every numeric
+    # column before the mixture fit and put back on decoding (`class_offsets`); None = CTGAN's
+    centre_by: str | None = None
+    centre_prior: float = 2.0  # pseudo-rows at the table's mean added to each class's mean
+    # fields added after runs were saved without them (jaxsyn.checkpoint.added_fields)
+    ADDED_FIELDS = {"centre_by": None, "centre_prior": 2.0}
 
     def __post_init__(self):
         if self.std_multiplier <= 0 or not 0 < self.clip <= 1 or self.chunk_rows < 1:
             raise ConfigError(
                 f"std_multiplier {self.std_multiplier}, clip {self.clip}, chunk_rows"
                 f" {self.chunk_rows}; expected > 0, in (0, 1] and >= 1"
+            )
+        if self.centre_prior < 0:
+            raise ConfigError(
+                f"TransformerConfig.centre_prior is {self.centre_prior}; expected >= 0"
             )
 
 
@@ -132,6 +146,9 @@ class TableTransformer:
     scale: np.ndarray  # [C] numeric columns' standard deviation (1 for a constant column)
     mixture: mixture.Mixture  # [C, K] per field, in standardised units
     valid: np.ndarray  # [C, K] bool: the modes whose weight exceeds the threshold
+    # [C, W]: each numeric column's offset for each category of `config.centre_by` (W its
+    # categories, plus its missing slot, whose offset is 0); None without centring
+    class_offsets: np.ndarray | None = None
 
     @classmethod
     def fit(
@@ -146,6 +163,11 @@ class TableTransformer:
         schema = schema or infer_schema(df)
         schema.check_columns(df)
         x, present = _numeric_matrix(df, schema)
+        offsets = None
+        if config.centre_by is not None:
+            classes = _centre_codes(config.centre_by, schema, df)
+            offsets = _class_offsets(x, present, classes, schema, config)
+            x = x - offsets[:, classes]
         n = np.maximum(present.sum(1), 1)
         shift = (x * present).sum(1) / n
         std = np.sqrt((present * (x - shift[:, None]) ** 2).sum(1) / n)
@@ -157,7 +179,8 @@ class TableTransformer:
         else:  # no numeric columns
             mix = mixture.Mixture(*(np.zeros((0, k), np.float32) for _ in range(6)))
         valid = np.asarray(mixture.weights(mix)) > config.mixture.weight_threshold
-        return cls(schema=schema, config=config, shift=shift, scale=scale, mixture=mix, valid=valid)
+        return cls(schema=schema, config=config, shift=shift, scale=scale, mixture=mix, valid=valid,
+                   class_offsets=offsets)  # fmt: skip
 
     @functools.cached_property
     def layout(self) -> Layout:
@@ -206,9 +229,11 @@ class TableTransformer:
         self.schema.check_columns(df)
         key = jax.random.key(key) if isinstance(key, int | np.integer) else key
         x, present = _numeric_matrix(df, self.schema)
+        codes = _codes(df, self.schema)
+        if self.class_offsets is not None:
+            x = x - self.class_offsets[:, codes[self._centre_position]]
         z = np.where(present, (x - self.shift[:, None]) / self.scale[:, None], 0.0)
         z = z.astype(np.float32)
-        codes = _codes(df, self.schema)
         n, chunk = len(df), _chunk(len(df), self.config.chunk_rows)
         out = np.zeros((n, self.layout.dim), np.float32)
         mix = mixture.Mixture(*(jnp.asarray(a, jnp.float32) for a in self.mixture))
@@ -286,8 +311,11 @@ class TableTransformer:
         rows = np.arange(len(mode))[:, None]
         sigma = np.sqrt(mix.covariances.astype(np.float64))[rows, mode]
         z = scalar * self.config.std_multiplier * sigma + mix.means[rows, mode]
-        values = self._enforce(self.shift[:, None] + self.scale[:, None] * z)
+        values = self.shift[:, None] + self.scale[:, None] * z
         missing, codes = np.asarray(missing, bool).T, np.asarray(codes).T
+        if self.class_offsets is not None:
+            values = values + self.class_offsets[:, codes[self._centre_position]]
+        values = self._enforce(values)
         columns, num, disc = {}, iter(range(len(values))), iter(range(len(codes)))
         if ids and self.schema.id_column is not None:
             columns[self.schema.id_column] = self.schema.synthetic_ids(n)
@@ -298,6 +326,11 @@ class TableTransformer:
                 i = next(num)
                 columns[col.name] = numeric_series(col, values[i], missing[i])
         return pd.DataFrame(columns)
+
+    @functools.cached_property
+    def _centre_position(self) -> int:
+        """The `centre_by` column's row in `_codes`' [Dd, N] output."""
+        return [c.name for c in self.schema.columns if c.discrete].index(self.config.centre_by)
 
     def _enforce(self, values: np.ndarray) -> np.ndarray:
         """Clip to the observed bounds and round to the observed decimals, per column."""
@@ -318,6 +351,7 @@ class TableTransformer:
             "scale": self.scale,
             "mixture": self.mixture._asdict(),
             "valid": self.valid,
+            **({} if self.class_offsets is None else {"class_offsets": self.class_offsets}),
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -340,9 +374,39 @@ class TableTransformer:
                 scale=np.asarray(d["scale"], float),
                 mixture=mixture.Mixture(**arrays),
                 valid=np.asarray(d["valid"], bool).reshape(arrays["means"].shape),
+                class_offsets=_offsets_from_json(d.get("class_offsets"), len(d["shift"])),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise DataError(f"{path}: cannot read transformer ({type(e).__name__}: {e})") from e
+
+
+def _centre_codes(name: str, schema: TableSchema, df: pd.DataFrame) -> np.ndarray:
+    """The category codes [N] of the column the numeric columns are centred by."""
+    discrete = [c.name for c in schema.columns if c.discrete]
+    if name not in discrete:
+        raise ConfigError(
+            f"TransformerConfig.centre_by is {name!r}; expected one of the table's discrete"
+            f" columns {discrete}"
+        )
+    return _codes(df, schema)[discrete.index(name)]
+
+
+def _class_offsets(x, present, classes, schema: TableSchema, config: TransformerConfig):
+    """[C, W] per numeric column and class: the class's mean less the column's mean, each class's
+    mean shrunk towards the column's by `centre_prior` pseudo-rows (a class of one patient is not
+    copied); a missing class value's slot gets 0."""
+    col, prior = schema[config.centre_by], config.centre_prior
+    width = len(col.categories) + col.missing
+    hot = np.eye(width)[classes] * (classes < len(col.categories))[:, None]  # [N, W]
+    mean = (x * present).sum(1, keepdims=True) / np.maximum(present.sum(1, keepdims=True), 1)
+    count = present.astype(float) @ hot  # [C, W]
+    total = np.where(present, x, 0.0) @ hot
+    shrunk = (total + prior * mean) / np.maximum(count + prior, 1e-12)
+    return np.where(count + prior > 0, shrunk - mean, 0.0)
+
+
+def _offsets_from_json(value, columns: int) -> np.ndarray | None:
+    return None if value is None else np.asarray(value, float).reshape(columns, -1)
 
 
 def _chunk(n: int, chunk_rows: int) -> int:
