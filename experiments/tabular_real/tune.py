@@ -13,9 +13,13 @@ Trained variants (each otherwise jaxsyn's defaults):
   iters1000      (1000) iterations instead of the reference's 100 (see RESULTS.md: modes)
   lr5e-4, lr1e-3 both Adam learning rates (the reference's 2e-4): a small table gets one step an
                  epoch at batch 500, so 100 epochs are 100-200 steps
+  batch50,       batch_size 50 / 100 / 200 instead of the reference's 500 (multiples of pac 10):
+  batch100,      more steps an epoch on a small table (max(N // batch, 1)), so more generator
+  batch200       steps at equal epochs
 Each trained model is sampled two ways: `running` (the defaults: BatchNorm running statistics,
-empirical free conditions) and `batch` (each 500-row batch's own statistics, empirical
-conditions). Scores as run.py (quality, utility, DCR).
+empirical free conditions) and `batch` (each training-size batch's own statistics: 500 rows
+at the defaults, the variant's batch_size for batchN; empirical conditions). Scores as run.py
+(quality, utility, DCR).
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ VARIANTS = {
     "iters1000": {"transformer": TransformerConfig(mixture=MixtureConfig(n_iter=1000))},
     "lr5e-4": {"g_lr": 5e-4, "d_lr": 5e-4},
     "lr1e-3": {"g_lr": 1e-3, "d_lr": 1e-3},
+    "batch50": {"batch_size": 50},
+    "batch100": {"batch_size": 100},
+    "batch200": {"batch_size": 200},
 }
 
 
