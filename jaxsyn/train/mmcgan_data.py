@@ -67,14 +67,18 @@ def fit_transformer(
     store: VolumeStore, config: MMCGANTrainConfig, out_dir: Path, progress: bool
 ) -> TableTransformer:
     """The run's table transformer: loaded from `out_dir` when resuming, else fitted on the
-    store's patient table with the class column categorical."""
+    store's patient table with the class column categorical (and, with `centre_rows`, the
+    numeric columns centred by its classes)."""
     path = out_dir / TRANSFORMER_FILE
     if path.is_file():
         return TableTransformer.load(path)
     table = patient_table(store)
     kinds = {config.class_column: "categorical"} if config.class_column else {}
     schema = infer_schema(table, id_column=store.manifest["id_column"], kinds=kinds)
-    return TableTransformer.fit(table, schema, config=config.transformer, progress=progress)
+    tconfig = config.transformer
+    if config.centre_rows and config.class_column:
+        tconfig = dataclasses.replace(tconfig, centre_by=config.class_column)
+    return TableTransformer.fit(table, schema, config=tconfig, progress=progress)
 
 
 def records(

@@ -196,12 +196,13 @@ def test_each_component_gets_its_learning_rate():
     for name, lr in LR_OF.items():
         updates, _ = opts[name].update(grads, opts[name].init(params), params)
         np.testing.assert_allclose(updates["w"], -lr * np.sign(grads["w"]), rtol=1e-4, err_msg=name)
-    paper = mmcgan.MMCGANTrainConfig()  # the defaults are the paper's Table 1
-    assert (paper.lr_shared, paper.betas_shared) == (1e-4, (0.0, 0.999))
-    assert (paper.lr_image_g, paper.betas_image_g) == (1e-4, (0.0, 0.999))
+    paper = mmcgan.MMCGANTrainConfig()  # the defaults are the paper's Table 1 but the tabular
+    assert (paper.lr_shared, paper.betas_shared) == (1e-4, (0.0, 0.999))  # head's rates (2e-4;
+    assert (paper.lr_image_g, paper.betas_image_g) == (1e-4, (0.0, 0.999))  # issue 22)
     assert (paper.lr_image_d, paper.betas_image_d) == (4e-4, (0.0, 0.999))
+    ours = {"tab_g": 1e-4, "tab_d": 2e-3, "bottleneck": 1e-4}
     for name in ("tab_g", "tab_d", "bottleneck"):
-        assert (getattr(paper, f"lr_{name}"), getattr(paper, f"betas_{name}")) == (2e-4, (0.5, 0.9))
+        assert (getattr(paper, f"lr_{name}"), getattr(paper, f"betas_{name}")) == (ours[name], (0.5, 0.9))
 
 
 def test_config_errors_name_the_field():
@@ -213,3 +214,20 @@ def test_config_errors_name_the_field():
         mmcgan.MMCGANTrainConfig(extra_rows=-2)
     with pytest.raises(ConfigError, match="bottleneck_channels"):
         MMCGANConfig.tiny(bottleneck_channels=(8, 8, 8, 8))  # 4 halvings of an 8³ hypercube
+
+
+def test_rows_are_centred_by_the_class_column(store, tmp_path):
+    """`centre_rows` (the default) encodes the numeric columns relative to their bmi_class's
+    mean; off, the encoding is CTGAN's (the paper's)."""
+    centred = mmcgan.fit_transformer(store, CONFIG, tmp_path / "a", progress=False)
+    plain = mmcgan.fit_transformer(
+        store, dataclasses.replace(CONFIG, centre_rows=False), tmp_path / "b", progress=False
+    )
+    assert centred.config.centre_by == "bmi_class" and plain.class_offsets is None
+    table = store.table
+    numeric = [c.name for c in centred.schema.columns if not c.discrete]
+    bmi, cls = numeric.index("bmi"), list(centred.schema["bmi_class"].categories)
+    by_class = table.groupby("bmi_class")["bmi"].agg(["sum", "count"])
+    for c, row in by_class.iterrows():  # shrunk by centre_prior (2) pseudo-rows at the mean
+        want = (row["sum"] + 2 * table["bmi"].mean()) / (row["count"] + 2) - table["bmi"].mean()
+        assert centred.class_offsets[bmi, cls.index(c)] == pytest.approx(want)
