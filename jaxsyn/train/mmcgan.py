@@ -67,7 +67,8 @@ COMPONENTS = ("shared", "image_g", "image_d", "eh", "eg", "bottleneck", "tab_g",
 
 
 def optimizers(config: MMCGANTrainConfig) -> dict[str, optax.GradientTransformation]:
-    """One Adam per component (Table 1); coupled L2 decay on the tabular G and D as CTGAN's."""
+    """One Adam per component (Table 1's, the tabular head's ours); coupled L2 decay on the
+    tabular G and D as CTGAN's."""
 
     def adam(lr, betas, decay=0.0):
         parts = [optax.add_decayed_weights(decay)] if decay else []
@@ -75,7 +76,7 @@ def optimizers(config: MMCGANTrainConfig) -> dict[str, optax.GradientTransformat
 
     c = config
     tab_d = adam(c.lr_tab_d, c.betas_tab_d, c.tab_decay)
-    if c.model.row_classifier:  # the critic at Table 1's rate, its auxiliary classifier at its own
+    if c.model.row_classifier:  # the critic at lr_tab_d, its auxiliary classifier at its own
         row_class = adam(c.lr_row_class, c.betas_tab_d, c.tab_decay)
         labels = lambda p: {k: k == model.ROW_CLASSIFIER for k in p}  # noqa: E731
         tab_d = optax.multi_transform({False: tab_d, True: row_class}, labels)

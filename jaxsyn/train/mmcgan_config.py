@@ -1,4 +1,4 @@
-"""MMCGAN's training config (the paper's Table 1), read by the step (`train.mmcgan`) and the
+"""MMCGAN's training config (the paper's Table 1 but the tabular head's rates), read by the step (`train.mmcgan`) and the
 records (`train.mmcgan_data`); `jaxsyn.train.mmcgan.MMCGANTrainConfig` is the same class."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from jaxsyn.train import ctgan as tab_train
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MMCGANTrainConfig:
-    """What determines a run's numbers (checked on resume). Defaults: the paper's Table 1."""
+    """What determines a run's numbers (checked on resume). Defaults: the paper's Table 1, but
+    the tabular head's learning rates and `centre_rows` (ours, issue 22; see train.mmcgan)."""
 
     model: MMCGANConfig = dataclasses.field(default_factory=MMCGANConfig)
     transformer: TransformerConfig = dataclasses.field(default_factory=TransformerConfig)
