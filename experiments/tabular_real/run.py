@@ -18,7 +18,9 @@ as ctgan counts them (batch 500, pac 10, its network sizes; every fit on one CPU
              "kmeans++")`), which keeps about the reference's mode counts.
   reference-quantiles  the same with jaxsyn's mixture start (quantiles; more modes on small
              tables: jaxsyn/data/tabular/mixture.py): the reference arm of the first runs.
-  defaults   jaxsyn's defaults (`CTGANTrainConfig(seed=...)`, `TableSynthesizer.load`).
+  defaults   jaxsyn's defaults (`CTGANTrainConfig(seed=...)`, `TableSynthesizer.load`); since
+             2026-12-08 its batch is `auto_batch` of the table (50 on all four), before 500
+             (arm `defaults-batch500` in the records: those runs, relabelled).
   ctgan      the `ctgan` package 0.12.1, `CTGAN(epochs=..., enable_gpu=False)`,
              `set_random_state(seed)` and `torch.manual_seed(seed)`, one torch thread (on
              shared cores torch's OpenMP threads spin: 848 s for 100 epochs of diabetes with two).
@@ -87,7 +89,7 @@ def reference_config(seed: int, start: str = "kmeans++") -> train.CTGANTrainConf
     mixtures' k-means++ start (`start="quantiles"`: jaxsyn's, the first runs' reference arm)."""
     mixture = MixtureConfig(init="kmeans++", init_seed=seed, n_kmeans_iter=300)
     return train.CTGANTrainConfig(
-        seed=seed, extra_condition_p=0.0, log_frequency=True,
+        seed=seed, extra_condition_p=0.0, log_frequency=True, batch_size=500,
         model=CTGANConfig(hard_conditions=False),
         transformer=TransformerConfig(mixture=mixture if start == "kmeans++" else MixtureConfig()),
     )  # fmt: skip

@@ -2,6 +2,7 @@
 and a short run that learns a known conditional structure (sampled exactly, several columns)."""
 
 import copy
+import json
 import dataclasses
 
 import jax
@@ -214,3 +215,27 @@ def test_free_conditions_follow_the_empirical_frequencies(trained):
     np.testing.assert_array_less(np.abs(cond.mean(0) - want), 5 * sigma)
     log = np.log1p([900, 90, 10]) / np.log1p([900, 90, 10]).sum() / 2
     assert np.abs(cond.mean(0)[:3] - log).max() > 50 * sigma[:3].max()
+
+
+def test_auto_batch_by_table_size():
+    """The largest multiple of pac x devices giving 30 steps an epoch, within [50, 500]."""
+    assert [ctgan.auto_batch(n, 10) for n in (10, 331, 1604, 3000, 6000, 15000, 200000)] == [
+        50, 50, 50, 100, 200, 500, 500]  # fmt: skip
+    assert ctgan.auto_batch(331, 10, 8) == 80 and ctgan.auto_batch(200000, 10, 8) == 480
+    assert ctgan.auto_batch(6000, 1) == 200 and ctgan.auto_batch(1000, 1) == 50
+
+
+def test_default_batch_is_decided_once_and_kept_on_resume(tmp_path):
+    """A run with the default batch records what it used, and resuming keeps it even where
+    the rule would now say otherwise (a run saved with 500 before the rule existed)."""
+    df = structured(300)
+    config = ctgan.CTGANTrainConfig.tiny(batch_size=None)
+    kw = dict(config=config, checkpoint_every=2, progress=False, devices=jax.devices()[:1])
+    ctgan.run(tmp_path / "auto", df, epochs=1, **kw)
+    info = json.loads((tmp_path / "auto" / "config.json").read_text())
+    assert info["batch_size"] == 50 and info["steps_per_epoch"] == 6
+    old = tmp_path / "old"
+    ctgan.run(old, df, steps=2, **{**kw, "config": dataclasses.replace(config, batch_size=100)})
+    ctgan.run(old, df, steps=3, resume=True, **kw)  # the default config resumes at 100
+    assert json.loads((old / "config.json").read_text())["batch_size"] == 100
+    assert TableSynthesizer.load(old).batch_size == 100
