@@ -18,9 +18,9 @@ as ctgan counts them (batch 500, pac 10, its network sizes; every fit on one CPU
              "kmeans++")`), which keeps about the reference's mode counts.
   reference-quantiles  the same with jaxsyn's mixture start (quantiles; more modes on small
              tables: jaxsyn/data/tabular/mixture.py): the reference arm of the first runs.
-  defaults   jaxsyn's defaults (`CTGANTrainConfig(seed=...)`, `TableSynthesizer.load`); since
-             2026-12-08 its batch is `auto_batch` of the table (50 on all four), before 500
-             (arm `defaults-batch500` in the records: those runs, relabelled).
+  defaults   jaxsyn's defaults (`CTGANTrainConfig(seed=...)`, `TableSynthesizer.load`).
+  auto-batch the defaults with `batch_size=None`: `auto_batch` of the table (50 on all four;
+             tuned on flchain only, tune.py's batch variants).
   ctgan      the `ctgan` package 0.12.1, `CTGAN(epochs=..., enable_gpu=False)`,
              `set_random_state(seed)` and `torch.manual_seed(seed)`, one torch thread (on
              shared cores torch's OpenMP threads spin: 848 s for 100 epochs of diabetes with two).
@@ -71,7 +71,7 @@ from jaxsyn.infer.ctgan import TableSynthesizer  # noqa: E402
 from jaxsyn.models.ctgan import CTGANConfig  # noqa: E402
 from jaxsyn.train import ctgan as train  # noqa: E402
 
-ARMS = ("reference", "reference-quantiles", "defaults", "ctgan")
+ARMS = ("reference", "reference-quantiles", "defaults", "auto-batch", "ctgan")
 HOLDOUT = 0.25
 
 
@@ -89,7 +89,7 @@ def reference_config(seed: int, start: str = "kmeans++") -> train.CTGANTrainConf
     mixtures' k-means++ start (`start="quantiles"`: jaxsyn's, the first runs' reference arm)."""
     mixture = MixtureConfig(init="kmeans++", init_seed=seed, n_kmeans_iter=300)
     return train.CTGANTrainConfig(
-        seed=seed, extra_condition_p=0.0, log_frequency=True, batch_size=500,
+        seed=seed, extra_condition_p=0.0, log_frequency=True,
         model=CTGANConfig(hard_conditions=False),
         transformer=TransformerConfig(mixture=mixture if start == "kmeans++" else MixtureConfig()),
     )  # fmt: skip
@@ -108,6 +108,7 @@ def fit_jaxsyn(table, train_df, arm: str, epochs: int, seed: int, work: Path) ->
     config = (
         reference_config(seed) if arm == "reference"
         else reference_config(seed, "quantiles") if arm == "reference-quantiles"
+        else train.CTGANTrainConfig(seed=seed, batch_size=None) if arm == "auto-batch"
         else train.CTGANTrainConfig(seed=seed)
     )  # fmt: skip
     schema = infer_schema(train_df, kinds=table.kinds(), detect_id=False)

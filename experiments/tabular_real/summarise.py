@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from jaxsyn import files  # noqa: E402
 from jaxsyn.eval.stats import mann_whitney  # noqa: E402
 
-ARMS = ("reference", "reference-quantiles", "defaults", "ctgan")
+ARMS = ("reference", "reference-quantiles", "defaults", "auto-batch", "ctgan")
 REFERENCE_ARMS = ("reference", "reference-quantiles")
 FIELDS = {
     "overall": lambda r: r["overall"],

@@ -73,10 +73,9 @@ class CTGANTrainConfig:
     model: CTGANConfig = dataclasses.field(default_factory=CTGANConfig)
     transformer: TransformerConfig = dataclasses.field(default_factory=TransformerConfig)
     seed: int = 0  # transformer's mode draws, init, every batch and every noise draw
-    # ours: None = `auto_batch` of the table (ctgan.py's 500 from 15,000 rows up, down to 50 on
-    # small tables); an int (ctgan.py CTGAN(batch_size=500)) is used as given, a multiple of pac
-    # x devices
-    batch_size: int | None = None
+    # ctgan.py CTGAN(batch_size=500); a multiple of pac x devices. None (ours, opt-in) =
+    # `auto_batch` of the table: tuned on flchain, it did not help on the four real tables
+    batch_size: int | None = 500
     g_lr: float = 2e-4  # ctgan.py generator_lr
     d_lr: float = 2e-4  # ctgan.py discriminator_lr
     b1: float = 0.5  # ctgan.py Adam betas=(0.5, 0.9)
@@ -265,14 +264,17 @@ AUTO_STEPS, AUTO_MIN, AUTO_MAX = 30, 50, 500
 
 
 def auto_batch(n_rows: int, pac: int, n_devices: int = 1) -> int:
-    """The default batch for a table of `n_rows`: the largest multiple of pac x devices that
-    gives AUTO_STEPS (30) steps an epoch, within [50, 500] (each bound rounded to that multiple).
+    """The batch `batch_size=None` picks for a table of `n_rows` (opt-in): the largest multiple
+    of pac x devices that gives AUTO_STEPS (30) steps an epoch, within [50, 500] (each bound
+    rounded to that multiple).
 
-    ctgan.py's fixed 500 gives a table of a few hundred rows one step an epoch. Tuned on flchain
-    alone (experiments/tabular_real/tune.py, 375 and 1500 training rows, 10 seeds): batch 50
-    scored +0.015 quality at 100 epochs and +0.014 / +0.036 at 300 against 500; batches 100
-    and 200 did not (200 scored below 500), so the rule gives 50 on tables up to 1,500 rows and
-    reaches 500 at 15,000."""
+    ctgan.py's fixed 500 gives a table of a few hundred rows one step an epoch. On the tuning
+    table (flchain, experiments/tabular_real/tune.py, 375 and 1500 training rows, 10 seeds)
+    batch 50 scored +0.015 quality at 100 epochs and +0.014 / +0.036 at 300 against 500, and
+    batches 100 and 200 did not. On the four real tables it gave 50 everywhere and did not
+    help: quality against batch 500 -0.016 to +0.025 at 100 epochs (mean +0.003), -0.048
+    (WHAS500) to +0.030 at 300 (mean -0.003); experiments/tabular_real/RESULTS.md, arm
+    auto-batch. So it is not the default."""
     unit = pac * n_devices
     lo = -(-AUTO_MIN // unit) * unit
     hi = max(lo, AUTO_MAX // unit * unit)

@@ -218,6 +218,7 @@ def test_free_conditions_follow_the_empirical_frequencies(trained):
 
 
 def test_auto_batch_by_table_size():
+    assert ctgan.CTGANTrainConfig().batch_size == 500  # opt-in: the default is ctgan's
     """The largest multiple of pac x devices giving 30 steps an epoch, within [50, 500]."""
     assert [ctgan.auto_batch(n, 10) for n in (10, 331, 1604, 3000, 6000, 15000, 200000)] == [
         50, 50, 50, 100, 200, 500, 500]  # fmt: skip
@@ -225,9 +226,9 @@ def test_auto_batch_by_table_size():
     assert ctgan.auto_batch(6000, 1) == 200 and ctgan.auto_batch(1000, 1) == 50
 
 
-def test_default_batch_is_decided_once_and_kept_on_resume(tmp_path):
-    """A run with the default batch records what it used, and resuming keeps it even where
-    the rule would now say otherwise (a run saved with 500 before the rule existed)."""
+def test_auto_batch_is_decided_once_and_kept_on_resume(tmp_path):
+    """A run with batch_size None (auto_batch) records what it used, and resuming with None
+    keeps the run's own batch even where the rule would say otherwise."""
     df = structured(300)
     config = ctgan.CTGANTrainConfig.tiny(batch_size=None)
     kw = dict(config=config, checkpoint_every=2, progress=False, devices=jax.devices()[:1])
@@ -236,6 +237,6 @@ def test_default_batch_is_decided_once_and_kept_on_resume(tmp_path):
     assert info["batch_size"] == 50 and info["steps_per_epoch"] == 6
     old = tmp_path / "old"
     ctgan.run(old, df, steps=2, **{**kw, "config": dataclasses.replace(config, batch_size=100)})
-    ctgan.run(old, df, steps=3, resume=True, **kw)  # the default config resumes at 100
+    ctgan.run(old, df, steps=3, resume=True, **kw)  # batch_size None resumes at 100
     assert json.loads((old / "config.json").read_text())["batch_size"] == 100
     assert TableSynthesizer.load(old).batch_size == 100
