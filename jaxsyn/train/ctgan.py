@@ -89,7 +89,9 @@ class CTGANTrainConfig:
     extra_condition_p: float = 0.5
 
     def __post_init__(self):
-        if self.batch_size is not None and (self.batch_size < 1 or self.batch_size % self.model.pac):
+        if self.batch_size is not None and (
+            self.batch_size < 1 or self.batch_size % self.model.pac
+        ):
             raise ConfigError(
                 f"CTGANTrainConfig.batch_size is {self.batch_size}; expected a positive multiple "
                 f"of pac {self.model.pac}"

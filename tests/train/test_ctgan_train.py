@@ -2,8 +2,8 @@
 and a short run that learns a known conditional structure (sampled exactly, several columns)."""
 
 import copy
-import json
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp

@@ -202,7 +202,8 @@ def test_each_component_gets_its_learning_rate():
     assert (paper.lr_image_d, paper.betas_image_d) == (4e-4, (0.0, 0.999))
     ours = {"tab_g": 1e-4, "tab_d": 2e-3, "bottleneck": 1e-4}
     for name in ("tab_g", "tab_d", "bottleneck"):
-        assert (getattr(paper, f"lr_{name}"), getattr(paper, f"betas_{name}")) == (ours[name], (0.5, 0.9))
+        lr, betas = getattr(paper, f"lr_{name}"), getattr(paper, f"betas_{name}")
+        assert (lr, betas) == (ours[name], (0.5, 0.9)), name
 
 
 def test_config_errors_name_the_field():

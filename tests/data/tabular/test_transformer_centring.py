@@ -57,7 +57,9 @@ def test_round_trip_and_decoding_follows_the_class(table, centred):
     mid = centred.inverse_transform(rows, progress=False)["bmi"].to_numpy()
     rows[:, span.start : span.start + span.width] = np.eye(span.width)[cats.index("high")]
     high = centred.inverse_transform(rows, progress=False)["bmi"].to_numpy()
-    shift = centred.class_offsets[0, cats.index("high")] - centred.class_offsets[0, cats.index("mid")]
+    shift = (
+        centred.class_offsets[0, cats.index("high")] - centred.class_offsets[0, cats.index("mid")]
+    )
     assert shift > 4
     np.testing.assert_allclose(high - mid, np.minimum(mid + shift, table["bmi"].max()) - mid,
                                atol=0.011)  # fmt: skip
