@@ -6,8 +6,8 @@ Shares of 32 rows per class 1 / 2 / 3 inside it (real class means 22.8 / 27.3 / 
 with `jaxsyn train mmcgan --tiny --data phantom:ct:48 --config.batch_size=8
 --config.image_every=1000000 --config.image_d_every=1000000 --config.seed=S` (2026-12-08, 2-core
 CPU; the probe resumes the run at each step and samples 32 rows per class):
-  before (CTGAN's encoding, Table 1 rates), seed 0: 0.16 / 0.25 / 0.47 at 400, 0.09 / 0.19 / 0.06
-    at 800; every earlier remedy (more rows a step, the paper's auxiliary row classifier, a
+  before (CTGAN's encoding, Table 1 rates; measured 2026-12-07), seed 0: 0.16 / 0.25 / 0.47 at
+    400, 0.09 / 0.19 / 0.06 at 800; every earlier remedy (more rows a step, the paper's auxiliary row classifier, a
     projection critic; README "MMCGAN") ordered the classes at best and sent edge classes to the
     range's ends.
   rows centred by class (`centre_rows`, `TransformerConfig.centre_by`), Table 1 rates, seed 0:
@@ -23,7 +23,7 @@ CPU; the probe resumes the run at each step and samples 32 rows per class):
     seed 2  300 0.75 / 0.62 / 0.81   400 0.75 / 0.62 / 0.84   800 0.66 / 0.75 / 0.88
   (critic 2e-3 with G at Table 1's 2e-4 still drifted by ~3: seed 0 0.75 / 0.25 / 0.41 at 400.)
 Class 2 stays lowest: its real range is 4.2 BMI wide, and its rows take the within-class spread
-of all classes pooled (sd 2.1-2.4 in the rows, the centred residuals being modelled once).
+of all classes pooled (sd 1.6-2.4 in the rows, the centred residuals being modelled once).
 """
 
 from __future__ import annotations
