@@ -7,9 +7,9 @@ with `jaxsyn train mmcgan --tiny --data phantom:ct:48 --config.batch_size=8
 --config.image_every=1000000 --config.image_d_every=1000000 --config.seed=S` (2026-12-08, 2-core
 CPU; the probe resumes the run at each step and samples 32 rows per class):
   before (CTGAN's encoding, Table 1 rates; measured 2026-12-07), seed 0: 0.16 / 0.25 / 0.47 at
-    400, 0.09 / 0.19 / 0.06 at 800; every earlier remedy (more rows a step, the paper's auxiliary row classifier, a
-    projection critic; README "MMCGAN") ordered the classes at best and sent edge classes to the
-    range's ends.
+    400, 0.09 / 0.19 / 0.06 at 800; every earlier remedy (more rows a step, the paper's
+    auxiliary row classifier, a projection critic; README "MMCGAN") ordered the classes at best
+    and sent edge classes to the range's ends.
   rows centred by class (`centre_rows`, `TransformerConfig.centre_by`), Table 1 rates, seed 0:
     0.28 / 0.66 / 0.84 at 300, 0.00 / 0.16 / 1.00 at 400, 0.75 / 0.00 / 0.06 at 800: the classes
     keep their order and spacing, but the BMI of every class drifts together by up to +-5
