@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +54,7 @@ from jaxsyn.data.tabular import (
     infer_schema,
 )
 from jaxsyn.errors import ConfigError, DataError
+from jaxsyn.infer import run_info
 from jaxsyn.infer.ctgan import COUNTS_FILE, TRANSFORMER_FILE
 from jaxsyn.models import ctgan as model
 from jaxsyn.models.ctgan import CTGANConfig
@@ -290,9 +290,8 @@ def resolve_batch(
     `auto_batch` of the table."""
     if config.batch_size is not None:
         return config
-    saved = out_dir / "config.json"  # loop.run writes it: the run's config and facts
-    if resume and saved.is_file():
-        batch = json.loads(saved.read_text()).get("batch_size")
+    if resume and (out_dir / "config.json").is_file():  # loop.run wrote it
+        batch = run_info(out_dir, ("ctgan",)).get("batch_size")
         if batch is not None:
             return dataclasses.replace(config, batch_size=int(batch))
     return dataclasses.replace(config, batch_size=auto_batch(n_rows, config.model.pac, n_devices))
