@@ -19,11 +19,12 @@ D^H/D^L only see fakes of the image heads, and training them four times for ever
 move, while costing the 3D compute the schedule exists to save.
 Optimisers are one Adam per component, at the paper's Table 1 rates except the tabular head's;
 the encoders, absent from the table, take HA-GAN's (1e-4, betas (0, 0.999)). The tabular head's
-rates are ours (issue 22): critic 2e-3, generator and bottleneck 1e-4, against Table 1's 2e-4 for
-all three. At Table 1's, rows centred by class, on the 48-phantom table (batch 8) the BMI drifted over
-the run, every class together, by up to +-5 (class means at steps 400 / 800: 29.8 / 31.2 / 36.3
-then 19.6 / 20.7 / 26.5; real 22.8 / 27.3 / 32.6); with a critic 20x as fast as the generator
-(TTUR) the class means stay within 2 of the real ones (README "MMCGAN", tests/train/test_mmcgan_rows.py).
+rates are ours (issue 22): critic 2e-3, generator and bottleneck 1e-4, against Table 1's 2e-4
+for all three. At Table 1's, rows centred by class, on the 48-phantom table (batch 8) the BMI
+drifted over the run, every class together, by up to +-5 (class means at steps 400 / 800: 29.8 /
+31.2 / 36.3 then 19.6 / 20.7 / 26.5; real 22.8 / 27.3 / 32.6); with a critic 20x as fast as the
+generator (TTUR) the class means stay within 2 of the real ones (README "MMCGAN",
+tests/train/test_mmcgan_rows.py).
 The tabular discriminator's auxiliary row classifier, absent from the paper's table too, learns
 at `lr_row_class` (2e-3): a supervised classifier of real rows, which at 2e-4 stayed near the
 class prior for 400 steps (its CE 1.1-1.4) and at 2e-3 fits the 48 phantom rows by step 250.
