@@ -1,6 +1,6 @@
 """MMCGAN's training config (the paper's Table 1 but the tabular head's rates), read by the step
-(`train.mmcgan`) and the
-records (`train.mmcgan_data`); `jaxsyn.train.mmcgan.MMCGANTrainConfig` is the same class."""
+(`train.mmcgan`) and the records (`train.mmcgan_data`); `jaxsyn.train.mmcgan.MMCGANTrainConfig`
+is the same class."""
 
 from __future__ import annotations
 
